@@ -1,0 +1,1 @@
+"""Accounts: creation and deletion, passwords, API keys, auth tokens, search."""

@@ -1,0 +1,250 @@
+"""Creating accounts: the validation rules, throttles, registration tokens and welcome email."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.accounts.keys import create_api_key
+from calchub.accounts.passwords import hash_password, password_problem
+from calchub.accounts.secret import digest, random_base62
+from calchub.accounts.store import email_taken, is_valid_email, new_id
+from calchub.db.tables import accounts, registration_tokens
+from calchub.db.types import utcnow
+from calchub.hub import Hub
+from calchub.logs import log_event
+from calchub.mail import welcome_email
+
+log = logging.getLogger("calchub.accounts")
+
+THROTTLE_WINDOW = timedelta(minutes=30)
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|org|net|io|de|ru|cn|info|xyz)\b", re.I)
+_EMAIL_IN_TEXT = re.compile(r"\S+@\S+\.\S+")
+
+
+class CreationFailed(Exception):
+    def __init__(self, reason: dict[str, str]) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    first_name: str | None
+    last_name: str | None
+    email_address: str | None
+    password: str | None
+    agreed_to_terms: bool | None = True
+    token: str | None = None
+    usage_intent: str | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    account_id: str
+    api_key: str | None
+
+
+def _name_problems(field: str, value: str | None, label: str) -> dict[str, str]:
+    if value is None or not value.strip():
+        return {field: f"Enter your {label}."}
+    urls = _URL.findall(value)
+    if urls:
+        return {"other": f"{field} not valid: URLs are not allowed. Found {', '.join(urls)}"}
+    if _EMAIL_IN_TEXT.search(value):
+        return {"other": f"{field} not valid: email addresses are not allowed"}
+    return {}
+
+
+def field_problems(new: NewAccount) -> dict[str, str]:
+    """All problems with the submitted fields, as CoCalc's `reason` object."""
+    reason: dict[str, str] = {}
+    reason.update(_name_problems("first_name", new.first_name, "first name"))
+    for key, value in _name_problems("last_name", new.last_name, "last name").items():
+        reason.setdefault(key, value)
+    if not is_valid_email(new.email_address):
+        reason["email_address"] = "Email address does not appear to be valid."
+    problem = password_problem(new.password)
+    if problem:
+        reason["password"] = problem
+    if new.agreed_to_terms is not True:
+        reason["agreed_to_terms"] = "Agree to the Terms of Service."
+    return reason
+
+
+async def _check_throttle(hub: Hub, conn: AsyncConnection, ip: str) -> None:
+    limit = await hub.site.get_int("account_creation_ip_limit")
+    count = await conn.scalar(
+        select(func.count())
+        .select_from(accounts)
+        .where(accounts.c.created_by == ip, accounts.c.created >= utcnow() - THROTTLE_WINDOW)
+    )
+    if (count or 0) >= limit:
+        raise CreationFailed(
+            {
+                "other": f"Too many accounts are being created from the ip address {ip}; try "
+                "again later.  By default at most "
+                f"{limit} accounts can be created every 30 minutes from one IP; if you're using "
+                "the API and need a higher limit, contact us."
+            }
+        )
+
+
+async def _use_registration_token(conn: AsyncConnection, token: str | None) -> None:
+    """Registration tokens gate sign-up only while at least one is active."""
+    now = utcnow()
+    t = registration_tokens.c
+    active = await conn.scalar(
+        select(func.count())
+        .select_from(registration_tokens)
+        .where(t.disabled.is_(False), (t.expires.is_(None)) | (t.expires > now))
+    )
+    if not active:
+        return
+    if not token:
+        raise CreationFailed({"token": "No registration token provided"})
+    row = (await conn.execute(select(registration_tokens).where(t.token == token))).first()
+    if row is None:
+        raise CreationFailed({"token": "Registration token is wrong."})
+    if row.disabled:
+        raise CreationFailed({"token": "Registration token disabled."})
+    if row.expires is not None and row.expires <= now:
+        raise CreationFailed({"token": "Registration token no longer valid."})
+    # Conditional increment: two sign-ups racing for the last use cannot both win.
+    query = update(registration_tokens).where(t.token == token).values(counter=t.counter + 1)
+    if row.limit is not None:
+        query = query.where(t.counter < t.limit)
+    if (await conn.execute(query)).rowcount == 0:
+        raise CreationFailed({"token": "Registration token used up."})
+
+
+async def create_account(
+    hub: Hub,
+    new: NewAccount,
+    *,
+    ip: str,
+    creator_is_admin: bool,
+    get_api_key: bool = False,
+    groups: list[str] | None = None,
+    check_fields: bool = True,
+    welcome: bool = True,
+) -> Created:
+    """Validate and insert an account, then send the welcome email (failure there is logged,
+    not fatal). Raises CreationFailed with CoCalc's reason object."""
+    if await hub.site.get("email_signup") == "no" and not creator_is_admin:
+        raise CreationFailed({"other": "Signing up via email/password is disabled."})
+    if await hub.site.get("account_creation") == "admin" and not creator_is_admin:
+        raise CreationFailed({"other": "Only administrators may create accounts on this site."})
+    if check_fields:
+        reason = field_problems(new)
+        if reason:
+            raise CreationFailed(reason)
+    email = new.email_address.lower() if new.email_address else None
+    password_hash = await hash_password(new.password) if new.password else None
+    account_id = new_id()
+    verify_token = random_base62(16).lower()
+    now = utcnow()
+    api_key: str | None = None
+    try:
+        async with hub.engine.begin() as conn:
+            if not creator_is_admin:
+                await _check_throttle(hub, conn, ip)
+            if email and await email_taken(conn, email):
+                raise CreationFailed({"email_address": "This e-mail address is already taken."})
+            if not creator_is_admin:
+                await _use_registration_token(conn, new.token)
+            await conn.execute(
+                insert(accounts).values(
+                    account_id=account_id,
+                    email_address=email,
+                    password_hash=password_hash,
+                    first_name=new.first_name,
+                    last_name=new.last_name,
+                    groups=list(groups or []),
+                    banned=False,
+                    deleted=False,
+                    unlisted=False,
+                    created=now,
+                    created_by=ip,
+                    sign_up_usage_intent=new.usage_intent,
+                    email_address_challenge=(
+                        {
+                            "email": email,
+                            "token_hash": digest(verify_token),
+                            "time": now.isoformat(),
+                        }
+                        if email
+                        else None
+                    ),
+                )
+            )
+            if get_api_key:
+                api_key = await create_api_key(conn, account_id, name="created with account")
+            await log_event(
+                conn,
+                "create_account",
+                {"account_id": account_id, "email_address": email, "ip_address": ip},
+            )
+    except IntegrityError:
+        # Another request registered the same address between our check and insert.
+        raise CreationFailed({"email_address": "This e-mail address is already taken."}) from None
+    if email and welcome:
+        await send_welcome(hub, email, verify_token)
+    return Created(account_id=account_id, api_key=api_key)
+
+
+async def send_welcome(hub: Hub, email: str, verify_token: str) -> None:
+    site = await hub.site.all()
+    query = urlencode({"email": email, "token": verify_token})
+    message = welcome_email(
+        to=email,
+        site_name=site["site_name"],
+        dns=site["dns"],
+        verify_url=f"{hub.settings.resolved_site_url}/auth/verify?{query}",
+        from_addr=site["organization_email"],
+        from_name=site["organization_name"],
+    )
+    try:
+        await hub.mailer.send(message)
+    except Exception:
+        log.exception("could not send the welcome email to a new account")
+
+
+async def verify_email(hub: Hub, email: str, token: str) -> bool:
+    """Confirm an address with the token from the welcome email."""
+    email = email.lower()
+    async with hub.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    accounts.c.account_id,
+                    accounts.c.email_address_challenge,
+                    accounts.c.email_address_verified,
+                )
+                .where(accounts.c.email_address == email)
+                .with_for_update()
+            )
+        ).first()
+        challenge: dict[str, Any] = (row.email_address_challenge or {}) if row else {}
+        if (
+            row is None
+            or challenge.get("email") != email
+            or challenge.get("token_hash") != digest(token)
+        ):
+            return False
+        verified = dict(row.email_address_verified or {})
+        verified[email] = utcnow().isoformat()
+        await conn.execute(
+            update(accounts)
+            .where(accounts.c.account_id == row.account_id)
+            .values(email_address_verified=verified, email_address_challenge=None)
+        )
+    return True

@@ -1,0 +1,105 @@
+"""Forgotten passwords: single-use, expiring reset codes sent by email."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert, select, update
+
+from calchub.accounts.passwords import hash_password, password_problem
+from calchub.accounts.secret import digest
+from calchub.accounts.store import get_account_by_email, is_valid_email
+from calchub.db.tables import accounts, auth_tokens, password_reset, password_reset_attempts
+from calchub.db.types import utcnow
+from calchub.hub import Hub
+from calchub.mail import password_reset_email
+
+CODE_LIFETIME = timedelta(days=1)
+NO_LONGER_VALID = "Password reset request is no longer valid."
+
+
+async def _too_many(hub: Hub, email: str, ip: str) -> str | None:
+    now = utcnow()
+    a = password_reset_attempts.c
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            insert(password_reset_attempts).values(email_address=email, ip_address=ip, time=now)
+        )
+
+        async def count(*where: object) -> int:
+            query = select(func.count()).select_from(password_reset_attempts).where(*where)
+            return int(await conn.scalar(query) or 0)
+
+        if await count(a.email_address == email, a.time >= now - timedelta(hours=1)) >= 31:
+            return "Too many password resets for this email per hour; try again later."
+        if await count(a.ip_address == ip, a.time >= now - timedelta(minutes=1)) > 10:
+            return "Too many password resets per minute; try again later."
+        if await count(a.ip_address == ip, a.time >= now - timedelta(hours=1)) > 60:
+            return "Too many password resets per hour; try again later."
+    return None
+
+
+async def forgot_password(hub: Hub, email: str, ip: str) -> str | None:
+    """None once the email is sent, else the error string."""
+    if not is_valid_email(email):
+        return "Invalid email address."
+    email = email.lower()
+    throttled = await _too_many(hub, email, ip)
+    if throttled:
+        return throttled
+    async with hub.engine.connect() as conn:
+        account = await get_account_by_email(conn, email)
+    if account is None:
+        return f"No account with e-mail address {email}"
+    code = str(uuid.uuid4())
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            insert(password_reset).values(
+                code_hash=digest(code), email_address=email, expire=utcnow() + CODE_LIFETIME
+            )
+        )
+    site = await hub.site.all()
+    await hub.mailer.send(
+        password_reset_email(
+            to=email,
+            site_name=site["site_name"],
+            reset_url=f"{hub.settings.resolved_site_url}/app?forgot={code}",
+            from_addr=site["help_email"],
+            from_name=f"{site['site_name']} Help",
+        )
+    )
+    return None
+
+
+async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> str | None:
+    problem = password_problem(new_password)
+    if problem:
+        return problem
+    new_hash = await hash_password(new_password)
+    code_hash = digest(code.strip().lower())
+    async with hub.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(password_reset).where(password_reset.c.code_hash == code_hash)
+            )
+        ).first()
+        # Deleting first makes the code single-use even when two resets race.
+        used = await conn.execute(
+            delete(password_reset).where(
+                password_reset.c.code_hash == code_hash, password_reset.c.expire > utcnow()
+            )
+        )
+        if row is None or used.rowcount != 1:
+            return NO_LONGER_VALID
+        changed = await conn.execute(
+            update(accounts)
+            .where(accounts.c.email_address == row.email_address, accounts.c.deleted.is_(False))
+            .values(password_hash=new_hash)
+            .returning(accounts.c.account_id)
+        )
+        account_id = changed.scalar()
+        if account_id is None:
+            return NO_LONGER_VALID
+        await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == account_id))
+    return None

@@ -1,0 +1,184 @@
+"""user_search: find accounts by name prefix or exact email address."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.accounts.store import is_valid_email, is_valid_uuid
+from calchub.db.tables import accounts
+from calchub.db.types import utcnow
+
+MAX_LIMIT = 50
+_SPLIT_ITEMS = re.compile(r"[\n,;]")
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.I)
+_UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
+
+
+class SearchError(Exception):
+    pass
+
+
+@dataclass
+class ParsedQuery:
+    names: list[list[str]] = field(default_factory=list)  # items of terms
+    emails: list[str] = field(default_factory=list)
+
+
+def parse_query(query: str) -> ParsedQuery:
+    parsed = ParsedQuery()
+    for raw in _SPLIT_ITEMS.split(query):
+        item = raw.strip().lower()
+        if not item:
+            continue
+        if "@" not in item:
+            parsed.names.append(item.split())
+            continue
+        for piece in item.split():
+            candidate = piece.strip("<>")
+            if is_valid_email(candidate):
+                parsed.emails.append(candidate)
+    return parsed
+
+
+def parse_interval(active: str) -> timedelta:
+    match = _INTERVAL.match(active)
+    if match is None:
+        raise SearchError(f"invalid active interval '{active}' (use e.g. '3 days' or '1 week')")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _term_match(term: str, columns: list[Any], *, substring: bool) -> ColumnElement[bool]:
+    pattern = ("%" if substring else "") + _like_escape(term) + "%"
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+
+
+_PUBLIC = [
+    accounts.c.account_id,
+    accounts.c.first_name,
+    accounts.c.last_name,
+    accounts.c.last_active,
+    accounts.c.created,
+]
+_BY_EMAIL = [
+    *_PUBLIC[:3],
+    accounts.c.email_address,
+    *_PUBLIC[3:],
+    accounts.c.email_address_verified,
+]
+_ADMIN = [*_PUBLIC, accounts.c.email_address, accounts.c.banned]
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[str, float]:
+    name = f"{row.get('first_name') or ''} {row.get('last_name') or ''}".lower()
+    recent: datetime | None = row.get("last_active") or row.get("created")
+    return name, -(recent.timestamp() if recent else 0.0)
+
+
+async def search_accounts(
+    conn: AsyncConnection, query: str, *, admin: bool, active: str, limit: int
+) -> list[dict[str, Any]]:
+    """Results in CoCalc's shape. `admin` is admin mode (the caller is known to be an admin)."""
+    since = utcnow() - parse_interval(active) if active.strip() else None
+    parsed = parse_query(query)
+    found: dict[str, dict[str, Any]] = {}
+
+    if admin:
+        whole = query.strip().lower()
+        if is_valid_uuid(whole) or is_valid_email(whole):
+            column = accounts.c.account_id if is_valid_uuid(whole) else accounts.c.email_address
+            rows = (await conn.execute(select(*_ADMIN).where(column == whole))).mappings().all()
+            return [dict(r) for r in rows]
+        name_items = parsed.names + [[email] for email in parsed.emails]
+        columns = [accounts.c.first_name, accounts.c.last_name, accounts.c.email_address]
+        await _name_search(
+            conn,
+            found,
+            name_items,
+            columns,
+            _ADMIN,
+            since,
+            limit,
+            substring=True,
+            public_only=False,
+        )
+    else:
+        limit = min(limit, MAX_LIMIT)
+        if parsed.emails:
+            rows = (
+                (
+                    await conn.execute(
+                        select(*_BY_EMAIL).where(
+                            accounts.c.email_address.in_(parsed.emails),
+                            accounts.c.deleted.is_(False),
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            for row in rows:
+                found[row["account_id"]] = dict(row)
+        await _name_search(
+            conn,
+            found,
+            parsed.names,
+            [accounts.c.first_name, accounts.c.last_name],
+            _PUBLIC,
+            since,
+            limit,
+            substring=False,
+            public_only=True,
+        )
+    return sorted(found.values(), key=_sort_key)
+
+
+async def _name_search(
+    conn: AsyncConnection,
+    found: dict[str, dict[str, Any]],
+    items: list[list[str]],
+    columns: list[Any],
+    selected: list[Any],
+    since: datetime | None,
+    limit: int,
+    *,
+    substring: bool,
+    public_only: bool,
+) -> None:
+    if not items or limit <= 0:
+        return
+    item_clauses = [
+        and_(*(_term_match(term, columns, substring=substring) for term in terms))
+        for terms in items
+        if terms
+    ]
+    where: list[ColumnElement[bool]] = [or_(*item_clauses)]
+    if public_only:
+        where += [accounts.c.deleted.is_(False), accounts.c.unlisted.is_(False)]
+    if since is not None:
+        where.append(or_(accounts.c.last_active >= since, accounts.c.created >= since))
+    query = (
+        select(*selected)
+        .where(*where)
+        .order_by(accounts.c.last_active.desc().nulls_last(), accounts.c.created.desc())
+        .limit(limit)
+    )
+    for row in (await conn.execute(query)).mappings().all():
+        found.setdefault(row["account_id"], dict(row))

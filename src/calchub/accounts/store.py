@@ -1,0 +1,107 @@
+"""Account rows: the reads and writes that several account operations share."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from calchub.db.tables import accounts
+
+# CoCalc's (RFC 822 style) rule: something@something, no spaces; `a@b` is valid.
+_EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_EMAIL_LENGTH = 254
+
+
+def is_valid_email(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_EMAIL_LENGTH and bool(_EMAIL.match(value))
+
+
+def is_valid_uuid(value: object) -> bool:
+    return isinstance(value, str) and bool(_UUID.match(value))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account_id: str
+    email_address: str | None
+    password_hash: str | None
+    first_name: str | None
+    last_name: str | None
+    groups: list[str]
+    banned: bool
+    deleted: bool
+    passports: dict[str, Any] | None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.groups
+
+
+_COLUMNS = (
+    accounts.c.account_id,
+    accounts.c.email_address,
+    accounts.c.password_hash,
+    accounts.c.first_name,
+    accounts.c.last_name,
+    accounts.c.groups,
+    accounts.c.banned,
+    accounts.c.deleted,
+    accounts.c.passports,
+)
+
+
+def _row(row: Any) -> AccountRow:
+    return AccountRow(
+        account_id=row.account_id,
+        email_address=row.email_address,
+        password_hash=row.password_hash,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        groups=list(row.groups or []),
+        banned=bool(row.banned),
+        deleted=bool(row.deleted),
+        passports=row.passports,
+    )
+
+
+async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
+    if not is_valid_uuid(account_id):
+        return None
+    row = (
+        await conn.execute(select(*_COLUMNS).where(accounts.c.account_id == account_id.lower()))
+    ).first()
+    return _row(row) if row else None
+
+
+async def get_account_by_email(conn: AsyncConnection, email: str) -> AccountRow | None:
+    row = (
+        await conn.execute(select(*_COLUMNS).where(accounts.c.email_address == email.lower()))
+    ).first()
+    return _row(row) if row else None
+
+
+async def email_taken(conn: AsyncConnection, email: str) -> bool:
+    count = await conn.scalar(
+        select(func.count()).select_from(accounts).where(accounts.c.email_address == email.lower())
+    )
+    return bool(count)
+
+
+async def account_groups(engine: AsyncEngine, account_id: str | None) -> list[str]:
+    if account_id is None:
+        return []
+    async with engine.connect() as conn:
+        groups = await conn.scalar(
+            select(accounts.c.groups).where(accounts.c.account_id == account_id)
+        )
+    return list(groups or [])

@@ -1,0 +1,118 @@
+"""Operator actions behind `calchub admin ...`: they work on the database directly, so they
+also work before the first `serve`, and beside a running server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from calchub.accounts.creation import CreationFailed, NewAccount, create_account
+from calchub.accounts.keys import create_api_key, list_api_keys, revoke_api_key
+from calchub.accounts.passwords import password_problem
+from calchub.accounts.store import get_account, is_valid_email
+from calchub.db.tables import accounts
+from calchub.hub import Hub
+
+ADMIN_BOOTSTRAP_EMAIL = "admin@localhost"
+
+
+class AdminError(Exception):
+    pass
+
+
+async def admin_create_account(
+    hub: Hub,
+    *,
+    email: str,
+    first_name: str,
+    last_name: str,
+    password: str | None,
+    admin: bool,
+    api_key: bool,
+    welcome: bool = True,
+) -> dict[str, Any]:
+    if not is_valid_email(email):
+        raise AdminError(f"not a valid email address: {email!r}")
+    if password is not None and (problem := password_problem(password)):
+        raise AdminError(problem)
+    new = NewAccount(
+        first_name=first_name, last_name=last_name, email_address=email, password=password
+    )
+    try:
+        created = await create_account(
+            hub,
+            new,
+            ip="cli",
+            creator_is_admin=True,
+            get_api_key=api_key,
+            groups=["admin"] if admin else [],
+            check_fields=False,
+            welcome=welcome,
+        )
+    except CreationFailed as exc:
+        raise AdminError("; ".join(exc.reason.values())) from None
+    result: dict[str, Any] = {"account_id": created.account_id}
+    if created.api_key:
+        result["api_key"] = created.api_key
+    return result
+
+
+async def set_banned(hub: Hub, account_id: str, banned: bool) -> None:
+    async with hub.engine.begin() as conn:
+        if await get_account(conn, account_id) is None:
+            raise AdminError(f"no account {account_id}")
+        await conn.execute(
+            update(accounts)
+            .where(accounts.c.account_id == account_id.lower())
+            .values(banned=banned)
+        )
+
+
+async def new_api_key(hub: Hub, account_id: str, name: str) -> dict[str, Any]:
+    async with hub.engine.begin() as conn:
+        account = await get_account(conn, account_id)
+        if account is None or account.deleted:
+            raise AdminError(f"no account {account_id}")
+        key = await create_api_key(conn, account.account_id, name=name)
+    return {"account_id": account.account_id, "api_key": key}
+
+
+async def remove_api_key(hub: Hub, key_id: int) -> None:
+    async with hub.engine.begin() as conn:
+        if not await revoke_api_key(conn, key_id):
+            raise AdminError(f"no API key with id {key_id}")
+
+
+async def describe_api_keys(hub: Hub, account_id: str | None) -> list[dict[str, Any]]:
+    async with hub.engine.connect() as conn:
+        keys = await list_api_keys(conn, account_id)
+    return [
+        {
+            "id": k.id,
+            "account_id": k.account_id,
+            "prefix": k.prefix,
+            "name": k.name,
+            "created": k.created.isoformat(),
+            "last_used": k.last_used.isoformat() if k.last_used else None,
+        }
+        for k in keys
+    ]
+
+
+async def ensure_admin(hub: Hub) -> dict[str, Any] | None:
+    """On first start (no accounts at all) create an admin with an API key, returned once."""
+    async with hub.engine.connect() as conn:
+        if (await conn.execute(select(accounts.c.account_id).limit(1))).first() is not None:
+            return None
+    created = await admin_create_account(
+        hub,
+        email=ADMIN_BOOTSTRAP_EMAIL,
+        first_name="Admin",
+        last_name="User",
+        password=None,
+        admin=True,
+        api_key=True,
+        welcome=False,
+    )
+    return {**created, "email_address": ADMIN_BOOTSTRAP_EMAIL}

@@ -1,0 +1,1 @@
+"""The HTTP edge: protocol parsing, the message registry and generated documentation."""

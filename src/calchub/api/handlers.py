@@ -1,0 +1,8 @@
+"""Importing this module attaches every implemented handler to the registry."""
+
+from __future__ import annotations
+
+import calchub.api.messages  # noqa: F401  (definitions first)
+from calchub.accounts import api as _accounts  # noqa: F401
+from calchub.billing import api as _billing  # noqa: F401
+from calchub.support import api as _support  # noqa: F401

@@ -1,0 +1,80 @@
+"""The one registry of API messages.
+
+Every v1 event is declared once (in `calchub.api.messages`) as a `MessageDef`: its name, request
+model, response event, description and examples. Domain modules attach handlers with
+`@handles("<event>")`. Validation, the status page and the reference docs all read from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from calchub.api.call import Call
+
+
+class Request(BaseModel):
+    """Base of every request model. Field order is definition order, which fixes the order
+    in which missing fields are reported, as CoCalc's `misc.defaults` does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Whether the message defines `id` (all but copy_path_status / copy_path_delete).
+    has_id: ClassVar[bool] = True
+
+
+class NoIdRequest(Request):
+    has_id: ClassVar[bool] = False
+
+
+R = TypeVar("R", bound=Request)
+Handler = Callable[["Call", Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MessageDef:
+    event: str
+    request: type[Request]
+    response_event: str | None
+    description: str
+    # False for events CoCalc declares as API but never dispatches (stripe_customer, stripe_plans).
+    dispatchable: bool = True
+    # True where a blank API key is acceptable (public data).
+    public: bool = False
+    examples: tuple[str, ...] = ()
+
+
+DEFINITIONS: dict[str, MessageDef] = {}
+HANDLERS: dict[str, Handler] = {}
+# Events CoCalc defines for its websocket protocol only: "not part of the HTTP API".
+NON_API_EVENTS: set[str] = set()
+
+
+def define(defn: MessageDef) -> MessageDef:
+    if defn.event in DEFINITIONS:
+        raise ValueError(f"message {defn.event!r} defined twice")
+    DEFINITIONS[defn.event] = defn
+    return defn
+
+
+def handles(event: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        if event not in DEFINITIONS:
+            raise ValueError(f"no message {event!r} to handle")
+        if event in HANDLERS:
+            raise ValueError(f"message {event!r} handled twice")
+        HANDLERS[event] = func
+        return func
+
+    return register
+
+
+def status(event: str) -> str:
+    """`implemented` or `planned`, for the generated docs."""
+    defn = DEFINITIONS[event]
+    if not defn.dispatchable or event in HANDLERS:
+        return "implemented"
+    return "planned"

@@ -1,0 +1,135 @@
+"""Turning a request body into a validated message, with CoCalc's exact error strings.
+
+CoCalc's `misc.defaults` walks the definition in order: a missing required field is reported
+first, then any unexpected key. Absent and JSON `null` fields both take their default.
+Form bodies carry only strings, so their values are first coerced to each field's type.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from calchub.api.errors import InvalidParameters
+from calchub.api.registry import Request
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def _js(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _definition(model: type[Request]) -> dict[str, Any]:
+    """The CoCalc-style definition object quoted in the `event` error."""
+    shown: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            shown[name] = "__required__"
+        elif info.default_factory is not None:
+            shown[name] = info.default_factory()  # type: ignore[call-arg]
+        elif info.default is not None:
+            shown[name] = info.default
+    return shown
+
+
+def build_message(
+    event: str, model: type[Request], body: dict[str, Any], *, from_form: bool
+) -> tuple[Request, Any]:
+    """Validate `body`; return the message and its id (given or a fresh uuid4)."""
+    if "event" in body:
+        opts = _js(body)
+        obj = _js({**_definition(model), "event": event})
+        raise InvalidParameters(
+            "Error: ValueError: must not define 'event' when calling message creation "
+            f"function (opts={opts}, obj={obj})"
+        )
+    present = {key: value for key, value in body.items() if value is not None}
+    fields = model.model_fields
+    for name, info in fields.items():
+        if info.is_required() and name not in present:
+            raise InvalidParameters(
+                f"Error: misc.defaults -- TypeError: property '{name}' must be specified: "
+            )
+    for key in body:
+        if key not in fields:
+            raise InvalidParameters(
+                f"Error: misc.defaults -- TypeError: got an unexpected argument '{key}' "
+            )
+    if from_form:
+        present = {
+            name: coerce_form_value(fields[name].annotation, v) for name, v in present.items()
+        }
+    try:
+        message = model.model_validate(present, strict=not from_form)
+    except ValidationError as exc:
+        raise InvalidParameters(_describe(exc)) from None
+    if model.has_id:
+        msg_id = present.get("id")
+        return message, (msg_id if msg_id is not None else str(uuid.uuid4()))
+    return message, str(uuid.uuid4())
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in first["loc"] if not isinstance(part, int)) or "?"
+    # Unions report one error per branch with the branch in `loc`; name only the field.
+    field = str(first["loc"][0]) if first["loc"] else loc
+    return f"Error: misc.defaults -- TypeError: property '{field}' is invalid: {first['msg']}"
+
+
+def _base_types(annotation: Any) -> list[Any]:
+    """Flatten Optional/Union/Annotated into their concrete members."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _base_types(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for arg in typing.get_args(annotation):
+            out.extend(_base_types(arg))
+        return out
+    return [annotation]
+
+
+def coerce_form_value(annotation: Any, value: Any) -> Any:
+    """Coerce a form value (a string, or a list/dict of them) toward `annotation`."""
+    members = _base_types(annotation)
+    plain = {typing.get_origin(m) or m for m in members}
+    if isinstance(value, list):
+        lists = [m for m in members if typing.get_origin(m) is list]
+        if lists:
+            (item_type,) = typing.get_args(lists[0]) or (Any,)
+            return [coerce_form_value(item_type, item) for item in value]
+        return value
+    if not isinstance(value, str):
+        return value
+    if str in plain or Any in plain:
+        return value
+    lowered = value.strip().lower()
+    if bool in plain:
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    if int in plain:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if float in plain:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if list in plain:
+        # One form value for an array field is a one-element array.
+        lists = [m for m in members if typing.get_origin(m) is list]
+        (item_type,) = typing.get_args(lists[0]) or (Any,)
+        return [coerce_form_value(item_type, value)]
+    return value

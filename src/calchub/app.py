@@ -1,0 +1,50 @@
+"""The ASGI application: routes plus a lifespan that opens and closes the shared services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import calchub.api.handlers  # noqa: F401  (registers the handlers)
+from calchub import __version__
+from calchub.accounts.creation import verify_email
+from calchub.api.protocol import handle_v1, json_response
+from calchub.config import Settings
+from calchub.hub import Hub
+
+
+async def index(request: Request) -> Response:
+    return json_response({"name": "calchub", "version": __version__, "api": "/api/v1/<event>"})
+
+
+async def verify(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    email = request.query_params.get("email", "")
+    token = request.query_params.get("token", "")
+    if email and token and await verify_email(hub, email, token):
+        return PlainTextResponse("Your email address is verified. You can close this page.")
+    return PlainTextResponse("This verification link is not valid (any more).", status_code=400)
+
+
+def build_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = await Hub.open(settings)
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/auth/verify", verify, methods=["GET"]),
+        # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
+        Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

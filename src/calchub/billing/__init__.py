@@ -1,0 +1,1 @@
+"""Billing (Stripe): this server has no payment backend."""

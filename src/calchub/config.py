@@ -1,0 +1,78 @@
+"""Server settings: command-line flags win over CALCHUB_* environment variables, which win
+over a TOML config file (CALCHUB_CONFIG or --config), which wins over the defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path("calchub-data"))
+    # Empty means the embedded default: SQLite inside data_dir.
+    database_url: str = ""
+    # Empty means: write mail to data_dir/outbox instead of sending it.
+    smtp_url: str = ""
+    # Public address used in links inside emails; empty means http://host:port.
+    site_url: str = ""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'calchub.db'}"
+
+    @property
+    def resolved_site_url(self) -> str:
+        if self.site_url:
+            return self.site_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+_ENV_PREFIX = "CALCHUB_"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "int":
+        return int(value)
+    if kind == "Path":
+        return Path(value)
+    return str(value)
+
+
+def load_settings(
+    flags: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Combine the sources; `flags` holds only the options actually given on the command line."""
+    env = dict(os.environ) if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    config_path = flags.pop("config", None) or env.get(f"{_ENV_PREFIX}CONFIG")
+    if config_path:
+        with open(config_path, "rb") as fh:
+            for key, value in tomllib.load(fh).items():
+                if key not in known:
+                    raise ValueError(f"unknown setting {key!r} in {config_path}")
+                values[key] = _coerce(key, value)
+    for name in known:
+        env_value = env.get(_ENV_PREFIX + name.upper())
+        if env_value:
+            values[name] = _coerce(name, env_value)
+    for name, value in flags.items():
+        if name in known:
+            values[name] = _coerce(name, value)
+    return replace(Settings(), **values)

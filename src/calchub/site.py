@@ -1,0 +1,112 @@
+"""Site settings stored in the database (`server_settings`), so that every hub process
+sharing one database agrees on them. Admins change them with `calchub admin setting`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from calchub.config import Settings
+from calchub.db.tables import server_settings
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    name: str
+    description: str
+    default: str | None  # None: derived from the server's address (see SiteSettings.get)
+    choices: tuple[str, ...] = ()
+    integer: bool = False
+
+
+SETTINGS: dict[str, SettingDef] = {
+    s.name: s
+    for s in [
+        SettingDef("site_name", "Name of the site, used in emails.", "CoCalc"),
+        SettingDef("dns", "Host name of the site, used in emails (default: from site_url).", None),
+        SettingDef("organization_name", "Sender name of emails.", "calchub"),
+        SettingDef(
+            "organization_email", "Sender address of emails (default: noreply@<dns>).", None
+        ),
+        SettingDef("help_email", "Address users are told to contact (default: help@<dns>).", None),
+        SettingDef(
+            "email_signup",
+            "Whether accounts may be created with email and password.",
+            "yes",
+            choices=("yes", "no"),
+        ),
+        SettingDef(
+            "account_creation",
+            "Who may call create_account: any key holder, or admins.",
+            "any",
+            choices=("any", "admin"),
+        ),
+        SettingDef(
+            "account_creation_ip_limit",
+            "Accounts non-admins may create per IP address per 30 minutes.",
+            "150",
+            integer=True,
+        ),
+    ]
+}
+
+
+class SiteSettings:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    async def all(self) -> dict[str, str]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(server_settings))).all()
+        stored = {row.name: row.value for row in rows}
+        return {name: self._value(name, stored) for name in SETTINGS}
+
+    async def get(self, name: str) -> str:
+        # "dns" comes along because several defaults are derived from it.
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(server_settings).where(server_settings.c.name.in_((name, "dns")))
+            )
+            stored = {row.name: row.value for row in rows}
+        return self._value(name, stored)
+
+    async def get_int(self, name: str) -> int:
+        return int(await self.get(name))
+
+    def _value(self, name: str, stored: dict[str, Any]) -> str:
+        if name in stored:
+            return str(stored[name])
+        default = SETTINGS[name].default
+        if default is not None:
+            return default
+        dns = (
+            stored.get("dns") or urlsplit(self._settings.resolved_site_url).hostname or "localhost"
+        )
+        return {"dns": dns, "organization_email": f"noreply@{dns}", "help_email": f"help@{dns}"}[
+            name
+        ]
+
+    async def set(self, name: str, value: str | None) -> None:
+        """Store a value (None restores the default); validates against the definition."""
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
+        definition = SETTINGS[name]
+        if value is not None:
+            if definition.choices and value not in definition.choices:
+                raise ValueError(f"{name} must be one of {', '.join(definition.choices)}")
+            if definition.integer and not value.strip().lstrip("-").isdigit():
+                raise ValueError(f"{name} must be an integer")
+        async with self._engine.begin() as conn:
+            if value is None:
+                await conn.execute(delete(server_settings).where(server_settings.c.name == name))
+                return
+            changed = await conn.execute(
+                update(server_settings).where(server_settings.c.name == name).values(value=value)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(insert(server_settings).values(name=name, value=value))

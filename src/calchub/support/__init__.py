@@ -1,0 +1,1 @@
+"""Client error reports, client telemetry and (later) support tickets."""

@@ -1,0 +1,177 @@
+"""The v1 protocol over real HTTP: authentication, bodies, validation, envelopes."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from tests.harness import ApiClient, Server
+
+
+def test_ping_with_basic_auth(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("ping", admin_key)
+    assert reply.status == 200
+    assert reply.event == "pong"
+    uuid.UUID(reply["id"])
+    assert reply["now"].endswith("Z") and len(reply["now"]) == 24
+
+
+def test_ping_with_bearer_and_get(api: ApiClient, admin_key: str) -> None:
+    assert api.call("ping", admin_key, bearer=True).event == "pong"
+    response = api.http.get("/api/v1/ping", auth=(admin_key, ""))
+    assert response.status_code == 200 and response.json()["event"] == "pong"
+
+
+def test_id_is_echoed_from_json_and_form(api: ApiClient, admin_key: str) -> None:
+    assert api.call("ping", admin_key, {"id": "my-id"})["id"] == "my-id"
+    assert api.call("ping", admin_key, {"id": {"any": ["json"]}})["id"] == {"any": ["json"]}
+    assert api.call("ping", admin_key, form={"id": "form-id"})["id"] == "form-id"
+    # null means "absent": a fresh uuid
+    uuid.UUID(api.call("ping", admin_key, {"id": None})["id"])
+
+
+def test_missing_authorization(api: ApiClient) -> None:
+    reply = api.call("ping", None)
+    assert reply.status == 400
+    assert reply.body == {"error": "You must provide authentication via an API key."}
+
+
+def test_unknown_authorization_type(api: ApiClient) -> None:
+    reply = api.call("ping", None, headers={"Authorization": "Digest abc"})
+    assert (reply.status, reply.body) == (400, {"error": "Unknown authorization type 'Digest'"})
+    reply = api.call("ping", None, headers={"Authorization": ""})
+    assert reply.body == {"error": "Unknown authorization type 'undefined'"}
+
+
+def test_wrong_and_blank_keys(api: ApiClient) -> None:
+    wrong = {"error": "No account found. Is your API key wrong?"}
+    for key in ["sk_wrongwrongwrongwrongwrong", "", "not-a-key", "sk_" + "x" * 5000]:
+        reply = api.call("ping", key)
+        assert (reply.status, reply.body) == (400, wrong), key
+    assert api.call("ping", None, headers={"Authorization": "Bearer"}).body == wrong
+    # Basic with garbage that is not base64, and with nothing after it
+    assert api.call("ping", None, headers={"Authorization": "Basic %%%"}).body == wrong
+    assert api.call("ping", None, headers={"Authorization": "Basic"}).body == wrong
+    encoded = base64.b64encode(b"sk_nope:ignored").decode()
+    assert api.call("ping", None, headers={"Authorization": f"Basic {encoded}"}).body == wrong
+
+
+def test_unknown_endpoint_and_non_api(api: ApiClient, admin_key: str) -> None:
+    assert api.call("no_such_thing", admin_key).body == {
+        "error": "unknown endpoint 'no_such_thing'"}
+    assert api.call("sign_in", admin_key).body == {
+        "error": "endpoint 'sign_in' is not part of the HTTP API"}
+    reply = api.call("stripe_plans", admin_key, {"plans": []})
+    assert reply.body == {"error": "unknown message event type 'stripe_plans'"}
+    # The event is the last path segment; a trailing slash names the empty event.
+    response = api.http.post("/api/v1/x/ping", auth=(admin_key, ""))
+    assert response.json()["event"] == "pong"
+    response = api.http.post("/api/v1/ping/", auth=(admin_key, ""))
+    assert response.json() == {"error": "unknown endpoint ''"}
+
+
+def test_planned_event_is_honest(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("touch_project", admin_key, {"project_id": str(uuid.uuid4())})
+    assert reply.status == 501
+    assert reply.body == {"error": "endpoint 'touch_project' is not implemented yet on this server"}
+
+
+def test_missing_required_and_unexpected(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("get_usernames", admin_key, {})
+    assert (reply.status, reply.body) == (400, {"error": "invalid parameters 'Error: "
+        "misc.defaults -- TypeError: property 'account_ids' must be specified: '"})
+    reply = api.call("ping", admin_key, {"foo": 1})
+    assert reply.body == {"error": "invalid parameters 'Error: misc.defaults -- TypeError: "
+                                   "got an unexpected argument 'foo' '"}
+    # missing is reported before unexpected; null counts as missing
+    reply = api.call("get_usernames", admin_key, {"account_ids": None, "foo": 1})
+    assert "property 'account_ids' must be specified" in reply["error"]
+    # events without an id field reject one
+    reply = api.call("copy_path_status", admin_key, {"id": "x"})
+    assert "got an unexpected argument 'id'" in reply["error"]
+
+
+def test_event_in_body_is_rejected(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("ping", admin_key, {"event": "ping"})
+    assert reply.status == 400
+    assert reply["error"].startswith(
+        "invalid parameters 'Error: ValueError: must not define 'event' when calling message "
+        "creation function (opts={\"event\":\"ping\"}, obj=")
+
+
+def test_json_array_body(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("ping", admin_key, ["a"])
+    assert "got an unexpected argument '0'" in reply["error"]
+
+
+def test_wrong_types_are_invalid_parameters(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("user_search", admin_key, {"query": 5})
+    assert reply.status == 400
+    assert reply["error"].startswith("invalid parameters 'Error: misc.defaults -- TypeError: "
+                                     "property 'query' is invalid")
+    reply = api.call("user_search", admin_key, {"query": "x", "limit": "ten"})
+    assert "property 'limit' is invalid" in reply["error"]
+    reply = api.call("user_search", admin_key, form={"query": "x", "limit": "ten"})
+    assert "property 'limit' is invalid" in reply["error"]
+    reply = api.call("get_usernames", admin_key, {"account_ids": {"a": 1}})
+    assert "property 'account_ids' is invalid" in reply["error"]
+
+
+def test_huge_values_are_rejected(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("user_search", admin_key, {"query": "x" * 200_000})
+    assert reply.status == 400 and "property 'query' is invalid" in reply["error"]
+    reply = api.call("user_search", admin_key, {"query": "x", "limit": 10**40})
+    assert reply.status in (200, 400)
+    assert isinstance(reply.body, dict)
+
+
+def test_malformed_json_is_a_json_400(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("ping", admin_key, content=b"{bad",
+                     headers={"Content-Type": "application/json"})
+    assert reply.status == 400
+    assert reply["error"].startswith("invalid JSON body: ")
+    reply = api.call("ping", admin_key, content=b"\xff\xfe",
+                     headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply["error"].startswith("invalid JSON body: ")
+
+
+def test_body_limit(api: ApiClient, admin_key: str) -> None:
+    big = b'{"id":"' + b"x" * (11 * 1024 * 1024) + b'"}'
+    reply = api.call("ping", admin_key, content=big, headers={"Content-Type": "application/json"})
+    assert reply.status == 413
+    assert reply["error"] == "request body too large (limit 10485760 bytes)"
+
+
+def test_other_content_type_means_empty_body(api: ApiClient, admin_key: str) -> None:
+    reply = api.call("ping", admin_key, content=b"whatever", headers={"Content-Type": "text/plain"})
+    assert reply.event == "pong"
+
+
+def test_form_coercion(api: ApiClient, admin_key: str, server: Server) -> None:
+    # bool "false" means false (not a truthy string), ints become ints, arrays from repeats
+    reply = api.call("user_search", admin_key, form={"query": "nobody", "admin": "false",
+                                                     "limit": "5"})
+    assert reply.event == "user_search_results"
+    response = api.http.post(
+        "/api/v1/get_usernames", auth=(admin_key, ""),
+        content=b"account_ids[]=bad1&account_ids[]=bad2",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.json()["error"] == 'invalid uuid bad1 in account_ids -- ["bad1","bad2"]'
+
+
+def test_banned_user(api: ApiClient, server: Server, make_user) -> None:  # type: ignore[no-untyped-def]
+    user = make_user()
+    server.cli("admin", "ban", user.account_id)
+    reply = api.call("ping", user.api_key)
+    assert reply.status == 400
+    assert reply["error"].startswith("User is BANNED.  If this is a mistake, please contact ")
+    server.cli("admin", "unban", user.account_id)
+    assert api.call("ping", user.api_key).event == "pong"
+
+
+def test_errors_are_never_html(api: ApiClient, admin_key: str) -> None:
+    for content_type in ["application/json", "application/x-www-form-urlencoded"]:
+        reply = api.call("ping", admin_key, content=b"%%%\x00{",
+                         headers={"Content-Type": content_type})
+        assert isinstance(reply.body, dict), reply.body
