@@ -1,0 +1,34 @@
+"""The project runtime: starting, stopping and working inside projects (files, processes).
+
+`ProjectRuntime` is the interface the projects domain uses; `LocalRuntime` runs every project
+in a bubblewrap sandbox on this machine."""
+
+from calchub.runtime.base import (
+    ExecRequest,
+    ExecResult,
+    FileFailure,
+    ProjectRuntime,
+    ProjectSpec,
+    Quota,
+    QuotaExceeded,
+    RuntimeFailure,
+    RuntimeStatus,
+    SandboxUnavailable,
+)
+from calchub.runtime.local import LocalRuntime
+from calchub.runtime.sandbox import SandboxCheck
+
+__all__ = [
+    "ExecRequest",
+    "ExecResult",
+    "FileFailure",
+    "LocalRuntime",
+    "ProjectRuntime",
+    "ProjectSpec",
+    "Quota",
+    "QuotaExceeded",
+    "RuntimeFailure",
+    "RuntimeStatus",
+    "SandboxCheck",
+    "SandboxUnavailable",
+]

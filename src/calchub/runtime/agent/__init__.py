@@ -1,0 +1,15 @@
+"""The project agent: serves one project's exec, file and copy requests from inside its
+sandbox.
+
+It runs under the system interpreter (`/usr/bin/python3 -I`), so it uses the standard library
+only, imports nothing from calchub, and refers to its own modules relatively (the hub binds
+this folder into the sandbox as a top-level package). Every path is resolved in the
+sandbox's own view and as the project's user: other projects' homes and the server's folders
+do not exist here, which is what makes symlink escapes impossible.
+
+Modules: `wire` (the framing), `kernel` (namespaces, capabilities, process trees), `execs`
+(running commands), `files`, `copies` (rsync between sandboxes), `server` (the worker pool).
+
+Started as `__main__.py serve <config-json>` (the listening socket is inherited, already bound
+by the hub), or as `__main__.py rsh HOST CMD...` (the remote shell rsync spawns in a copy).
+"""

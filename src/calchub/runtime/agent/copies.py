@@ -1,0 +1,162 @@
+"""Copies between projects: rsync's client runs in the target's sandbox, its sender in the
+source's, and the hub hands the connection between them (see calchub.runtime.copy)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .files import FsError
+from .project import Project
+from .wire import CHUNK, hub_gone, recv_frame, send_frame
+
+STDERR_CAP = 64 * 1024
+# What a sender may be asked to run: read-only options only. Anything else (a write option
+# such as --remove-source-files or --log-file, or -s, which would pass further options
+# over the connection) is refused: the client that asks runs in the target project, which
+# the source must not trust.
+SENDER_FLAGS = re.compile(r"-[bulogDtprxz]*e\.[A-Za-z]*")
+SENDER_TIMEOUT = re.compile(r"--timeout=\d{1,9}")
+
+
+def op_rsync_pull(
+    project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]
+) -> None:
+    """Target side: run the rsync client. Its remote shell (`rsh`, below) passes rsync's
+    connection to us, we pass it to the hub, and the hub to the source project's sender."""
+    mkdir = project.resolve(str(req["mkdir"]))
+    try:
+        os.makedirs(mkdir, exist_ok=True)
+    except OSError as exc:
+        raise FsError.from_os(exc, "mkdir", exc.filename or mkdir) from exc
+    flags = [str(f) for f in req["flags"]]
+    if any(not f.startswith("-") for f in flags):
+        raise ValueError("rsync flags must be options")
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
+    dst = project.rsync_path(str(req["dst"]))
+    argv = ["rsync", *flags, "-e", f"{sys.executable} -I {launcher} rsh"]
+    argv += ["calchub:" + str(req["src"]), dst]
+    proc = subprocess.Popen(
+        argv,
+        cwd=project.home,
+        env=project.exec_env({"CALCHUB_RSH_FD": str(theirs.fileno())}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=(theirs.fileno(),),
+        start_new_session=True,
+    )
+    theirs.close()
+    assert proc.stderr is not None
+    stderr = bytearray()
+    watch: list[Any] = [proc.stderr, mine, conn]
+    deadline = time.monotonic() + float(req.get("timeout_s") or 3600)
+    while proc.stderr in watch:
+        remaining = deadline - time.monotonic()
+        ready = select.select(watch, [], [], remaining)[0] if remaining > 0 else []
+        if not ready:
+            stderr += b"\ncopy timed out"
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        if conn in ready and hub_gone(conn):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        if mine in ready:
+            _hand_over(mine, conn)
+            watch.remove(mine)
+            mine.close()
+        if proc.stderr in ready:
+            data = os.read(proc.stderr.fileno(), CHUNK)
+            if data:
+                stderr += data[: max(0, STDERR_CAP - len(stderr))]
+            else:
+                watch.remove(proc.stderr)
+    code = proc.wait()
+    text = stderr.decode(errors="replace").strip()
+    send_frame(conn, {"ok": True, "exit_code": code, "stderr": text})
+
+
+def _hand_over(helper: socket.socket, conn: socket.socket) -> None:
+    """Pass the remote shell's connection and the sender command line on to the hub."""
+    fds: list[int] = []
+    try:
+        hello = recv_frame(helper, fds)
+        send_frame(conn, {"event": "sender", "argv": hello.get("argv")}, fds=fds[:2])
+    except (EOFError, ValueError, OSError):
+        pass  # rsync then fails on its own and says why
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def op_rsync_send(
+    project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]
+) -> None:
+    """Source side: run a read-only rsync sender on the connection the hub passed along."""
+    try:
+        if len(fds) != 2:
+            raise ValueError("expected two file descriptors")
+        argv = sender_argv(req.get("argv"), project.rsync_path(str(req["src"])))
+        proc = subprocess.Popen(
+            argv,
+            cwd=project.home,
+            env=project.exec_env({}),
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    finally:
+        # Only the sender may hold the connection, or the client never sees it end.
+        for fd in fds:
+            os.close(fd)
+        fds.clear()
+    assert proc.stderr is not None
+    stderr = bytearray()
+    while True:
+        ready = select.select([proc.stderr, conn], [], [])[0]
+        if conn in ready and hub_gone(conn):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        if proc.stderr in ready:
+            data = os.read(proc.stderr.fileno(), CHUNK)
+            if not data:
+                break
+            stderr += data[: max(0, STDERR_CAP - len(stderr))]
+    code = proc.wait()
+    send_frame(conn, {"ok": True, "exit_code": code, "stderr": stderr.decode(errors="replace")})
+
+
+def sender_argv(argv: Any, src: str) -> list[str]:
+    """The sender command line, checked against what our own client flags can produce; the
+    path is always the one the hub asked for, never the one the client sent."""
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValueError("bad sender arguments")
+    if argv[:3] != ["rsync", "--server", "--sender"] or "." not in argv[3:]:
+        raise ValueError("not an rsync sender")
+    options = argv[3 : argv.index(".", 3)]
+    if not options or not SENDER_FLAGS.fullmatch(options[0]):
+        raise ValueError(f"refused rsync sender options {options}")
+    if not all(SENDER_TIMEOUT.fullmatch(o) for o in options[1:]):
+        raise ValueError(f"refused rsync sender options {options}")
+    return ["rsync", "--server", "--sender", *options, ".", src]
+
+
+def rsh_main(argv: list[str]) -> int:
+    """rsync's remote shell during a copy: hand our stdin/stdout (rsync's connection) and the
+    remote command line to the target agent's worker, then get out of the way."""
+    sock = socket.socket(fileno=int(os.environ["CALCHUB_RSH_FD"]))
+    # argv is: HOST rsync --server --sender ...
+    send_frame(sock, {"argv": argv[1:]}, fds=[0, 1])
+    sock.close()
+    return 0

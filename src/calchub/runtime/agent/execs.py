@@ -1,0 +1,329 @@
+"""Running commands: each worker keeps an init process ready, PID 1 of a fresh PID
+namespace (or a subreaper where nested namespaces are unavailable), which starts the command
+and owns everything it starts, so that a timeout can kill the whole tree."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import errno
+import math
+import os
+import select
+import signal
+import socket
+import tempfile
+import time
+from typing import Any
+
+from .kernel import (
+    back_to_own_pid_namespace,
+    become_subreaper,
+    exit_code_of,
+    has_children,
+    kill_tree,
+    new_pid_namespace_for_children,
+)
+from .project import DEFAULT_PATH, Project
+from .wire import CHUNK, hub_gone, recv_frame, send_frame
+
+HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output is None
+
+
+class Executor:
+    """A worker's exec handling, with its init forked ahead of the request."""
+
+    def __init__(self, project: Project, nested: bool, own_pidns: int) -> None:
+        self.project = project
+        self.nested = nested
+        self.own_pidns = own_pidns
+        self.init: ExecInit | None = None
+
+    def prepare(self, close: list[int]) -> None:
+        if self.init is not None:
+            return
+        nested = self.nested and new_pid_namespace_for_children()
+        try:
+            self.init = ExecInit(nested, close)
+        finally:
+            if nested:
+                back_to_own_pid_namespace(self.own_pidns)
+
+    def op_exec(self, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+        init, self.init = self.init, None
+        if init is None:
+            raise ValueError("no exec init in this worker")
+        script = None
+        try:
+            command = str(req["command"])
+            timeout = float(req["timeout_s"])
+            max_output = req.get("max_output")
+            limit = HARD_OUTPUT_CAP if max_output is None else int(max_output)
+            limit = max(0, min(limit, HARD_OUTPUT_CAP))
+            cwd = self.project.resolve(str(req.get("path") or ""))
+            env = self.project.exec_env(req.get("env") or {})
+            if req.get("bash"):
+                # As CoCalc does: a script file with a CPU-time limit, run by bash.
+                tmp = self.project.config.tmp_dir
+                fd, script = tempfile.mkstemp(prefix="calchub-exec-", dir=tmp)
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"ulimit -t {max(1, math.ceil(timeout))}\n{command}\n")
+                argv = ["bash", script]
+            else:
+                argv = [command, *(str(a) for a in req.get("args") or [])]
+            result = init.run({"argv": argv, "cwd": cwd, "env": env}, timeout, limit, conn)
+        finally:
+            if script:
+                with contextlib.suppress(OSError):
+                    os.unlink(script)
+            if init.reusable:
+                self.init = init
+            else:
+                init.discard()
+        send_frame(conn, {"ok": True, **result, "script_path": script})
+
+
+class ExecInit:
+    """The init process of a worker's execs.
+
+    For each job it gets (with fresh output pipes, over a socket pair) it starts the command
+    and reports its exit status. If nothing is left below it then, its namespace is empty
+    and it takes the next job; otherwise it stays to reap what is left (background processes
+    that let go of the output pipes outlive the exec, as in CoCalc) and the worker forks a
+    new init for the next exec.
+    """
+
+    def __init__(self, nested: bool, close: list[int]) -> None:
+        self.nested = nested
+        self.reusable = False
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (mine.fileno(), *close):
+                os.close(fd)
+            init_main(theirs, nested)
+        theirs.close()
+        self.channel = mine
+
+    def kill(self) -> None:
+        self.reusable = False
+        kill_tree(self.pid, self.nested)
+
+    def discard(self) -> None:
+        """Let go of the init: once idle (or done reaping) it sees the channel close."""
+        self.channel.close()
+
+    def run(
+        self, job: dict[str, Any], timeout: float, limit: int, conn: socket.socket
+    ) -> dict[str, Any]:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            send_frame(self.channel, job, fds=[out_w, err_w])
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
+            return self._collect(out_r, err_r, timeout, limit, conn)
+        finally:
+            os.close(out_r)
+            os.close(err_r)
+
+    def _collect(
+        self, out_r: int, err_r: int, timeout: float, limit: int, conn: socket.socket
+    ) -> dict[str, Any]:
+        captures = {out_r: Capture(limit), err_r: Capture(limit)}
+        pipes = {out_r, err_r}
+        status: dict[str, Any] | None = None
+        waiting = True  # for the init's report on the command
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        while pipes or waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            watch: list[Any] = [*pipes, conn] + ([self.channel] if waiting else [])
+            ready = select.select(watch, [], [], remaining)[0]
+            if conn in ready and hub_gone(conn):
+                self.kill()
+                raise EOFError("the hub went away")
+            if self.channel in ready:
+                status = self._receive()
+                waiting = False
+            for fd in pipes & set(ready):
+                chunk = os.read(fd, CHUNK)
+                if chunk:
+                    captures[fd].feed(chunk)
+                else:
+                    pipes.discard(fd)
+        if timed_out:
+            self.kill()
+            # Every writer is dead now; collect what is still buffered in the pipes.
+            for fd in pipes:
+                while chunk := os.read(fd, CHUNK):
+                    captures[fd].feed(chunk)
+        elif status is not None:
+            report = self._receive(timeout=1.0) or {}
+            self.reusable = report.get("free") is True
+        return exec_result(captures[out_r], captures[err_r], status, timed_out)
+
+    def _receive(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The init's next report, or None when it is gone (or silent past `timeout`)."""
+        if timeout is not None and not select.select([self.channel], [], [], timeout)[0]:
+            return None
+        try:
+            return recv_frame(self.channel)
+        except (EOFError, OSError, ValueError):
+            return None
+
+
+def exec_result(
+    out: Capture, err: Capture, status: dict[str, Any] | None, timed_out: bool
+) -> dict[str, Any]:
+    stdout, stdout_truncated = out.finish()
+    stderr, stderr_truncated = err.finish()
+    result: dict[str, Any] = {
+        "timed_out": timed_out,
+        "could_not_run": False,
+        "stdout_truncated": stdout_truncated,
+        "stderr_truncated": stderr_truncated,
+        "exit_code": 128 + signal.SIGKILL,
+    }
+    if status and "error" in status:
+        result["could_not_run"] = True
+        result["exit_code"] = 127 if status.get("errno") == errno.ENOENT else 126
+        stderr = str(status["error"])
+    elif status and "status" in status:
+        result["exit_code"] = exit_code_of(int(status["status"]))
+    result["stdout"], result["stderr"] = stdout, stderr
+    return result
+
+
+def init_main(channel: socket.socket, nested: bool) -> None:
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_DFL)
+        if not nested:
+            become_subreaper()
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            # The exec, not the agent, should be the one killed when memory runs out.
+            f.write("500")
+        while run_job(channel):
+            pass
+        # Stay until everything below us has ended (or the worker kills us).
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.wait()
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def run_job(channel: socket.socket) -> bool:
+    """Run one job; True when nothing is left below us and we can take another."""
+    fds: list[int] = []
+    try:
+        job = recv_frame(channel, fds)
+    except EOFError:
+        return False
+    if len(fds) != 2:
+        raise ValueError("a job needs its two output pipes")
+    out_w, err_w = fds
+    argv, cwd, env = job["argv"], job["cwd"], job["env"]
+    try:
+        pid = spawn(argv, cwd, env, out_w, err_w)
+    except OSError as exc:
+        send_frame(channel, spawn_error(exc, argv[0], cwd))
+        send_frame(channel, {"free": True})
+        return True
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    while True:
+        done, status = os.wait()
+        if done == pid:
+            break
+    send_frame(channel, {"status": status})
+    free = not has_children()
+    send_frame(channel, {"free": free})
+    return free
+
+
+def spawn(argv: list[str], cwd: str, env: dict[str, str], out_w: int, err_w: int) -> int:
+    """Start the command in its own session with posix_spawn (a vfork: no copy of this
+    process's memory). Our own descriptors are close-on-exec, so it gets only 0, 1, 2."""
+    os.chdir(cwd)
+    program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        return os.posix_spawn(
+            program,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, err_w, 2),
+            ],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGUSR1),
+            setsigmask=(),
+        )
+    finally:
+        os.close(devnull)
+
+
+def find_program(name: str, path: str) -> str:
+    if "/" in name:
+        return name
+    for folder in path.split(":"):
+        candidate = os.path.join(folder or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, "command not found", name)
+
+
+def spawn_error(exc: OSError, command: str, cwd: str) -> dict[str, Any]:
+    reason = (exc.strerror or str(exc)).lower()
+    if exc.filename == cwd and not os.path.isdir(cwd):
+        message = f"cannot change directory to '{cwd}': {reason}"
+    elif exc.errno == errno.ENOENT:
+        message = f"{command}: command not found"
+    else:
+        message = f"{command}: {reason}"
+    return {"error": message, "errno": exc.errno}
+
+
+class Capture:
+    """Keeps the first `limit`+1 characters of a stream; the rest is read and dropped so
+    the writer never blocks."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.keep = limit + 1
+        self.parts: list[str] = []
+        self.count = 0
+        self.full = False
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def feed(self, data: bytes) -> None:
+        if not self.full:
+            self._add(self.decoder.decode(data))
+
+    def _add(self, text: str) -> None:
+        room = self.keep - self.count
+        if len(text) >= room:
+            text = text[:room]
+            self.full = True
+        self.parts.append(text)
+        self.count += len(text)
+
+    def finish(self) -> tuple[str, bool]:
+        if not self.full:
+            self._add(self.decoder.decode(b"", final=True))
+        text = "".join(self.parts)
+        return text[: self.limit], len(text) > self.limit

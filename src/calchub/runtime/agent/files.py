@@ -1,0 +1,230 @@
+"""File operations, done as the project's user in the sandbox's view, with errors worded
+like Node's (libuv's) so that they read as CoCalc clients expect."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+from .project import Project
+from .wire import CHUNK, Incoming, send_frame
+
+UV_MESSAGES = {
+    "EACCES": "permission denied",
+    "EBUSY": "resource busy or locked",
+    "EEXIST": "file already exists",
+    "EFBIG": "file too large",
+    "EINVAL": "invalid argument",
+    "EIO": "i/o error",
+    "EISDIR": "illegal operation on a directory",
+    "ELOOP": "too many symbolic links encountered",
+    "EMFILE": "too many open files",
+    "ENAMETOOLONG": "name too long",
+    "ENOENT": "no such file or directory",
+    "ENOSPC": "no space left on device",
+    "ENOTDIR": "not a directory",
+    "ENOTEMPTY": "directory not empty",
+    "EPERM": "operation not permitted",
+    "EROFS": "read-only file system",
+    "ETXTBSY": "text file is busy",
+    "EXDEV": "cross-device link not permitted",
+}
+
+
+class FsError(Exception):
+    """A file-system error reported to the hub as {code, syscall, path, message}."""
+
+    def __init__(self, code: str, syscall: str, path: str, **extra: Any) -> None:
+        super().__init__(code)
+        self.info = {
+            "code": code,
+            "syscall": syscall,
+            "path": path,
+            "message": UV_MESSAGES.get(code, code.lower()),
+            **extra,
+        }
+
+    @classmethod
+    def from_os(cls, exc: OSError, syscall: str, path: str) -> FsError:
+        code = errno.errorcode.get(exc.errno or 0, "EIO")
+        err = cls(code, syscall, path)
+        if code not in UV_MESSAGES:
+            err.info["message"] = (exc.strerror or code).lower()
+        return err
+
+
+class QuotaError(Exception):
+    def __init__(self, used: int, quota: int, needed: int) -> None:
+        super().__init__("quota")
+        self.info = {"code": "EDQUOT", "used": used, "quota": quota, "needed": needed}
+
+
+def op_read(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+    path = project.resolve(str(req["path"]))
+    max_bytes = int(req["max_bytes"])
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FsError.from_os(exc, "open", path) from exc
+    except ValueError as exc:
+        raise FsError("EINVAL", "open", path) from exc
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise FsError("EISDIR", "read", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise FsError("EINVAL", "read", path)
+        if st.st_size > max_bytes:
+            raise FsError("EFBIG", "read", path, size=st.st_size)
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, CHUNK * 16):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:  # it grew while we read
+                raise FsError("EFBIG", "read", path, size=total)
+    except OSError as exc:
+        raise FsError.from_os(exc, "read", path) from exc
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    send_frame(conn, {"ok": True, "size": len(data)}, data)
+
+
+def op_write(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+    payload = Incoming(conn, int(req["size"]))
+    try:
+        write_file(project, str(req["path"]), payload, req.get("quota_bytes"))
+    finally:
+        payload.discard()
+    send_frame(conn, {"ok": True})
+
+
+def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> None:
+    """Replace the file atomically (a temporary file renamed over it), creating parent
+    folders; a link is followed, but only ever inside this sandbox's view."""
+    path = project.resolve(given)
+    size = payload.left
+    try:
+        real = os.path.realpath(path)
+    except ValueError as exc:
+        raise FsError("EINVAL", "open", path) from exc
+    if os.path.isdir(real):
+        raise FsError("EISDIR", "open", path)
+    parent, name = os.path.split(real)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise FsError.from_os(exc, "mkdir", exc.filename or parent) from exc
+    with file_lock(project.config.lock_path):
+        old_blocks = 0
+        mode = 0o666 & ~current_umask()
+        with contextlib.suppress(OSError):
+            st = os.stat(real)
+            if stat.S_ISREG(st.st_mode):
+                old_blocks = st.st_blocks * 512
+                mode = stat.S_IMODE(st.st_mode)
+        if quota is not None:
+            used = disk_usage(project.home)
+            needed = -(-size // 4096) * 4096
+            if used - old_blocks + needed > int(quota):
+                raise QuotaError(used, int(quota), size)
+        tmp = os.path.join(parent, f".{name[:200]}.{os.urandom(6).hex()}.calchub-tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, mode)
+        except OSError as exc:
+            raise FsError.from_os(exc, "open", path) from exc
+        try:
+            try:
+                payload.copy_to(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, real)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise FsError.from_os(exc, "write", path) from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def op_du(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+    path = project.resolve(str(req.get("path") or ""))
+    try:
+        used = disk_usage(path)
+    except OSError as exc:
+        raise FsError.from_os(exc, "stat", path) from exc
+    send_frame(conn, {"ok": True, "bytes": used})
+
+
+def op_stat(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+    path = project.resolve(str(req["path"]))
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FsError.from_os(exc, "stat", path) from exc
+    send_frame(conn, {"ok": True, "kind": _kind(st.st_mode)})
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def disk_usage(path: str) -> int:
+    """Bytes allocated below `path` like `du -s`: symlinks are not followed, other file
+    systems are skipped, hard links count once, unreadable folders count as empty."""
+    top = os.lstat(path)
+    seen: set[tuple[int, int]] = set()
+    total = top.st_blocks * 512
+    if not stat.S_ISDIR(top.st_mode):
+        return total
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if st.st_dev != top.st_dev:
+                        continue
+                    if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    total += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """Serialises quota checks with the writes they allow, across all workers."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,191 @@
+"""What the standard library does not wrap: namespaces, capabilities, the parent-death
+signal and subreapers (through libc), plus rlimits and process-tree sweeping."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import time
+from collections.abc import Iterator
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CAP_SYS_ADMIN = 21
+_CAPABILITY_VERSION_3 = 0x20080522
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def prctl(option: int, value: int) -> None:
+    _check(_libc.prctl(option, value, 0, 0, 0), "prctl")
+
+
+def die_with_parent() -> None:
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants come back to us instead of going to init."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def _set_capabilities(effective: int, permitted: int) -> None:
+    """capset(2) for capabilities 0-31 (the ones we use); 32-63 are dropped."""
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(_CapData(effective, permitted, 0), _CapData(0, 0, 0))
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def keep_only_sys_admin() -> None:
+    """Owning a user namespace gives every capability in it, and some (like bypassing file
+    permissions on the project's own files) would make file operations differ from what
+    the project's user may do. Keep CAP_SYS_ADMIN, only permitted, for PID namespaces."""
+    _set_capabilities(0, 1 << CAP_SYS_ADMIN)
+
+
+@contextlib.contextmanager
+def _sys_admin() -> Iterator[None]:
+    _set_capabilities(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)
+    try:
+        yield
+    finally:
+        _set_capabilities(0, 1 << CAP_SYS_ADMIN)
+
+
+def own_user_namespace() -> bool:
+    """Enter a user namespace of our own (same uid inside and out) whose next child is PID 1
+    of a new PID namespace. Owning the user namespace is what later lets the workers create
+    a fresh PID namespace for each exec init."""
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+        return False
+    try:
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:
+        return False
+    return True
+
+
+def new_pid_namespace_for_children() -> bool:
+    """Make our next child PID 1 of a new PID namespace."""
+    with _sys_admin():
+        return _libc.unshare(CLONE_NEWPID) == 0
+
+
+def back_to_own_pid_namespace(own: int) -> None:
+    """Undo new_pid_namespace_for_children, so that it can be used again (unshare refuses
+    while our children would go to a namespace other than our own)."""
+    with _sys_admin():
+        _check(_libc.setns(own, CLONE_NEWPID), "setns")
+
+
+def apply_rlimits(limits: dict[str, int]) -> None:
+    names = {
+        "as": resource.RLIMIT_AS,
+        "nproc": resource.RLIMIT_NPROC,
+        "fsize": resource.RLIMIT_FSIZE,
+    }
+    for name, value in limits.items():
+        if name in names:
+            resource.setrlimit(names[name], (int(value), int(value)))
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def _descendants_of(root: int) -> list[int]:
+    result: list[int] = []
+    stack = [root]
+    while stack:
+        for child in _children_of(stack.pop()):
+            result.append(child)
+            stack.append(child)
+    return result
+
+
+def kill_tree(init_pid: int, nested: bool) -> None:
+    """SIGKILL an init process and everything below it, and reap it."""
+    if not nested:
+        # Without a PID namespace the init is a subreaper, so orphans (setsid, double fork)
+        # stay below it; sweep until nothing is left, since processes may fork meanwhile.
+        for _ in range(200):
+            below = _descendants_of(init_pid)
+            if not below:
+                break
+            for pid in below:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.005)
+    # As PID 1 of its namespace, its death takes every process in there along.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(init_pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(init_pid, 0)
+
+
+def reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def has_children() -> bool:
+    """Reap what has already ended; True when some child is still running."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def exit_code_of(status: int) -> int:
+    """A wait status as a shell would report it: 128+N for death by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

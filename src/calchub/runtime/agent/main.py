@@ -1,0 +1,18 @@
+"""Command line dispatch of the agent."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .copies import rsh_main
+from .server import Config, serve
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[1] == "rsh":
+        return rsh_main(argv[2:])
+    if len(argv) == 3 and argv[1] == "serve":
+        return serve(Config(json.loads(argv[2])))
+    print("usage: agent serve CONFIG | agent rsh HOST COMMAND...", file=sys.stderr)
+    return 2

@@ -1,0 +1,55 @@
+"""The project this agent serves: its configuration, paths and command environment."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Config:
+    """What the hub told this agent at start (see calchub.runtime.local)."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.project_id: str = raw["project_id"]
+        self.home: str = raw["home"]
+        self.listen_fd: int = raw["listen_fd"]
+        self.idle_timeout_s: float = float(raw.get("idle_timeout_s") or 0)
+        self.rlimits: dict[str, int] = raw.get("rlimits") or {}
+        self.nested_pidns: bool = bool(raw.get("nested_pidns", True))
+        self.die_with_parent: bool = bool(raw.get("die_with_parent", False))
+        self.lock_path: str = raw["lock_path"]
+        self.tmp_dir: str = raw.get("tmp_dir") or "/tmp"  # noqa: S108 - the sandbox's own tmpfs
+
+
+class Project:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.home = config.home
+
+    def resolve(self, path: str) -> str:
+        """Textual resolution like Node's path.resolve: relative to home, '..' collapsed."""
+        if not path:
+            return self.home
+        joined = path if path.startswith("/") else f"{self.home}/{path}"
+        return posixpath.normpath("/" + joined.lstrip("/"))
+
+    def rsync_path(self, path: str) -> str:
+        """Like resolve, keeping a trailing slash: for rsync, "dir/" means its contents."""
+        resolved = self.resolve(path)
+        return resolved + "/" if path.endswith("/") and resolved != "/" else resolved
+
+    def exec_env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {
+            "HOME": self.home,
+            "PATH": DEFAULT_PATH,
+            "LANG": "C.UTF-8",
+            "SHELL": "/bin/bash",
+            "TMPDIR": self.config.tmp_dir,
+            "COCALC_PROJECT_ID": self.config.project_id,
+        }
+        for key, value in extra.items():
+            if isinstance(key, str) and isinstance(value, str) and "\0" not in key + value:
+                env[key] = value
+        return env

@@ -1,0 +1,183 @@
+"""The project runtime interface: what the rest of calchub may ask of a project's files and
+processes. It knows nothing about HTTP or the database; backends (local bubblewrap sandboxes
+today, perhaps Kubernetes pods later) implement `ProjectRuntime`."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Limits of one running project (defaults resemble CoCalc's free tier)."""
+
+    memory_mb: int = 1000
+    cores: float = 1.0
+    disk_mb: int = 3000
+    processes: int = 256
+    network: bool = False
+    idle_timeout_s: int = 1800  # 0 disables stopping idle projects
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    project_id: str
+    uid: int
+    quota: Quota
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """One command to run in a project.
+
+    `path` is the working directory: "" is the home, relative paths are relative to it,
+    absolute paths are absolute in the project's view (e.g. "/etc"). `timeout_s` must be
+    positive; the whole process tree is killed when it runs out. `max_output` is the number
+    of characters kept per stream (None: a hard cap of about 10 million). With `bash`,
+    `command` is a bash script run as `bash <tmpfile>` after `ulimit -t <timeout>`, as CoCalc
+    does, and `args` is ignored.
+    """
+
+    command: str
+    args: list[str]
+    path: str
+    timeout_s: float
+    max_output: int | None
+    bash: bool
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExecResult:
+    """What a command did. `stdout`/`stderr` hold at most `max_output` characters; the
+    `*_truncated` flags say whether the stream had more. `exit_code` is 128+N when the
+    command was killed by signal N (so 137 after a timeout). `could_not_run` means the
+    command never started (127: not found, 126: not executable or bad cwd); `stderr` then
+    says why. `script_path` is the temporary script of a bash-mode exec."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool
+    could_not_run: bool
+    stdout_truncated: bool
+    stderr_truncated: bool
+    script_path: str | None
+
+
+@dataclass
+class RuntimeStatus:
+    running: bool
+    pid: int | None
+    memory_bytes: int | None
+    started_at: datetime | None
+
+
+class RuntimeFailure(Exception):
+    """The runtime could not do what was asked."""
+
+
+class FileFailure(RuntimeFailure):
+    """A file-system error, worded like Node's: `ENOENT: no such file or directory, open
+    '/projects/<id>/a.txt'`. `code` is the errno name; `size` is set for EFBIG."""
+
+    def __init__(
+        self,
+        code: str,
+        syscall: str,
+        path: str,
+        message: str,
+        *,
+        size: int | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}, {syscall} '{path}'")
+        self.code = code
+        self.syscall = syscall
+        self.path = path
+        self.size = size
+
+
+class QuotaExceeded(RuntimeFailure):
+    """Refused because the project would go over its disk quota."""
+
+    def __init__(self, used_bytes: int, quota_bytes: int, needed_bytes: int) -> None:
+        used_mb = math.ceil(used_bytes / MIB)
+        quota_mb = quota_bytes // MIB
+        super().__init__(f"disk quota exceeded: project uses {used_mb} MB of {quota_mb} MB")
+        self.used_bytes = used_bytes
+        self.quota_bytes = quota_bytes
+        self.needed_bytes = needed_bytes
+
+
+class SandboxUnavailable(RuntimeFailure):
+    """Projects cannot be sandboxed on this machine (not root, no bubblewrap, ...)."""
+
+
+class ProjectRuntime(ABC):
+    """Starts, stops and works inside projects. Operations other than `stop`, `status` and
+    `close` start the project first when it is not running."""
+
+    @abstractmethod
+    async def start(self, spec: ProjectSpec) -> None:
+        """Start the project; does nothing when it is already running."""
+
+    @abstractmethod
+    async def stop(self, project_id: str) -> None:
+        """Stop the project and every process in it; does nothing when it is not running."""
+
+    @abstractmethod
+    async def restart(self, spec: ProjectSpec) -> None: ...
+
+    @abstractmethod
+    async def status(self, project_id: str) -> RuntimeStatus: ...
+
+    @abstractmethod
+    async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult: ...
+
+    @abstractmethod
+    async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
+        """The file's bytes. Raises FileFailure (EISDIR for a folder, EFBIG with `size`
+        when it is larger than `max_bytes`)."""
+
+    @abstractmethod
+    async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:
+        """Create or replace the file atomically, creating parent folders. Raises
+        QuotaExceeded when the project would go over its disk quota."""
+
+    @abstractmethod
+    async def copy_path(
+        self,
+        src: ProjectSpec,
+        src_path: str,
+        dst: ProjectSpec,
+        dst_path: str,
+        *,
+        overwrite_newer: bool,
+        delete_missing: bool,
+        backup: bool,
+        exclude: list[str],
+        timeout_s: float | None,
+    ) -> None:
+        """Copy like `rsync -ax`: a folder's contents go into the target folder; a file goes
+        to exactly `dst_path`, or into it when `dst_path` ends with "/". Both paths must be
+        inside the projects' homes. Without `overwrite_newer`, newer target files are kept;
+        `delete_missing` removes target files absent from the source; `backup` keeps
+        replaced files as `name~`; `exclude` holds rsync patterns; `timeout_s` is rsync's
+        I/O timeout. Symbolic links are copied as links, never followed out of the source.
+        Raises QuotaExceeded when the copy would not fit in the target's disk quota."""
+
+    @abstractmethod
+    async def disk_usage(self, spec: ProjectSpec) -> int:
+        """Bytes used by the project's home."""
+
+    async def touch(self, project_id: str) -> None:  # noqa: B027 - optional hook
+        """Record user activity, postponing the idle-timeout stop; a no-op by default."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release this object's resources. Running projects keep running."""

@@ -1,0 +1,161 @@
+"""The hub's side of the agent protocol (see calchub.runtime.agent for the wire format).
+
+One connection per call. Replies come from inside a sandbox, so they are treated as untrusted
+input: sizes are bounded and shapes are checked before anything is believed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+from calchub.runtime.base import RuntimeFailure
+
+FRAME = struct.Struct(">I")
+MAX_REPLY_HEADER = 128 * 1024 * 1024  # two 10M-character outputs, JSON-escaped
+
+
+class AgentUnreachable(RuntimeFailure):
+    """Nothing answers on the project's socket: the project is not running."""
+
+
+def encode(header: dict[str, Any]) -> bytes:
+    data = json.dumps(header, separators=(",", ":")).encode()
+    return FRAME.pack(len(data)) + data
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(data)
+    except ValueError as exc:
+        raise RuntimeFailure("the project sent a malformed reply") from exc
+    if not isinstance(header, dict):
+        raise RuntimeFailure("the project sent a malformed reply")
+    return header
+
+
+async def call(
+    socket_path: str,
+    header: dict[str, Any],
+    payload: bytes | None = None,
+    *,
+    wait_s: float,
+    max_payload: int = 0,
+) -> tuple[dict[str, Any], bytes]:
+    """Send one request and return the reply header and its payload (if any), giving up
+    after `wait_s` seconds."""
+    try:
+        async with asyncio.timeout(wait_s):
+            return await _call(socket_path, header, payload, max_payload)
+    except TimeoutError:
+        raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
+
+
+async def _call(
+    socket_path: str, header: dict[str, Any], payload: bytes | None, max_payload: int
+) -> tuple[dict[str, Any], bytes]:
+    try:
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise AgentUnreachable("project is not running") from exc
+    try:
+        writer.write(encode(header))
+        if payload:
+            writer.write(payload)
+        await writer.drain()
+        (length,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+        if length > MAX_REPLY_HEADER:
+            raise RuntimeFailure("the project sent an oversized reply")
+        reply = _decode(await reader.readexactly(length))
+        size = reply.get("size", 0)
+        if not isinstance(size, int) or not 0 <= size <= max_payload:
+            raise RuntimeFailure("the project sent an oversized reply")
+        data = await reader.readexactly(size) if size else b""
+        return reply, data
+    except asyncio.IncompleteReadError as exc:
+        raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+class SyncChannel:
+    """A blocking connection that can also carry file descriptors (used by copies, which
+    hand an rsync connection from one sandbox to the other)."""
+
+    def __init__(self, socket_path: str, deadline: float) -> None:
+        self._deadline = deadline
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.settimeout(self._remaining())
+            self._sock.connect(socket_path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            self._sock.close()
+            raise AgentUnreachable("project is not running") from exc
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def _remaining(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeFailure("copy timed out")
+        return left
+
+    def send(self, header: dict[str, Any], fds: list[int] | None = None) -> None:
+        message = encode(header)
+        self._sock.settimeout(self._remaining())
+        if fds:
+            sent = socket.send_fds(self._sock, [message], fds)
+            message = message[sent:]
+        if message:
+            self._sock.sendall(message)
+
+    def receive(self, fds: list[int] | None = None) -> dict[str, Any]:
+        """The next reply header; descriptors that came with it are appended to `fds`
+        (and closed when `fds` is None)."""
+        got: list[int] = []
+        try:
+            (length,) = FRAME.unpack(self._recv_exact(FRAME.size, got))
+            if length > MAX_REPLY_HEADER:
+                raise RuntimeFailure("the project sent an oversized reply")
+            return _decode(self._recv_exact(length, got))
+        finally:
+            if fds is None:
+                close_all(got)
+            else:
+                fds.extend(got)
+
+    def _recv_exact(self, n: int, fds: list[int]) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            try:
+                self._sock.settimeout(self._remaining())
+                data, new, _flags, _addr = socket.recv_fds(self._sock, n - len(buf), 4)
+            except TimeoutError:
+                raise RuntimeFailure("copy timed out") from None
+            for fd in new:
+                os.set_inheritable(fd, False)
+            fds.extend(new)
+            if not data:
+                raise RuntimeFailure("the project closed the connection (did it stop?)")
+            buf += data
+        return bytes(buf)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -1,0 +1,131 @@
+"""Copying between two projects with rsync, without either side trusting the other.
+
+The rsync client runs in the target's sandbox (as the target's user) and the sender in the
+source's sandbox (as the source's user). The client's remote shell hands its end of the rsync
+connection to the target agent, which passes it to the hub, which passes it to the source
+agent: the two rsync processes then talk directly, each seeing only its own project. Links
+in the source are copied as links and resolve, if ever, only inside the source's own view.
+The sender's options are checked against a read-only allow-list by the source agent.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import dataclass
+
+from calchub.runtime.base import RuntimeFailure
+from calchub.runtime.channel import SyncChannel, close_all
+from calchub.runtime.errors import agent_error
+
+COPY_MAX_S = 3600.0  # a copy is abandoned after this long, whatever rsync's I/O timeout
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    src_socket: str
+    dst_socket: str
+    src_arg: str  # rsync's source, in the source's view ("/projects/A/dir/" for a folder)
+    dst_arg: str  # rsync's destination, in the target's view
+    mkdir: str  # folder to create in the target first
+    flags: list[str]
+
+
+def absolute(home: str, path: str) -> str:
+    """`path` in the project's view: relative to home, '..' collapsed textually."""
+    joined = path if path.startswith("/") else f"{home}/{path}"
+    return posixpath.normpath("/" + joined.lstrip("/"))
+
+
+def inside(path: str, home: str) -> bool:
+    return path == home or path.startswith(home.rstrip("/") + "/")
+
+
+def rsync_flags(
+    *,
+    overwrite_newer: bool,
+    delete_missing: bool,
+    backup: bool,
+    exclude: list[str],
+    timeout_s: float | None,
+) -> list[str]:
+    # CoCalc uses -zaxs; compression is pointless between two local processes, and -s
+    # would let the client send the sender options we could not check.
+    flags = ["-ax", "--omit-link-times"]
+    if not overwrite_newer:
+        flags.append("--update")
+    if backup:
+        flags.append("--backup")
+    if delete_missing:
+        flags.append("--delete")
+    if timeout_s:
+        flags.append(f"--timeout={max(1, round(timeout_s))}")
+    flags += [f"--exclude={pattern}" for pattern in exclude]
+    return flags
+
+
+def targets(src: str, src_is_dir: bool, dst: str, dst_is_folder: bool) -> tuple[str, str, str]:
+    """(rsync source, rsync destination, folder to create). A folder's contents go into the
+    target folder; a file goes to exactly the target path, or into it when it names a folder
+    (ends with "/")."""
+    if src_is_dir:
+        return src.rstrip("/") + "/", dst.rstrip("/") + "/", dst
+    if dst_is_folder:
+        target = posixpath.join(dst, posixpath.basename(src))
+        return src, target, dst
+    return src, dst, posixpath.dirname(dst)
+
+
+def run(plan: CopyPlan, timeout_s: float = COPY_MAX_S) -> None:
+    """Blocking: run the copy and raise RuntimeFailure when rsync reports an error."""
+    deadline = time.monotonic() + timeout_s
+    target = SyncChannel(plan.dst_socket, deadline)
+    try:
+        target.send(
+            {
+                "op": "rsync_pull",
+                "flags": plan.flags,
+                "src": plan.src_arg,
+                "dst": plan.dst_arg,
+                "mkdir": plan.mkdir,
+                "timeout_s": timeout_s,
+            }
+        )
+        fds: list[int] = []
+        first = target.receive(fds)
+        try:
+            if first.get("event") == "sender" and len(fds) == 2:
+                sent = _run_sender(plan, first.get("argv"), fds, deadline)
+                result = target.receive()
+            else:
+                sent, result = None, first
+        finally:
+            close_all(fds)
+    finally:
+        target.close()
+    _check(result, sent, plan)
+
+
+def _run_sender(plan: CopyPlan, argv: object, fds: list[int], deadline: float) -> dict[str, object]:
+    source = SyncChannel(plan.src_socket, deadline)
+    try:
+        source.send({"op": "rsync_send", "argv": argv, "src": plan.src_arg}, fds=fds)
+        # Our copies must go, or rsync would never see the other side hang up.
+        close_all(fds)
+        fds.clear()
+        return source.receive()
+    finally:
+        source.close()
+
+
+def _check(result: dict[str, object], sent: dict[str, object] | None, plan: CopyPlan) -> None:
+    if not result.get("ok"):
+        raise agent_error(result)
+    if result.get("exit_code") == 0:
+        return
+    problem = str(result.get("stderr") or "").strip()
+    if sent is not None and not sent.get("ok"):
+        error = sent.get("error")
+        problem = f"{problem} {error.get('message') if isinstance(error, dict) else error}"
+    command = " ".join(["rsync", *plan.flags, plan.src_arg, plan.dst_arg])
+    raise RuntimeFailure(f'WARNING: copy exited with an error -- {problem} -- "{command}"')

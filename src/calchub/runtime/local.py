@@ -1,0 +1,586 @@
+"""Projects on this machine: one bubblewrap sandbox per running project, run as the project's
+own uid, with a long-lived agent inside that does the work (see calchub.runtime.agent).
+
+Layout on the host:
+
+    projects_root/<id>/            the project's home (owned by its uid, 0700)
+    runtime_root/.agent/<version>/ the agent package, bound read-only into every sandbox
+    runtime_root/<id>/sock         the agent's socket (root only)
+    runtime_root/<id>/state.json   pid and start time of the sandbox (root only)
+    runtime_root/<id>/lock         serialises start/stop between hub processes
+
+The socket and state live in a root-only folder that is not mounted into the sandbox:
+if the project could write there it could swap the socket for a link to another project's
+agent, and the hub would then serve one project's requests from another's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from calchub.runtime import channel, copy, procfs, sandbox
+from calchub.runtime.base import (
+    MIB,
+    ExecRequest,
+    ExecResult,
+    ProjectRuntime,
+    ProjectSpec,
+    QuotaExceeded,
+    RuntimeFailure,
+    RuntimeStatus,
+    SandboxUnavailable,
+)
+from calchub.runtime.cgroups import CgroupManager, Limits
+from calchub.runtime.errors import agent_error
+from calchub.runtime.install import install_agent
+from calchub.runtime.state import AgentState, ProjectLocks, load, save
+
+log = logging.getLogger(__name__)
+
+EXEC_GRACE_S = 15.0  # the agent enforces the exec timeout; this only guards against a stuck agent
+STOP_WAIT_S = 10.0
+SANDBOX_QUOTA_LOCK = "/tmp/.calchub/quota.lock"  # noqa: S108 - the sandbox's private /tmp
+MAX_SOCKET_PATH = 100
+STDERR_CAP = 64 * 1024
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class LocalRuntime(ProjectRuntime):
+    """Runs projects on this machine.
+
+    With `sandbox=False` the agent runs unconfined as the server's own user with the home as
+    its working directory: for development only. `use_cgroups=False` enforces memory and
+    process limits with rlimits instead of cgroups; `nested_pidns=False` tracks exec process
+    trees with a subreaper instead of a PID namespace per exec (and then forbids user
+    namespaces inside the sandbox).
+    """
+
+    def __init__(
+        self,
+        projects_root: Path,
+        runtime_root: Path,
+        *,
+        sandbox: bool = True,
+        use_cgroups: bool = True,
+        nested_pidns: bool = True,
+        io_timeout_s: float = 60.0,
+        start_timeout_s: float = 20.0,
+    ) -> None:
+        self.projects_root = Path(projects_root).absolute()
+        self.runtime_root = Path(runtime_root).absolute()
+        self.sandboxed = sandbox
+        self._nested_pidns = nested_pidns
+        self._io_timeout_s = io_timeout_s
+        self._start_timeout_s = start_timeout_s
+        self._cgroups = CgroupManager() if use_cgroups and os.geteuid() == 0 else None
+        self._locks = ProjectLocks()
+        self._known: dict[str, AgentState] = {}
+        # Sandboxes this object launched: pid -> (pidfd, process), until they are reaped.
+        self._watched: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._prepared = False
+        self._agent_home: Path | None = None  # set once the agent is installed
+        longest = self._socket_path("0" * 36)
+        if len(str(longest).encode()) >= MAX_SOCKET_PATH:
+            raise ValueError(f"runtime_root is too long for Unix socket paths: {longest}")
+        if not sandbox:
+            log.warning(
+                "UNSANDBOXED PROJECTS: every project runs as this server's user (%s) with full "
+                "access to this machine. Use only for development.",
+                os.geteuid(),
+            )
+
+    # -- availability and layout
+
+    def check_available(self) -> sandbox.SandboxCheck:
+        """Whether sandboxed projects can run here (root, bubblewrap, usable folders)."""
+        check = sandbox.check_host()
+        if not check.available:
+            return check
+        self._prepare_roots()
+        for root in (self.projects_root, self.runtime_root):
+            if problem := sandbox.traversal_problem(root):
+                return sandbox.SandboxCheck(False, problem)
+        return check
+
+    def _prepare_roots(self) -> None:
+        for root in (self.projects_root, self.runtime_root):
+            root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self._agent_home = install_agent(self.runtime_root)
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        if self.sandboxed:
+            check = self.check_available()
+            if not check.available:
+                raise SandboxUnavailable(check.reason)
+        else:
+            self._prepare_roots()
+        self._prepared = True
+
+    def _rundir(self, project_id: str) -> Path:
+        return self.runtime_root / project_id
+
+    def _socket_path(self, project_id: str) -> Path:
+        return self._rundir(project_id) / "sock"
+
+    def _state_path(self, project_id: str) -> Path:
+        return self._rundir(project_id) / "state.json"
+
+    def _home_view(self, project_id: str) -> str:
+        """The home's path as the project sees it."""
+        if self.sandboxed:
+            return sandbox.home_in_sandbox(project_id)
+        return str(self.projects_root / project_id)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, project_id: str) -> AsyncIterator[None]:
+        rundir = self._rundir(project_id)
+        rundir.mkdir(mode=0o700, exist_ok=True)
+        async with self._locks.hold(project_id, rundir / "lock"):
+            yield
+
+    # -- lifecycle
+
+    async def start(self, spec: ProjectSpec) -> None:
+        _check_spec(spec, self.sandboxed)
+        self._prepare()
+        async with self._lock(spec.project_id):
+            existing = load(self._state_path(spec.project_id))
+            if existing is not None and existing.alive():
+                self._known[spec.project_id] = existing
+                return
+            await self._teardown(spec.project_id, existing)
+            await self._launch(spec)
+
+    async def stop(self, project_id: str) -> None:
+        _check_id(project_id)
+        if not self._rundir(project_id).is_dir():
+            return
+        async with self._lock(project_id):
+            await self._teardown(project_id, load(self._state_path(project_id)))
+
+    async def restart(self, spec: ProjectSpec) -> None:
+        await self.stop(spec.project_id)
+        await self.start(spec)
+
+    async def status(self, project_id: str) -> RuntimeStatus:
+        _check_id(project_id)
+        state = load(self._state_path(project_id))
+        if state is None or not state.alive():
+            return RuntimeStatus(running=False, pid=None, memory_bytes=None, started_at=None)
+        memory = None
+        if state.cgroups and self._cgroups is not None:
+            memory = self._cgroups.memory_usage(project_id)
+        if memory is None:
+            memory = procfs.rss_bytes(procfs.tree(state.pid))
+        return RuntimeStatus(
+            running=True, pid=state.pid, memory_bytes=memory, started_at=state.started_at
+        )
+
+    async def touch(self, project_id: str) -> None:
+        _check_id(project_id)
+        state = load(self._state_path(project_id))
+        if state is not None and state.alive():
+            with contextlib.suppress(RuntimeFailure):
+                await channel.call(str(self._socket_path(project_id)), {"op": "touch"}, wait_s=5)
+
+    async def close(self) -> None:
+        for pid in list(self._watched):
+            self._unwatch(pid)
+
+    async def _launch(self, spec: ProjectSpec) -> None:
+        project_id = spec.project_id
+        home = self._prepare_home(spec)
+        sock_path = self._socket_path(project_id)
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(sock_path))
+            listener.listen(1024)
+            procs_files, covered = self._make_cgroups(spec)
+            config = self._agent_config(spec, listener.fileno(), covered)
+            argv = self._agent_command(spec, home, config)
+            proc = _spawn(
+                sandbox.with_cgroups(procs_files, argv),
+                listener.fileno(),
+                Path("/") if self.sandboxed else home,
+            )
+        except BaseException:
+            listener.close()
+            if self._cgroups is not None:
+                self._cgroups.remove(project_id)
+            raise
+        # Only the agent holds the socket now, so connections fail fast once it is gone.
+        listener.close()
+        try:
+            await self._wait_ready(proc, str(sock_path))
+            started = procfs.start_time(proc.pid)
+            if started is None:
+                raise RuntimeFailure("the project exited right after starting")
+        except BaseException:
+            procfs.kill(procfs.tree(proc.pid))
+            proc.wait()
+            await self._teardown(project_id, None)
+            raise
+        state = AgentState(
+            pid=proc.pid,
+            start_time=started,
+            uid=spec.uid,
+            started_at=datetime.now(UTC),
+            sandboxed=self.sandboxed,
+            cgroups=bool(procs_files),
+        )
+        save(self._state_path(project_id), state)
+        self._known[project_id] = state
+        self._watch(project_id, proc)
+        log.info("started project %s (pid %s, uid %s)", project_id, proc.pid, spec.uid)
+
+    def _prepare_home(self, spec: ProjectSpec) -> Path:
+        home = self.projects_root / spec.project_id
+        home.mkdir(mode=0o700, exist_ok=True)
+        if self.sandboxed:
+            st = home.lstat()
+            if (st.st_uid, st.st_gid) != (spec.uid, spec.uid):
+                os.chown(home, spec.uid, spec.uid, follow_symlinks=False)
+            os.chmod(home, 0o700, follow_symlinks=False)
+        return home
+
+    def _make_cgroups(self, spec: ProjectSpec) -> tuple[list[Path], frozenset[str]]:
+        if self._cgroups is None or not self._cgroups.controllers:
+            return [], frozenset()
+        quota = spec.quota
+        limits = Limits(quota.memory_mb * MIB, quota.cores, quota.processes)
+        try:
+            return self._cgroups.create(spec.project_id, limits), self._cgroups.controllers
+        except OSError as exc:
+            log.warning("cgroups unusable for %s, using rlimits: %s", spec.project_id, exc)
+            self._cgroups.remove(spec.project_id)
+            return [], frozenset()
+
+    def _agent_config(
+        self, spec: ProjectSpec, listen_fd: int, covered: frozenset[str]
+    ) -> dict[str, Any]:
+        quota = spec.quota
+        # A single file can never exceed the disk quota; what cgroups do not cover is
+        # approximated per process.
+        rlimits = {"fsize": quota.disk_mb * MIB}
+        if "memory" not in covered:
+            rlimits["as"] = quota.memory_mb * MIB
+        if "pids" not in covered:
+            rlimits["nproc"] = quota.processes
+        lock_path = (
+            SANDBOX_QUOTA_LOCK
+            if self.sandboxed
+            else str(self._rundir(spec.project_id) / "quota.lock")
+        )
+        return {
+            "project_id": spec.project_id,
+            "home": self._home_view(spec.project_id),
+            "listen_fd": listen_fd,
+            "idle_timeout_s": quota.idle_timeout_s,
+            "rlimits": rlimits,
+            "nested_pidns": self._nested_pidns,
+            "die_with_parent": not self.sandboxed,
+            "lock_path": lock_path,
+        }
+
+    def _agent_command(self, spec: ProjectSpec, home: Path, config: dict[str, Any]) -> list[str]:
+        assert self._agent_home is not None, "the agent is installed before any start"
+        if not self.sandboxed:
+            launcher = str(self._agent_home / sandbox.AGENT_LAUNCHER)
+            return [sandbox.SYSTEM_PYTHON, "-I", launcher, "serve", json.dumps(config)]
+        launcher = f"{sandbox.AGENT_MOUNT}/{sandbox.AGENT_LAUNCHER}"
+        command = [sandbox.SYSTEM_PYTHON, "-I", launcher, "serve", json.dumps(config)]
+        return sandbox.bwrap_argv(
+            uid=spec.uid,
+            project_id=spec.project_id,
+            home=home,
+            agent_home=self._agent_home,
+            network=spec.quota.network,
+            allow_user_namespaces=self._nested_pidns,
+            command=command,
+        )
+
+    async def _wait_ready(self, proc: subprocess.Popen[bytes], sock_path: str) -> None:
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        errors = bytearray()
+        deadline = time.monotonic() + self._start_timeout_s
+        try:
+            while True:
+                with contextlib.suppress(BlockingIOError, TypeError):
+                    errors += (proc.stderr.read(STDERR_CAP) or b"")[: STDERR_CAP - len(errors)]
+                if proc.poll() is not None:
+                    with contextlib.suppress(BlockingIOError, TypeError):
+                        errors += (proc.stderr.read(STDERR_CAP) or b"")[: STDERR_CAP - len(errors)]
+                    detail = errors.decode(errors="replace").strip() or "no message"
+                    raise SandboxUnavailable(
+                        f"project sandbox exited during start (code {proc.returncode}): {detail}"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeFailure(
+                        f"project did not start within {self._start_timeout_s:g} seconds"
+                    )
+                with contextlib.suppress(RuntimeFailure):
+                    reply, _ = await channel.call(sock_path, {"op": "ping"}, wait_s=min(2.0, left))
+                    if reply.get("ok"):
+                        return
+                await asyncio.sleep(0.01)
+        finally:
+            proc.stderr.close()
+
+    def _watch(self, project_id: str, proc: subprocess.Popen[bytes]) -> None:
+        """Reap the sandbox when it ends (idle timeout, crash) and clean up after it."""
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            asyncio.get_running_loop().add_reader(pidfd, self._on_exit, project_id, proc, pidfd)
+        except (OSError, NotImplementedError):
+            return  # the next start or stop cleans up instead
+        self._watched[proc.pid] = (pidfd, proc)
+
+    def _unwatch(self, pid: int) -> subprocess.Popen[bytes] | None:
+        watched = self._watched.pop(pid, None)
+        if watched is None:
+            return None
+        pidfd, proc = watched
+        asyncio.get_running_loop().remove_reader(pidfd)
+        os.close(pidfd)
+        return proc
+
+    def _on_exit(self, project_id: str, proc: subprocess.Popen[bytes], pidfd: int) -> None:
+        self._unwatch(proc.pid)
+        proc.poll()
+        task = asyncio.get_running_loop().create_task(self._after_exit(project_id, proc.pid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_exit(self, project_id: str, pid: int) -> None:
+        # A background task: it must not fail. Whatever it misses, the next start or stop
+        # of the project cleans up.
+        try:
+            async with self._lock(project_id):
+                state = load(self._state_path(project_id))
+                if state is not None and state.pid == pid:
+                    log.info("project %s ended", project_id)
+                    await self._teardown(project_id, state)
+        except Exception:
+            log.exception("cleaning up after project %s failed", project_id)
+
+    async def _teardown(self, project_id: str, state: AgentState | None) -> None:
+        """Kill whatever is left of the project's sandbox and remove its traces."""
+        self._known.pop(project_id, None)
+        # A sandbox we launched is reaped here rather than by its exit watcher.
+        launched = self._unwatch(state.pid) if state is not None else None
+        cgroups = (
+            self._cgroups
+            if self._cgroups is not None and self._cgroups.exists(project_id)
+            else None
+        )
+        deadline = time.monotonic() + STOP_WAIT_S
+        while True:
+            alive = state is not None and state.alive()
+            if alive:
+                assert state is not None
+                # Killing the sandbox's PID 1 ends every process in its namespace.
+                procfs.kill(procfs.tree(state.pid))
+            if launched is not None:
+                launched.poll()
+            members = cgroups.kill(project_id) if cgroups is not None else 0
+            if not alive and not members and (cgroups is None or cgroups.remove(project_id)):
+                break
+            if time.monotonic() > deadline:
+                log.error("project %s: processes survived the stop", project_id)
+                break
+            await asyncio.sleep(0.01)
+        for path in (self._state_path(project_id), self._socket_path(project_id)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # -- talking to the agent
+
+    async def _ensure_running(self, spec: ProjectSpec) -> str:
+        state = self._known.get(spec.project_id)
+        if state is None or not state.alive():
+            state = load(self._state_path(spec.project_id))
+            if state is not None and state.alive():
+                self._known[spec.project_id] = state
+            else:
+                await self.start(spec)
+        return str(self._socket_path(spec.project_id))
+
+    async def _call(
+        self,
+        spec: ProjectSpec,
+        header: dict[str, Any],
+        payload: bytes | None = None,
+        *,
+        wait_s: float | None = None,
+        max_payload: int = 0,
+    ) -> tuple[dict[str, Any], bytes]:
+        _check_spec(spec, self.sandboxed)
+        wait = self._io_timeout_s if wait_s is None else wait_s
+        sock = await self._ensure_running(spec)
+        try:
+            reply, data = await channel.call(
+                sock, header, payload, wait_s=wait, max_payload=max_payload
+            )
+        except channel.AgentUnreachable:
+            # It ended between our check and the call (idle timeout): start it once more.
+            self._known.pop(spec.project_id, None)
+            sock = await self._ensure_running(spec)
+            reply, data = await channel.call(
+                sock, header, payload, wait_s=wait, max_payload=max_payload
+            )
+        if not reply.get("ok"):
+            raise agent_error(reply)
+        return reply, data
+
+    # -- operations
+
+    async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult:
+        if not request.timeout_s > 0:
+            raise ValueError("timeout_s must be positive")
+        header = {
+            "op": "exec",
+            "command": request.command,
+            "args": list(request.args),
+            "path": request.path,
+            "timeout_s": request.timeout_s,
+            "max_output": request.max_output,
+            "bash": request.bash,
+            "env": dict(request.env),
+        }
+        reply, _ = await self._call(spec, header, wait_s=request.timeout_s + EXEC_GRACE_S)
+        keep = request.max_output
+        stdout, stderr = _text(reply, "stdout"), _text(reply, "stderr")
+        script = reply.get("script_path")
+        return ExecResult(
+            stdout=stdout if keep is None else stdout[:keep],
+            stderr=stderr if keep is None else stderr[:keep],
+            exit_code=_integer(reply, "exit_code"),
+            timed_out=reply.get("timed_out") is True,
+            could_not_run=reply.get("could_not_run") is True,
+            stdout_truncated=reply.get("stdout_truncated") is True,
+            stderr_truncated=reply.get("stderr_truncated") is True,
+            script_path=script if isinstance(script, str) else None,
+        )
+
+    async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
+        header = {"op": "read", "path": path, "max_bytes": max_bytes}
+        _, data = await self._call(spec, header, max_payload=max_bytes)
+        return data
+
+    async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:
+        header = {
+            "op": "write",
+            "path": path,
+            "size": len(data),
+            "quota_bytes": spec.quota.disk_mb * MIB,
+        }
+        await self._call(spec, header, data)
+
+    async def disk_usage(self, spec: ProjectSpec) -> int:
+        reply, _ = await self._call(spec, {"op": "du"})
+        return _integer(reply, "bytes")
+
+    async def copy_path(
+        self,
+        src: ProjectSpec,
+        src_path: str,
+        dst: ProjectSpec,
+        dst_path: str,
+        *,
+        overwrite_newer: bool,
+        delete_missing: bool,
+        backup: bool,
+        exclude: list[str],
+        timeout_s: float | None,
+    ) -> None:
+        src_home, dst_home = self._home_view(src.project_id), self._home_view(dst.project_id)
+        src_abs, dst_abs = copy.absolute(src_home, src_path), copy.absolute(dst_home, dst_path)
+        if not copy.inside(src_abs, src_home):
+            raise RuntimeFailure("source path must be contained in project home dir")
+        if not copy.inside(dst_abs, dst_home):
+            raise RuntimeFailure("target path must be contained in target project home dir")
+        if src.project_id == dst.project_id and src_abs == dst_abs:
+            return
+        info, _ = await self._call(src, {"op": "stat", "path": src_abs})
+        is_dir = info.get("kind") == "dir"
+        dst_is_folder = dst_path.endswith("/") or dst_abs == dst_home
+        src_arg, dst_arg, mkdir = copy.targets(src_abs, is_dir, dst_abs, dst_is_folder)
+        size_reply, _ = await self._call(src, {"op": "du", "path": src_abs})
+        needed = _integer(size_reply, "bytes")
+        used = await self.disk_usage(dst)
+        quota = dst.quota.disk_mb * MIB
+        if used + needed > quota:
+            raise QuotaExceeded(used, quota, needed)
+        flags = copy.rsync_flags(
+            overwrite_newer=overwrite_newer,
+            delete_missing=delete_missing,
+            backup=backup,
+            exclude=exclude,
+            timeout_s=timeout_s,
+        )
+        plan = copy.CopyPlan(
+            src_socket=await self._ensure_running(src),
+            dst_socket=await self._ensure_running(dst),
+            src_arg=src_arg,
+            dst_arg=dst_arg,
+            mkdir=mkdir,
+            flags=flags,
+        )
+        await asyncio.to_thread(copy.run, plan)
+
+
+def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes]:
+    """Launch the sandbox. A plain Popen (a quick fork/exec) rather than asyncio's, whose
+    child watcher would keep a thread per running project; we reap through a pidfd."""
+    return subprocess.Popen(
+        argv,
+        pass_fds=(listen_fd,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=cwd,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+    )
+
+
+def _check_id(project_id: str) -> None:
+    if not _PROJECT_ID.fullmatch(project_id) or ".." in project_id:
+        raise ValueError(f"invalid project id {project_id!r}")
+
+
+def _check_spec(spec: ProjectSpec, sandboxed: bool) -> None:
+    _check_id(spec.project_id)
+    if sandboxed and spec.uid <= 0:
+        raise ValueError("a sandboxed project needs a non-root uid")
+
+
+def _text(reply: dict[str, Any], key: str) -> str:
+    value = reply.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _integer(reply: dict[str, Any], key: str) -> int:
+    value = reply.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RuntimeFailure(f"the project sent a malformed reply (no {key})")
+    return value

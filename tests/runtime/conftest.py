@@ -1,0 +1,173 @@
+"""Fixtures for the runtime tests: real sandboxes, real processes.
+
+These tests need root and bubblewrap. Without them the whole folder is skipped, with the
+reason, except when CI=true: there a missing sandbox is a failure, not a skip."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from calchub.runtime import ExecRequest, ExecResult, LocalRuntime, ProjectSpec, Quota
+
+FIRST_UID, LAST_UID = 61000, 64999
+UID_LOCKS = Path("/tmp/calchub-test-uids")
+
+
+class UidPool:
+    """Project uids from a test range. Test sessions may run side by side on one machine
+    (xdist workers, other checkouts): each uid is claimed with an flock held for the whole
+    session, so no two sessions ever share one."""
+
+    def __init__(self) -> None:
+        self._held: list[int] = []
+        self._next = FIRST_UID
+
+    def take(self) -> int:
+        UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        while self._next <= LAST_UID:
+            uid, self._next = self._next, self._next + 1
+            fd = os.open(UID_LOCKS / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if not processes_of(uid):
+                self._held.append(fd)
+                return uid
+            os.close(fd)
+        raise RuntimeError("no free test uid left")
+
+
+_uids = UidPool()
+
+
+def sandbox_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "runtime tests need root (each project runs as its own uid)"
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (apt-get install -y bubblewrap)"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed"
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_sandbox() -> None:
+    problem = sandbox_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and sandboxing is unavailable: {problem}")
+    pytest.skip(problem)
+
+
+def _make_dir(prefix: str) -> Path:
+    # Short, and traversable by project uids (pytest's tmp_path is not: it sits under 0700).
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture(scope="session")
+def roots() -> Iterator[tuple[Path, Path]]:
+    projects_root, runtime_root = _make_dir("/tmp/chp"), _make_dir("/tmp/chr")
+    yield projects_root, runtime_root
+    shutil.rmtree(projects_root, ignore_errors=True)
+    shutil.rmtree(runtime_root, ignore_errors=True)
+
+
+def cgroups_of(project_id: str) -> list[Path]:
+    return list(Path("/sys/fs/cgroup").glob(f"*/calchub/{project_id}"))
+
+
+class Projects:
+    """Creates project specs with fresh ids and uids, and stops them all at the end."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[LocalRuntime, str]] = []
+
+    def spec(self, rt: LocalRuntime, quota: Quota | None = None) -> ProjectSpec:
+        spec = ProjectSpec(str(uuid.uuid4()), _uids.take(), quota or Quota())
+        self.started.append((rt, spec.project_id))
+        return spec
+
+    async def stop_all(self) -> None:
+        for rt, project_id in self.started:
+            await rt.stop(project_id)
+        # A stopped project leaves no cgroup behind.
+        left = [group for _, project_id in self.started for group in cgroups_of(project_id)]
+        assert not left, f"cgroups left after stop: {left}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def runtime(roots: tuple[Path, Path]) -> AsyncIterator[LocalRuntime]:
+    rt = LocalRuntime(*roots)
+    yield rt
+    await rt.close()
+
+
+@pytest_asyncio.fixture
+async def projects() -> AsyncIterator[Projects]:
+    made = Projects()
+    yield made
+    await made.stop_all()
+
+
+@pytest_asyncio.fixture
+async def project(runtime: LocalRuntime, projects: Projects) -> ProjectSpec:
+    spec = projects.spec(runtime)
+    await runtime.start(spec)
+    return spec
+
+
+Shell = Callable[..., Awaitable[ExecResult]]
+
+
+@pytest.fixture
+def sh(runtime: LocalRuntime) -> Shell:
+    """Run a bash script in a project."""
+
+    def run(
+        spec: ProjectSpec,
+        script: str,
+        timeout: float = 20.0,
+        path: str = "",
+        max_output: int | None = None,
+    ) -> Awaitable[ExecResult]:
+        return runtime.exec(spec, ExecRequest(script, [], path, timeout, max_output, True))
+
+    return run
+
+
+def host_exists(path: str | Path) -> bool:
+    """Whether `path` exists on the host (outside every sandbox)."""
+    return os.path.lexists(path)
+
+
+def processes_of(uid: int) -> list[str]:
+    """Command lines of the host's live processes running as `uid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").strip().startswith("Z"):
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            found.append(cmdline)
+    return found

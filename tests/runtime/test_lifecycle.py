@@ -1,0 +1,181 @@
+"""Starting, stopping, restarting and finding running projects."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from calchub.runtime import ExecRequest, LocalRuntime, ProjectSpec, Quota, SandboxUnavailable
+from calchub.runtime.base import MIB
+from tests.runtime.conftest import Projects, Shell, processes_of
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_dirs(project_id: str) -> list[Path]:
+    return [CGROUP / c / "calchub" / project_id for c in ("memory", "pids", "cpu")]
+
+
+async def test_sandboxing_is_available(runtime: LocalRuntime) -> None:
+    check = runtime.check_available()
+    assert check.available, check.reason
+
+
+async def test_start_status_stop(runtime: LocalRuntime, projects: Projects) -> None:
+    spec = projects.spec(runtime)
+    assert not (await runtime.status(spec.project_id)).running
+    await runtime.start(spec)
+    status = await runtime.status(spec.project_id)
+    assert status.running
+    assert status.pid is not None and status.pid > 0
+    assert status.memory_bytes is not None and status.memory_bytes > 0
+    assert status.started_at is not None
+    await runtime.start(spec)  # already running: nothing changes
+    assert (await runtime.status(spec.project_id)).pid == status.pid
+    assert processes_of(spec.uid)
+
+    await runtime.stop(spec.project_id)
+    assert not (await runtime.status(spec.project_id)).running
+    assert processes_of(spec.uid) == []
+    assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
+    assert not (runtime.runtime_root / spec.project_id / "sock").exists()
+    await runtime.stop(spec.project_id)  # stopping a stopped project is fine
+
+
+async def test_restart_gives_a_new_sandbox(runtime: LocalRuntime, project: ProjectSpec) -> None:
+    before = await runtime.status(project.project_id)
+    await runtime.restart(project)
+    after = await runtime.status(project.project_id)
+    assert after.running and after.pid != before.pid
+
+
+async def test_home_belongs_to_the_project_uid(runtime: LocalRuntime, project: ProjectSpec) -> None:
+    home = runtime.projects_root / project.project_id
+    st = home.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (project.uid, project.uid, 0o700)
+
+
+async def test_operations_start_a_stopped_project(
+    runtime: LocalRuntime, projects: Projects, sh: Shell
+) -> None:
+    spec = projects.spec(runtime)
+    result = await sh(spec, "echo started")
+    assert result.stdout == "started\n"
+    assert (await runtime.status(spec.project_id)).running
+
+
+async def test_another_hub_process_finds_the_running_project(
+    runtime: LocalRuntime, project: ProjectSpec, roots: tuple[Path, Path]
+) -> None:
+    other = LocalRuntime(*roots)
+    try:
+        mine = await runtime.status(project.project_id)
+        theirs = await other.status(project.project_id)
+        assert theirs.running and theirs.pid == mine.pid
+        result = await other.exec(
+            project, ExecRequest("echo", ["from", "other"], "", 10, None, False)
+        )
+        assert result.stdout == "from other\n"
+        assert (await runtime.status(project.project_id)).pid == mine.pid  # not restarted
+        await other.stop(project.project_id)
+        assert not (await runtime.status(project.project_id)).running
+    finally:
+        await other.close()
+
+
+async def test_cgroup_limits_follow_the_quota(runtime: LocalRuntime, projects: Projects) -> None:
+    spec = projects.spec(runtime, Quota(memory_mb=300, cores=0.5, processes=100))
+    await runtime.start(spec)
+    memory, pids, cpu = cgroup_dirs(spec.project_id)
+    assert int((memory / "memory.limit_in_bytes").read_text()) // MIB == 300
+    assert (pids / "pids.max").read_text().strip() == "100"
+    quota = int((cpu / "cpu.cfs_quota_us").read_text())
+    assert quota / int((cpu / "cpu.cfs_period_us").read_text()) == 0.5
+    status = await runtime.status(spec.project_id)
+    assert status.pid is not None
+    members = {int(p) for p in (pids / "cgroup.procs").read_text().split()}
+    assert status.pid in members
+
+
+async def test_idle_project_stops_itself(
+    runtime: LocalRuntime, projects: Projects, sh: Shell
+) -> None:
+    spec = projects.spec(runtime, Quota(idle_timeout_s=2))
+    # A running exec is activity: the project must not stop under it.
+    result = await sh(spec, "sleep 3; echo done")
+    assert result.stdout == "done\n"
+    assert (await runtime.status(spec.project_id)).running
+    deadline = time.monotonic() + 15
+    while (await runtime.status(spec.project_id)).running:
+        assert time.monotonic() < deadline, "the idle project kept running"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)  # the exit watcher cleans up
+    assert processes_of(spec.uid) == []
+    assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
+
+
+async def test_touch_postpones_the_idle_stop(runtime: LocalRuntime, projects: Projects) -> None:
+    spec = projects.spec(runtime, Quota(idle_timeout_s=2))
+    await runtime.start(spec)
+    for _ in range(6):
+        await asyncio.sleep(0.6)
+        await runtime.touch(spec.project_id)
+    assert (await runtime.status(spec.project_id)).running
+
+
+async def test_a_killed_sandbox_is_noticed_and_restarted(
+    runtime: LocalRuntime, project: ProjectSpec, sh: Shell
+) -> None:
+    status = await runtime.status(project.project_id)
+    assert status.pid is not None
+    os.kill(status.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (await runtime.status(project.project_id)).running:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    result = await sh(project, "echo back")
+    assert result.stdout == "back\n"
+
+
+async def test_folders_project_uids_cannot_reach_are_reported(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
+    try:
+        check = LocalRuntime(hidden / "projects", runtime_root).check_available()
+    finally:
+        shutil.rmtree(runtime_root)
+    assert not check.available
+    assert "not traversable" in check.reason
+
+
+async def test_start_refuses_when_sandboxing_is_unavailable(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
+    rt = LocalRuntime(hidden / "projects", runtime_root)
+    try:
+        with pytest.raises(SandboxUnavailable, match="not traversable"):
+            await rt.start(ProjectSpec("never-started", 64999, Quota()))
+    finally:
+        await rt.close()
+        shutil.rmtree(runtime_root)
+
+
+def test_overlong_runtime_root_is_refused() -> None:
+    with pytest.raises(ValueError, match="too long"):
+        LocalRuntime(Path("/tmp/p"), Path("/tmp/" + "x" * 80))
+
+
+async def test_invalid_specs_are_refused(runtime: LocalRuntime) -> None:
+    with pytest.raises(ValueError):
+        await runtime.start(ProjectSpec("../etc", 61999, Quota()))
+    with pytest.raises(ValueError):
+        await runtime.start(ProjectSpec("ok-id", 0, Quota()))
