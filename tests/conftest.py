@@ -94,17 +94,29 @@ _counter = itertools.count()
 def make_user(api: ApiClient, admin_key: str) -> Callable[..., User]:
     """Create a fresh account (through the API, as an admin) with its own API key."""
 
-    def make(first_name: str | None = None, last_name: str | None = None,
-             email: str | None = None, password: str = "correct horse") -> User:
+    def make(
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+        password: str = "correct horse",
+    ) -> User:
         n = next(_counter)
         tag = uuid.uuid4().hex[:8]
         first = first_name or f"First{tag}"
         last = last_name or f"Last{n}"
         address = email or f"user-{tag}@example.com"
-        reply = api.call("create_account", admin_key, {
-            "first_name": first, "last_name": last, "email_address": address,
-            "password": password, "agreed_to_terms": True, "get_api_key": True,
-        })
+        reply = api.call(
+            "create_account",
+            admin_key,
+            {
+                "first_name": first,
+                "last_name": last,
+                "email_address": address,
+                "password": password,
+                "agreed_to_terms": True,
+                "get_api_key": True,
+            },
+        )
         assert reply.event == "account_created", reply.body
         return User(reply["account_id"], reply["api_key"], address.lower(), password, first, last)
 

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Coroutine
@@ -24,7 +25,9 @@ from calchub.db.engine import create_engine
 
 T = TypeVar("T")
 
-PG_ADMIN_URL = os.environ.get("CALCHUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "CALCHUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -121,15 +124,17 @@ class ApiClient:
             else:
                 auth = httpx.BasicAuth(key, "")
         if content is not None:
-            response = self.http.post(f"/api/v1/{event}", content=content, headers=all_headers,
-                                      auth=auth)
+            response = self.http.post(
+                f"/api/v1/{event}", content=content, headers=all_headers, auth=auth
+            )
         elif form is not None:
-            response = self.http.post(f"/api/v1/{event}", data=form, headers=all_headers,
-                                      auth=auth)
+            response = self.http.post(f"/api/v1/{event}", data=form, headers=all_headers, auth=auth)
         else:
             response = self.http.post(
-                f"/api/v1/{event}", json=json_body if json_body is not None else {},
-                headers=all_headers, auth=auth,
+                f"/api/v1/{event}",
+                json=json_body if json_body is not None else {},
+                headers=all_headers,
+                auth=auth,
             )
         try:
             body = response.json()
@@ -149,11 +154,20 @@ class Server:
         self.data_dir = data_dir
         self.database_url = database_url
         self.url = f"http://127.0.0.1:{self.port}"
+        # Project users must be able to reach their homes: pytest's own folders are 0700.
+        self.projects_root = Path(tempfile.mkdtemp(prefix="/tmp/chp-"))
+        self.projects_root.chmod(0o711)
+        runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chr-"))
+        runtime_root.chmod(0o711)
         self.env = {
             **os.environ,
             "CALCHUB_DATA_DIR": str(data_dir),
             "CALCHUB_DATABASE_URL": database_url,
             "CALCHUB_SITE_URL": self.url,
+            # Short, private socket folder per server (Unix socket paths are limited).
+            "CALCHUB_RUNTIME_ROOT": str(runtime_root),
+            "CALCHUB_PROJECTS_ROOT": str(self.projects_root),
+            "CALCHUB_SCHEDULER_INTERVAL_S": "1",
         }
         if smtp_url:
             self.env["CALCHUB_SMTP_URL"] = smtp_url
@@ -164,7 +178,10 @@ class Server:
         """Start and wait until it answers; returns the bootstrap admin key if one was printed."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "calchub.cli", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.process.stdout is not None
         admin_key = None
@@ -203,8 +220,11 @@ class Server:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `calchub <args>` against the same database."""
         result = subprocess.run(
-            [sys.executable, "-m", "calchub.cli", *args], env=self.env, capture_output=True,
-            text=True, timeout=120,
+            [sys.executable, "-m", "calchub.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"calchub {' '.join(args)} failed: {result.stderr}")

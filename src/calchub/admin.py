@@ -105,14 +105,21 @@ async def ensure_admin(hub: Hub) -> dict[str, Any] | None:
     async with hub.engine.connect() as conn:
         if (await conn.execute(select(accounts.c.account_id).limit(1))).first() is not None:
             return None
-    created = await admin_create_account(
-        hub,
-        email=ADMIN_BOOTSTRAP_EMAIL,
-        first_name="Admin",
-        last_name="User",
-        password=None,
-        admin=True,
-        api_key=True,
-        welcome=False,
-    )
+    try:
+        created = await admin_create_account(
+            hub,
+            email=ADMIN_BOOTSTRAP_EMAIL,
+            first_name="Admin",
+            last_name="User",
+            password=None,
+            admin=True,
+            api_key=True,
+            welcome=False,
+        )
+    except AdminError:
+        # Another hub sharing the database got there first: nothing left to do.
+        async with hub.engine.connect() as conn:
+            if (await conn.execute(select(accounts.c.account_id).limit(1))).first() is not None:
+                return None
+        raise
     return {**created, "email_address": ADMIN_BOOTSTRAP_EMAIL}

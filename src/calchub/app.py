@@ -16,6 +16,7 @@ from calchub.accounts.creation import verify_email
 from calchub.api.protocol import handle_v1, json_response
 from calchub.config import Settings
 from calchub.hub import Hub
+from calchub.projects.scheduler import scheduler_loop
 
 
 async def index(request: Request) -> Response:
@@ -35,7 +36,9 @@ def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.open(settings)
+        hub.check_runtime()
         app.state.hub = hub
+        hub.spawn(scheduler_loop(hub, settings.scheduler_interval_s), "scheduler")
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--max-body-bytes", type=int, help="request body limit (default 10 MB)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument(
+        "--forwarded-allow-ips", help="proxies whose X-Forwarded-For is trusted (default 127.0.0.1)"
+    )
+    serve.add_argument("--projects-root", help="project homes (default <data-dir>/projects)")
+    serve.add_argument(
+        "--runtime-root", help="per-project sockets (default /run/calchub as root); keep it short"
+    )
+    serve.add_argument(
+        "--unsandboxed-projects",
+        action="store_true",
+        default=None,
+        help="run projects WITHOUT isolation, as the server's user (development)",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -86,6 +100,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port",
         "max_body_bytes",
         "log_level",
+        "projects_root",
+        "runtime_root",
+        "unsandboxed_projects",
+        "forwarded_allow_ips",
     )
     return load_settings({name: getattr(args, name, None) for name in names})
 
@@ -113,6 +131,10 @@ def _serve(settings: Settings) -> None:
     from calchub.admin import ensure_admin
     from calchub.app import build_app
 
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     created = _with_hub(settings, ensure_admin)
     if created:
         print(
@@ -132,6 +154,8 @@ def _serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         lifespan="on",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -206,10 +230,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"calchub: {exc}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from calchub.admin import AdminError
 
         if isinstance(exc, AdminError):
             print(f"calchub: {exc}", file=sys.stderr)
+            sys.exit(1)
+        if isinstance(exc, SQLAlchemyError):
+            # A database that is missing, refuses us or is in a bad state: say so, briefly.
+            reason = getattr(exc, "orig", None) or exc
+            print(f"calchub: database error: {reason}", file=sys.stderr)
             sys.exit(1)
         raise
 

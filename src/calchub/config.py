@@ -25,13 +25,34 @@ class Settings:
     # Public address used in links inside emails; empty means http://host:port.
     site_url: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Proxies whose X-Forwarded-For is believed (comma separated; "*" trusts everyone).
+    forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    # Project homes; empty means data_dir/projects.
+    projects_root: str = ""
+    # Per-project sockets and state; empty means /run/calchub as root, else data_dir/run.
+    # Keep it short: Unix socket paths are limited to about 100 bytes.
+    runtime_root: str = ""
+    # Run projects without a sandbox (every project as the server's user): development only.
+    unsandboxed_projects: bool = False
+    # How often each hub looks for idle projects and pending start/stop requests.
+    scheduler_interval_s: float = 15.0
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir.resolve() / 'calchub.db'}"
+
+    @property
+    def resolved_projects_root(self) -> Path:
+        return Path(self.projects_root) if self.projects_root else self.data_dir / "projects"
+
+    @property
+    def resolved_runtime_root(self) -> Path:
+        if self.runtime_root:
+            return Path(self.runtime_root)
+        return Path("/run/calchub") if os.geteuid() == 0 else self.data_dir / "run"
 
     @property
     def resolved_site_url(self) -> str:
@@ -47,6 +68,15 @@ def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[name]
     if kind == "int":
         return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"{name} must be true or false, not {value!r}")
+        return text in ("1", "true", "yes")
     if kind == "Path":
         return Path(value)
     return str(value)

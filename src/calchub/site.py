@@ -51,6 +51,52 @@ SETTINGS: dict[str, SettingDef] = {
             "150",
             integer=True,
         ),
+        SettingDef(
+            "default_quota_memory_mb",
+            "Memory of a project without upgrades (MB).",
+            "1000",
+            integer=True,
+        ),
+        SettingDef(
+            "default_quota_cores", "CPU cores of a project without upgrades.", "1", integer=True
+        ),
+        SettingDef(
+            "default_quota_disk_mb",
+            "Disk space of a project without upgrades (MB).",
+            "3000",
+            integer=True,
+        ),
+        SettingDef(
+            "default_quota_processes", "Processes a project may run at once.", "256", integer=True
+        ),
+        SettingDef(
+            "default_quota_network",
+            "Whether projects reach the network by default.",
+            "no",
+            choices=("yes", "no"),
+        ),
+        SettingDef(
+            "default_quota_idle_timeout_s",
+            "Seconds without activity after which a project is stopped.",
+            "1800",
+            integer=True,
+        ),
+        SettingDef(
+            "project_network",
+            "Network access for projects whose quota includes it: 'none', or 'host' (the "
+            "machine's own network, including services on its loopback address).",
+            "none",
+            choices=("none", "host"),
+        ),
+        SettingDef(
+            "exec_max_timeout_s", "Longest project_exec allowed (seconds).", "3600", integer=True
+        ),
+        SettingDef(
+            "exec_max_output",
+            "Most characters project_exec returns per stream.",
+            "10000000",
+            integer=True,
+        ),
     ]
 }
 

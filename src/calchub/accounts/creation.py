@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,8 @@ from calchub.mail import welcome_email
 log = logging.getLogger("calchub.accounts")
 
 THROTTLE_WINDOW = timedelta(minutes=30)
+# Longer names are cut to what an account name may hold, as CoCalc does.
+NAME_MAX_LENGTH = 254
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|org|net|io|de|ru|cn|info|xyz)\b", re.I)
 _EMAIL_IN_TEXT = re.compile(r"\S+@\S+\.\S+")
 
@@ -53,9 +56,19 @@ class Created:
     api_key: str | None
 
 
+def has_control_characters(value: str | None, allowed: str = "") -> bool:
+    """Control characters have no place in names or addresses (and PostgreSQL cannot store
+    NUL at all)."""
+    return value is not None and any(
+        unicodedata.category(c) == "Cc" and c not in allowed for c in value
+    )
+
+
 def _name_problems(field: str, value: str | None, label: str) -> dict[str, str]:
     if value is None or not value.strip():
         return {field: f"Enter your {label}."}
+    if has_control_characters(value):
+        return {"other": f"{field} not valid: control characters are not allowed"}
     urls = _URL.findall(value)
     if urls:
         return {"other": f"{field} not valid: URLs are not allowed. Found {', '.join(urls)}"}
@@ -64,19 +77,31 @@ def _name_problems(field: str, value: str | None, label: str) -> dict[str, str]:
     return {}
 
 
+def _clip(name: str | None) -> str | None:
+    return name[:NAME_MAX_LENGTH] if name is not None else None
+
+
 def field_problems(new: NewAccount) -> dict[str, str]:
     """All problems with the submitted fields, as CoCalc's `reason` object."""
     reason: dict[str, str] = {}
     reason.update(_name_problems("first_name", new.first_name, "first name"))
     for key, value in _name_problems("last_name", new.last_name, "last name").items():
         reason.setdefault(key, value)
-    if not is_valid_email(new.email_address):
+    # Checked as stored too: lower-casing can make an address longer.
+    email = new.email_address
+    if (
+        email is None
+        or has_control_characters(email)
+        or not (is_valid_email(email) and is_valid_email(email.lower()))
+    ):
         reason["email_address"] = "Email address does not appear to be valid."
     problem = password_problem(new.password)
     if problem:
         reason["password"] = problem
     if new.agreed_to_terms is not True:
         reason["agreed_to_terms"] = "Agree to the Terms of Service."
+    if has_control_characters(new.usage_intent, allowed="\t\n\r"):
+        reason.setdefault("other", "usage_intent not valid: control characters are not allowed")
     return reason
 
 
@@ -111,7 +136,11 @@ async def _use_registration_token(conn: AsyncConnection, token: str | None) -> N
         return
     if not token:
         raise CreationFailed({"token": "No registration token provided"})
-    row = (await conn.execute(select(registration_tokens).where(t.token == token))).first()
+    row = (
+        None
+        if has_control_characters(token)
+        else (await conn.execute(select(registration_tokens).where(t.token == token))).first()
+    )
     if row is None:
         raise CreationFailed({"token": "Registration token is wrong."})
     if row.disabled:
@@ -166,8 +195,8 @@ async def create_account(
                     account_id=account_id,
                     email_address=email,
                     password_hash=password_hash,
-                    first_name=new.first_name,
-                    last_name=new.last_name,
+                    first_name=_clip(new.first_name),
+                    last_name=_clip(new.last_name),
                     groups=list(groups or []),
                     banned=False,
                     deleted=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from calchub.accounts.creation import has_control_characters
 from calchub.accounts.keys import revoke_all_api_keys
 from calchub.accounts.passwords import hash_password, password_problem, verify_password
 from calchub.accounts.store import get_account, is_valid_email
@@ -58,7 +59,7 @@ async def change_email_address(
 ) -> str | None:
     """None on success, else the error string for `changed_email_address`."""
     new_email = new_email.lower()
-    if not is_valid_email(new_email):
+    if not is_valid_email(new_email) or has_control_characters(new_email):
         return "email_invalid"
     if account_id.lower() != caller:
         return "account_id in mesg is not what user is signed in as"
@@ -81,6 +82,13 @@ async def change_email_address(
             await conn.execute(
                 update(accounts).where(accounts.c.account_id == caller).values(**values)
             )
+            if account.email_address:
+                # Reset codes sent to the old address must not outlive the change.
+                await conn.execute(
+                    delete(password_reset).where(
+                        password_reset.c.email_address == account.email_address
+                    )
+                )
             await log_event(
                 conn,
                 "change_email_address",

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 
+from calchub.accounts.creation import has_control_characters
 from calchub.accounts.passwords import hash_password, password_problem
 from calchub.accounts.secret import digest
 from calchub.accounts.store import get_account_by_email, is_valid_email
@@ -42,7 +43,7 @@ async def _too_many(hub: Hub, email: str, ip: str) -> str | None:
 
 async def forgot_password(hub: Hub, email: str, ip: str) -> str | None:
     """None once the email is sent, else the error string."""
-    if not is_valid_email(email):
+    if not is_valid_email(email) or has_control_characters(email):
         return "Invalid email address."
     email = email.lower()
     throttled = await _too_many(hub, email, ip)
@@ -92,9 +93,16 @@ async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> str |
         )
         if row is None or used.rowcount != 1:
             return NO_LONGER_VALID
+        # Only the account that held the address when the code was sent: an address given
+        # up and registered again by someone else does not carry the code along.
+        issued = row.expire - CODE_LIFETIME
         changed = await conn.execute(
             update(accounts)
-            .where(accounts.c.email_address == row.email_address, accounts.c.deleted.is_(False))
+            .where(
+                accounts.c.email_address == row.email_address,
+                accounts.c.deleted.is_(False),
+                accounts.c.created <= issued,
+            )
             .values(password_hash=new_hash)
             .returning(accounts.c.account_id)
         )

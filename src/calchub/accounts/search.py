@@ -15,6 +15,11 @@ from calchub.db.tables import accounts
 from calchub.db.types import utcnow
 
 MAX_LIMIT = 50
+# Larger limits mean "all" (SQL LIMIT must fit the database's integer type).
+SQL_MAX_LIMIT = 2**31 - 1
+# Name terms per query: bounds the size of the SQL expression (SQLite caps its depth at
+# 1000, asyncpg a statement's parameters at 32767). Email addresses do not count.
+MAX_NAME_TERMS = 200
 _SPLIT_ITEMS = re.compile(r"[\n,;]")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.I)
 _UNIT_SECONDS = {
@@ -61,6 +66,15 @@ def parse_interval(active: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
+def _since(active: str) -> datetime | None:
+    if not active.strip():
+        return None
+    try:
+        return utcnow() - parse_interval(active)
+    except OverflowError:
+        return None  # further back than any date: every account qualifies
+
+
 def _like_escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -86,6 +100,18 @@ _BY_EMAIL = [
 _ADMIN = [*_PUBLIC, accounts.c.email_address, accounts.c.banned]
 
 
+def _distinct_items(items: list[list[str]]) -> list[list[str]]:
+    """Drop repeated terms within an item and repeated items; refuse oversized queries."""
+    distinct: dict[tuple[str, ...], None] = {}
+    for terms in items:
+        key = tuple(dict.fromkeys(terms))
+        if key:
+            distinct[key] = None
+    if sum(len(terms) for terms in distinct) > MAX_NAME_TERMS:
+        raise SearchError(f"too many names in the query (at most {MAX_NAME_TERMS} words)")
+    return [list(terms) for terms in distinct]
+
+
 def _sort_key(row: dict[str, Any]) -> tuple[str, float]:
     name = f"{row.get('first_name') or ''} {row.get('last_name') or ''}".lower()
     recent: datetime | None = row.get("last_active") or row.get("created")
@@ -96,7 +122,8 @@ async def search_accounts(
     conn: AsyncConnection, query: str, *, admin: bool, active: str, limit: int
 ) -> list[dict[str, Any]]:
     """Results in CoCalc's shape. `admin` is admin mode (the caller is known to be an admin)."""
-    since = utcnow() - parse_interval(active) if active.strip() else None
+    since = _since(active)
+    limit = min(limit, SQL_MAX_LIMIT)
     parsed = parse_query(query)
     found: dict[str, dict[str, Any]] = {}
 
@@ -106,7 +133,7 @@ async def search_accounts(
             column = accounts.c.account_id if is_valid_uuid(whole) else accounts.c.email_address
             rows = (await conn.execute(select(*_ADMIN).where(column == whole))).mappings().all()
             return [dict(r) for r in rows]
-        name_items = parsed.names + [[email] for email in parsed.emails]
+        name_items = _distinct_items(parsed.names + [[email] for email in parsed.emails])
         columns = [accounts.c.first_name, accounts.c.last_name, accounts.c.email_address]
         await _name_search(
             conn,
@@ -121,6 +148,7 @@ async def search_accounts(
         )
     else:
         limit = min(limit, MAX_LIMIT)
+        name_items = _distinct_items(parsed.names)
         if parsed.emails:
             rows = (
                 (
@@ -139,7 +167,7 @@ async def search_accounts(
         await _name_search(
             conn,
             found,
-            parsed.names,
+            name_items,
             [accounts.c.first_name, accounts.c.last_name],
             _PUBLIC,
             since,

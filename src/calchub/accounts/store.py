@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,12 @@ MAX_EMAIL_LENGTH = 254
 
 
 def is_valid_email(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= MAX_EMAIL_LENGTH and bool(_EMAIL.match(value))
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_EMAIL_LENGTH
+        and bool(_EMAIL.match(value))
+        and not any(unicodedata.category(c) == "Cc" for c in value)
+    )
 
 
 def is_valid_uuid(value: object) -> bool:

@@ -52,6 +52,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _parse_body(content_type: str, raw: bytes) -> tuple[Any, bool]:
     """The body as a value, and whether it came from a form (strings to coerce)."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -59,9 +63,11 @@ def _parse_body(content_type: str, raw: bytes) -> tuple[Any, bool]:
         if not raw.strip():
             return {}, False
         try:
-            return json.loads(raw), False
+            return json.loads(raw, parse_constant=_reject_constant), False
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"invalid JSON body: {exc}") from None
+        except RecursionError:
+            raise ProtocolError("invalid JSON body: nested too deeply") from None
     if media == "application/x-www-form-urlencoded":
         try:
             return parse_form(raw), True
@@ -132,12 +138,13 @@ async def _handle(hub: Hub, request: Request) -> Response:
             if isinstance(body, list)
             else {"": body}
         )
-    message, msg_id = build_message(event, defn.request, body, from_form=from_form)
-    if not defn.dispatchable:
-        raise ProtocolError(f"unknown message event type '{event}'")
     handler = HANDLERS.get(event)
-    if handler is None:
+    if handler is None and defn.dispatchable:
+        # Said before validation: the caller learns that nothing here can serve the event.
         raise ProtocolError(f"endpoint '{event}' is not implemented yet on this server", status=501)
+    message, msg_id = build_message(event, defn.request, body, from_form=from_form)
+    if handler is None:
+        raise ProtocolError(f"unknown message event type '{event}'")
     ip = request.client.host if request.client else ""
     call = Call(hub=hub, account_id=account_id, ip=ip, id=msg_id)
     try:

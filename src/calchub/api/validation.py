@@ -62,6 +62,13 @@ def build_message(
             raise InvalidParameters(
                 f"Error: misc.defaults -- TypeError: got an unexpected argument '{key}' "
             )
+    for name, value in present.items():
+        if _has_nul(value):
+            # PostgreSQL cannot store NUL in text, and no field of this API needs one.
+            raise InvalidParameters(
+                f"Error: misc.defaults -- TypeError: property '{name}' is invalid: "
+                "strings must not contain NUL characters"
+            )
     if from_form:
         present = {
             name: coerce_form_value(fields[name].annotation, v) for name, v in present.items()
@@ -74,6 +81,21 @@ def build_message(
         msg_id = present.get("id")
         return message, (msg_id if msg_id is not None else str(uuid.uuid4()))
     return message, str(uuid.uuid4())
+
+
+def _has_nul(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _describe(exc: ValidationError) -> str:

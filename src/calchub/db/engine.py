@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's own lower() folds ASCII only; case-insensitive search must match "Élise" too,
+    # as it does on PostgreSQL.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
@@ -62,9 +73,32 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision`; safe when several hubs start at once."""
+    """Bring the schema to `revision`; safe when several processes start at once."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            # SQLite has no advisory locks; a lock file beside the database serialises the
+            # processes, and each finds the schema current once it gets its turn.
+            async with _file_lock(Path(database + ".migrate.lock")):
+                await _migrate(engine, revision)
+            return
+    await _migrate(engine, revision)
+
+
+async def _migrate(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Transaction-scoped lock: a second hub waits, then finds nothing to do.
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         await conn.run_sync(_upgrade, revision)
+
+
+@asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    handle = path.open("a")
+    try:
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()

@@ -181,3 +181,62 @@ account_metrics = Table(
     Column("metrics", Json, nullable=False),
     Column("time", UtcDateTime, nullable=False),
 )
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("project_id", String(UUID_LEN), primary_key=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("compute_image", String(200), nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Column("last_edited", UtcDateTime, nullable=True),
+    # {account_id: iso time} of each user's last activity, as CoCalc models it.
+    Column("last_active", Json, nullable=True),
+    # {license_id: {}} of applied site licenses.
+    Column("site_license", Json, nullable=True),
+    # Admin-set quota overrides (CoCalc's `settings`).
+    Column("settings", Json, nullable=True),
+    Column("course", Json, nullable=True),
+    Column("invite", Json, nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    # The Linux uid the project's processes run as; unique per site.
+    Column("uid", Integer, nullable=False, unique=True),
+    # Run state as plain columns so that hubs can claim transitions with a conditional UPDATE;
+    # exposed as CoCalc's `state` {state, time, error} at the edge.
+    Column("run_state", String(16), nullable=False, default="opened"),
+    Column("run_state_time", UtcDateTime, nullable=False),
+    Column("run_state_error", Text, nullable=True),
+    # Last time anything used the project (exec, files, touch): drives the idle timeout.
+    Column("last_activity", UtcDateTime, nullable=True),
+    # {action, time, started, finished, err} of the last start/stop/restart request.
+    Column("action_request", Json, nullable=True),
+    # "pending" until a hub claims it, then "running", then "done".
+    Column("action_state", String(16), nullable=True),
+    Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
+    Index("ix_projects_action_state", "action_state"),
+)
+
+project_users = Table(
+    "project_users",
+    metadata,
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "account_id",
+        String(UUID_LEN),
+        ForeignKey("accounts.account_id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    # owner, collaborator, viewer, invited_collaborator, invited_viewer
+    Column("group", String(32), nullable=False),
+    # {cores, memory, mintime, network, disk_quota, ...} this user applies to the project.
+    Column("upgrades", Json, nullable=True),
+    Column("hide", Boolean, nullable=False, default=False),
+    Column("added", UtcDateTime, nullable=False),
+)

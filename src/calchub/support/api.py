@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 
 from calchub.api import messages as m
 from calchub.api.call import Call
@@ -40,21 +41,25 @@ async def log_client_error(call: Call, msg: m.LogClientError) -> dict[str, Any]:
 
 @handles("metrics")
 async def metrics(call: Call, msg: m.Metrics) -> dict[str, Any]:
-    if len(json.dumps(msg.metrics)) > MAX_METRICS_BYTES:
+    try:
+        size = len(json.dumps(msg.metrics, allow_nan=False))
+    except ValueError:
+        raise HandlerError("metrics must not contain NaN or Infinity") from None
+    if size > MAX_METRICS_BYTES:
         raise HandlerError(f"metrics must be at most {MAX_METRICS_BYTES} bytes of JSON")
     now = utcnow()
+    values = {"metrics": msg.metrics, "time": now}
+    update_row = update(account_metrics).where(account_metrics.c.account_id == call.caller)
     async with call.hub.engine.begin() as conn:
-        changed = await conn.execute(
-            update(account_metrics)
-            .where(account_metrics.c.account_id == call.caller)
-            .values(metrics=msg.metrics, time=now)
-        )
-        if changed.rowcount == 0:
-            await conn.execute(
-                insert(account_metrics).values(
-                    account_id=call.caller, metrics=msg.metrics, time=now
-                )
-            )
+        changed = await conn.execute(update_row.values(**values))
+    if changed.rowcount == 0:
+        try:
+            async with call.hub.engine.begin() as conn:
+                await conn.execute(insert(account_metrics).values(account_id=call.caller, **values))
+        except IntegrityError:
+            # A concurrent first report inserted the row: the latest one wins.
+            async with call.hub.engine.begin() as conn:
+                await conn.execute(update_row.values(**values))
     return {"event": "success"}
 
 

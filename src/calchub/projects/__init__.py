@@ -1,0 +1,1 @@
+"""Projects: creation, membership and permissions, run state, exec and text files."""

@@ -1,0 +1,114 @@
+"""project_exec: CoCalc's rules for bash mode, timeouts, output limits and error texts."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from calchub.api.errors import HandlerError
+from calchub.runtime import ExecRequest, ExecResult
+
+REFUSED = {
+    "smc-jupyter": "do not run smc-jupyter directly",
+    "ipython-notebook": "ipython-notebook is not supported; use jupyter",
+}
+NETWORK_HINT = (
+    "-- Email {help_email} if you need full internet access, which is disabled by default."
+)
+
+
+@dataclass(frozen=True)
+class ExecLimits:
+    max_timeout_s: float
+    max_output: int
+
+
+def plan_exec(
+    *,
+    command: str,
+    args: list[str],
+    path: str,
+    timeout: float,
+    max_output: int | None,
+    bash: bool,
+    limits: ExecLimits,
+) -> tuple[ExecRequest, int | None]:
+    """The runtime request, and the output limit the caller asked for (None: site cap only)."""
+    if command.strip() in REFUSED:
+        raise HandlerError(REFUSED[command.strip()])
+    if not args and any(ch.isspace() for ch in command):
+        bash = True
+    if bash and args:
+        command = " ".join([command, *(shlex.quote(arg) for arg in args)])
+        args = []
+    # 0 means "no limit"; the site maximum still applies so that no request runs forever.
+    timeout_s = limits.max_timeout_s if timeout <= 0 else min(timeout, limits.max_timeout_s)
+    requested = None if max_output is None else min(max_output, limits.max_output)
+    keep = limits.max_output if requested is None else requested
+    request = ExecRequest(
+        command=command, args=list(args), path=path, timeout_s=timeout_s, max_output=keep, bash=bash
+    )
+    return request, requested
+
+
+def _limit(text: str, truncated: bool, limit: int) -> str:
+    # CoCalc appends the note whenever the output reaches the limit.
+    if truncated or len(text) >= limit:
+        return text[:limit] + f" (truncated at {limit} characters)"
+    return text
+
+
+def exec_reply(
+    *,
+    original_command: str,
+    original_args: list[str],
+    request: ExecRequest,
+    result: ExecResult,
+    requested_max_output: int | None,
+    err_on_exit: bool,
+    help_email: str,
+) -> dict[str, Any]:
+    """The `project_exec_output` message, or raise the CoCalc-formatted error."""
+    limit = request.max_output if request.max_output is not None else len(result.stdout)
+    if requested_max_output is not None or result.stdout_truncated:
+        stdout = _limit(result.stdout, result.stdout_truncated, limit)
+    else:
+        stdout = result.stdout
+    if requested_max_output is not None or result.stderr_truncated:
+        stderr = _limit(result.stderr, result.stderr_truncated, limit)
+    else:
+        stderr = result.stderr
+    exit_code = result.exit_code
+    if result.timed_out:
+        exit_code = 1
+    failed = result.timed_out or result.could_not_run or result.exit_code != 0
+    if not (failed and err_on_exit):
+        return {
+            "event": "project_exec_output",
+            "stdout": stdout,
+            "stderr": stderr,
+            "exit_code": exit_code,
+        }
+
+    if request.bash and result.script_path:
+        cmd, cmd_args = "bash", [result.script_path]
+    else:
+        cmd, cmd_args = request.command, request.args
+    spaced = " ".join(cmd_args)
+    if result.timed_out:
+        inner = f"killed command '{' '.join([cmd, *cmd_args])}'"
+    elif result.could_not_run:
+        inner = f"command '{cmd}' (args={spaced}) was not able to run -- stderr='{stderr}'"
+    else:
+        inner = (
+            f"command '{cmd}' (args={spaced}) exited with nonzero code "
+            f"{result.exit_code} -- stderr='{stderr}'"
+        )
+    error = (
+        f"Error executing command '{original_command}' with args "
+        f"'{','.join(original_args)}' -- {inner}, {stdout}, {stderr}"
+    )
+    if "Connection refused" in error:
+        error += " " + NETWORK_HINT.format(help_email=help_email)
+    raise HandlerError(error)

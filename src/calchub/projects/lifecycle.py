@@ -1,0 +1,116 @@
+"""Run state: opened -> starting -> running -> stopping -> opened, driven by the runtime.
+
+The database holds the state every hub sees; the runtime is the ground truth for whether
+processes exist, so each use re-checks it (a sandbox dies with the hub that started it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from calchub.db.tables import projects
+from calchub.db.types import utcnow
+from calchub.hub import Hub
+from calchub.projects.quotas import default_quota, effective_quota
+from calchub.projects.store import ProjectRow, get_project, member_upgrades
+from calchub.runtime import ProjectSpec, RuntimeFailure, SandboxUnavailable
+
+log = logging.getLogger("calchub.projects")
+
+# Recording activity on every call would turn reads into writes; this is precise enough for
+# idle timeouts measured in minutes.
+ACTIVITY_RESOLUTION = timedelta(seconds=10)
+
+_start_locks: dict[str, asyncio.Lock] = {}
+
+
+async def project_spec(hub: Hub, project: ProjectRow) -> ProjectSpec:
+    async with hub.engine.connect() as conn:
+        upgrades = await member_upgrades(conn, project.project_id)
+    quota = effective_quota(await default_quota(hub.site), project.settings, upgrades)
+    if quota.network and await hub.site.get("project_network") != "host":
+        # Sharing the host's network also exposes its loopback services; an operator must
+        # choose that explicitly.
+        quota = replace(quota, network=False)
+    return ProjectSpec(project_id=project.project_id, uid=project.uid, quota=quota)
+
+
+async def set_state(hub: Hub, project_id: str, state: str, error: str | None = None) -> None:
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            update(projects)
+            .where(projects.c.project_id == project_id)
+            .values(run_state=state, run_state_time=utcnow(), run_state_error=error)
+        )
+
+
+async def record_activity(hub: Hub, project: ProjectRow) -> None:
+    now = utcnow()
+    if project.last_activity and now - project.last_activity < ACTIVITY_RESOLUTION:
+        return
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            update(projects)
+            .where(projects.c.project_id == project.project_id)
+            .values(last_activity=now)
+        )
+
+
+async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
+    """Start the project unless it already runs; returns its spec."""
+    if hub.runtime_problem:
+        raise SandboxUnavailable(hub.runtime_problem)
+    lock = _start_locks.setdefault(project.project_id, asyncio.Lock())
+    async with lock:
+        spec = await project_spec(hub, project)
+        status = await hub.runtime.status(project.project_id)
+        if status.running:
+            if project.run_state != "running":
+                await set_state(hub, project.project_id, "running")
+            return spec
+        await set_state(hub, project.project_id, "starting")
+        try:
+            await hub.runtime.start(spec)
+        except RuntimeFailure as exc:
+            await set_state(hub, project.project_id, "opened", str(exc))
+            raise
+        await set_state(hub, project.project_id, "running")
+        # A freshly started project counts as active, so the idle timer starts now.
+        async with hub.engine.begin() as conn:
+            await conn.execute(
+                update(projects)
+                .where(projects.c.project_id == project.project_id)
+                .values(last_activity=utcnow())
+            )
+        log.info("started project %s (uid %s)", project.project_id, project.uid)
+        return spec
+
+
+async def ensure_running(hub: Hub, project: ProjectRow) -> ProjectSpec:
+    """Start on demand (exec and file access start a stopped project) and note the use."""
+    spec = await start_project(hub, project)
+    await record_activity(hub, project)
+    return spec
+
+
+async def stop_project(hub: Hub, project_id: str) -> None:
+    await set_state(hub, project_id, "stopping")
+    try:
+        await hub.runtime.stop(project_id)
+    except RuntimeFailure as exc:
+        await set_state(hub, project_id, "opened", str(exc))
+        raise
+    await set_state(hub, project_id, "opened")
+    log.info("stopped project %s", project_id)
+
+
+async def restart_project(hub: Hub, project_id: str) -> None:
+    await stop_project(hub, project_id)
+    async with hub.engine.connect() as conn:
+        project = await get_project(conn, project_id)
+    if project is not None:
+        await start_project(hub, project)

@@ -1,0 +1,149 @@
+"""Background duties of every hub: stop idle projects and carry out `action_request`s.
+
+Each duty is claimed with a conditional UPDATE, so with several hubs on one database every
+project is stopped, and every request carried out, exactly once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from calchub.db.tables import projects
+from calchub.db.types import utcnow
+from calchub.hub import Hub
+from calchub.projects.lifecycle import project_spec, restart_project, start_project, stop_project
+from calchub.projects.store import get_project
+from calchub.runtime import RuntimeFailure
+
+log = logging.getLogger("calchub.scheduler")
+
+ACTIONS = ("start", "stop", "restart")
+
+
+async def request_action(hub: Hub, project_id: str, action: str) -> None:
+    """Record a start/stop/restart request; a hub's scheduler carries it out."""
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            update(projects)
+            .where(projects.c.project_id == project_id)
+            .values(
+                action_request={"action": action, "time": utcnow().isoformat()},
+                action_state="pending",
+            )
+        )
+    hub.wake_scheduler()
+
+
+async def stop_idle_projects(hub: Hub) -> None:
+    now = utcnow()
+    async with hub.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    projects.c.project_id, projects.c.last_activity, projects.c.run_state_time
+                ).where(projects.c.run_state == "running")
+            )
+        ).all()
+    for row in rows:
+        async with hub.engine.connect() as conn:
+            project = await get_project(conn, row.project_id)
+        if project is None:
+            continue
+        spec = await project_spec(hub, project)
+        seen = row.last_activity or row.run_state_time
+        if now - seen < timedelta(seconds=spec.quota.idle_timeout_s):
+            continue
+        # The claim fails if the project was used (or restarted) since we looked.
+        unchanged = (
+            projects.c.last_activity.is_(None)
+            if row.last_activity is None
+            else projects.c.last_activity == row.last_activity
+        )
+        async with hub.engine.begin() as conn:
+            claimed = await conn.execute(
+                update(projects)
+                .where(
+                    projects.c.project_id == row.project_id,
+                    projects.c.run_state == "running",
+                    projects.c.run_state_time == row.run_state_time,
+                    unchanged,
+                )
+                .values(run_state="stopping", run_state_time=utcnow())
+            )
+        if claimed.rowcount != 1:
+            continue  # another hub got there first, or the project was used meanwhile
+        log.info("stopping idle project %s", row.project_id)
+        try:
+            await stop_project(hub, row.project_id)
+        except RuntimeFailure:
+            log.exception("could not stop idle project %s", row.project_id)
+
+
+async def run_action_requests(hub: Hub) -> None:
+    async with hub.engine.connect() as conn:
+        pending = (
+            await conn.scalars(
+                select(projects.c.project_id).where(projects.c.action_state == "pending")
+            )
+        ).all()
+    for project_id in pending:
+        async with hub.engine.begin() as conn:
+            claimed = await conn.execute(
+                update(projects)
+                .where(projects.c.project_id == project_id, projects.c.action_state == "pending")
+                .values(action_state="running")
+            )
+            request: dict[str, Any] = (
+                await conn.scalar(
+                    select(projects.c.action_request).where(projects.c.project_id == project_id)
+                )
+                or {}
+            )
+        if claimed.rowcount != 1:
+            continue
+        request = {**request, "started": utcnow().isoformat()}
+        error: str | None = None
+        try:
+            await _perform(hub, project_id, str(request.get("action")))
+        except (RuntimeFailure, ValueError) as exc:
+            error = str(exc)
+            log.warning("action %s on %s failed: %s", request.get("action"), project_id, exc)
+        request["finished"] = utcnow().isoformat()
+        if error:
+            request["err"] = error
+        async with hub.engine.begin() as conn:
+            await conn.execute(
+                update(projects)
+                .where(projects.c.project_id == project_id)
+                .values(action_request=request, action_state="done")
+            )
+
+
+async def _perform(hub: Hub, project_id: str, action: str) -> None:
+    if action == "stop":
+        await stop_project(hub, project_id)
+        return
+    if action == "restart":
+        await restart_project(hub, project_id)
+        return
+    if action != "start":
+        raise ValueError(f"unknown action '{action}'")
+    async with hub.engine.connect() as conn:
+        project = await get_project(conn, project_id)
+    if project is not None:
+        await start_project(hub, project)
+
+
+async def scheduler_loop(hub: Hub, interval_s: float) -> None:
+    while True:
+        for duty in (run_action_requests, stop_idle_projects):
+            try:
+                await duty(hub)
+            except Exception:
+                log.exception("scheduled duty %s failed", duty.__name__)
+        await hub.sleep_or_wake(interval_s)

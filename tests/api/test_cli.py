@@ -1,0 +1,556 @@
+"""The `calchub` command line, run as real subprocesses on a fresh data folder per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, func, inspect, select, text
+
+from calchub.db.engine import create_engine
+from tests.harness import (
+    PG_ADMIN_URL,
+    ApiClient,
+    Loop,
+    Server,
+    ThrowawayPostgres,
+    backend,
+    free_port,
+)
+
+API_KEY = re.compile(r"sk_[0-9A-Za-z]{24}")
+WRONG_KEY = {"error": "No account found. Is your API key wrong?"}
+CLI = [sys.executable, "-m", "calchub.cli"]
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The test process's environment without any CALCHUB_* setting, plus `values`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("CALCHUB_") or name.startswith("CALCHUB_TEST_")
+    }
+    return {**env, **values}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def run_cli_together(
+    env: dict[str, str], commands: list[list[str]]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent commands at the same time (each one is a Python start-up)."""
+    processes = [
+        subprocess.Popen(
+            [*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for args in commands
+    ]
+    results = []
+    for args, process in zip(commands, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
+    return results
+
+
+def assert_failed_cleanly(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    assert result.stdout == ""
+    assert result.stderr.startswith("calchub: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip()
+
+
+def table_names(url: str, loop: Loop) -> list[str]:
+    async def names() -> list[str]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        finally:
+            await engine.dispose()
+
+    return loop.run(names())
+
+
+def query(url: str, loop: Loop, statement: Any) -> list[Any]:
+    async def rows() -> list[Any]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+        finally:
+            await engine.dispose()
+
+    return loop.run(rows())
+
+
+def account_count(url: str, loop: Loop) -> int:
+    if "accounts" not in table_names(url, loop):
+        return 0
+    return query(url, loop, text("SELECT count(*) FROM accounts"))[0][0]
+
+
+def dump_database(url: str, loop: Loop) -> str:
+    """Every value of every row of every table, as text."""
+
+    async def dump() -> str:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                metadata = MetaData()
+                await conn.run_sync(lambda sync: metadata.reflect(sync))
+                parts = []
+                for table in metadata.sorted_tables:
+                    for row in (await conn.execute(select(table))).all():
+                        parts.append(repr(tuple(row)))
+                return "\n".join(parts)
+        finally:
+            await engine.dispose()
+
+    return loop.run(dump())
+
+
+class ServeProcess:
+    """`calchub serve ARGS` with its output collected line by line."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [*CLI, "serve", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_started(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("calchub serve did not start:\n" + self.output) from None
+            if line is None:
+                raise AssertionError("calchub serve exited:\n" + self.output)
+            self.lines.append(line)
+            if "Application startup complete" in line:
+                return
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def api_key(self) -> str | None:
+        keys = API_KEY.findall(self.output)
+        assert len(keys) <= 1, self.output
+        return keys[0] if keys else None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Site:
+    """One fresh data folder and database, with the CLI and servers pointed at them."""
+
+    def __init__(self, root: Path, database_url: str, loop: Loop) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.database_url = database_url
+        self.loop = loop
+        self.env = clean_env(CALCHUB_DATA_DIR=str(self.data_dir), CALCHUB_DATABASE_URL=database_url)
+        self._servers: list[Server] = []
+        self._clients: list[ApiClient] = []
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = run_cli(self.env, *args)
+        assert result.returncode == 0, f"calchub {' '.join(args)} failed:\n{result.stderr}"
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        lines = self.cli(*args).stdout.splitlines()
+        assert len(lines) == 1, lines
+        return json.loads(lines[0])
+
+    def cli_fails(self, *args: str) -> str:
+        """Run a command that must fail cleanly; returns its message."""
+        return assert_failed_cleanly(run_cli(self.env, *args))
+
+    def cli_all_fail(self, *commands: list[str]) -> list[str]:
+        """Several such commands at once. The schema must exist already: concurrent first
+        migrations of one SQLite file race each other."""
+        return [assert_failed_cleanly(r) for r in run_cli_together(self.env, list(commands))]
+
+    def serve(self) -> tuple[Server, ApiClient, str | None]:
+        server = Server(self.data_dir, self.database_url, None)
+        server.env = {**self.env, "CALCHUB_SITE_URL": server.url}
+        self._servers.append(server)
+        key = server.start()
+        client = ApiClient(server.url)
+        self._clients.append(client)
+        return server, client, key
+
+    def accounts(self) -> int:
+        return account_count(self.database_url, self.loop)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path, loop: Loop) -> Iterator[str]:
+    """A database nobody has touched: a SQLite file inside the data folder, or a new
+    PostgreSQL database."""
+    if backend() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'calchub.db'}"
+        return
+    pg = ThrowawayPostgres(loop)
+    try:
+        url = pg.create()
+    except OSError as exc:
+        message = f"PostgreSQL is not reachable: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield url
+    pg.drop()
+
+
+@pytest.fixture
+def site(tmp_path: Path, fresh_database_url: str, loop: Loop) -> Iterator[Site]:
+    s = Site(tmp_path, fresh_database_url, loop)
+    yield s
+    s.close()
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def create(site: Site, *extra: str, email: str | None = None) -> dict[str, Any]:
+    return site.cli_json(
+        "admin",
+        "create-account",
+        "--email",
+        email or new_email(),
+        "--first-name",
+        "Ada",
+        "--last-name",
+        "Lovelace",
+        *extra,
+    )
+
+
+# --- admin create-account ---------------------------------------------------------------
+
+
+def test_create_account_prints_only_the_account_id(site: Site) -> None:
+    assert not site.data_dir.exists()
+    created = create(site)
+    assert set(created) == {"account_id"}
+    assert str(uuid.UUID(created["account_id"])) == created["account_id"]
+    assert site.accounts() == 1
+
+
+def test_create_account_options_take_effect_over_http(site: Site) -> None:
+    admin_email = new_email()
+    admin = create(site, "--admin", "--api-key", "--password", "admin-pass-1", email=admin_email)
+    user = create(site, "--api-key", "--password", "user-pass-1")
+    for created in (admin, user):
+        assert set(created) == {"account_id", "api_key"}
+        assert API_KEY.fullmatch(created["api_key"]), created
+
+    _, api, bootstrap_key = site.serve()
+    assert bootstrap_key is None  # accounts exist already
+
+    reply = api.call("user_search", admin["api_key"], {"query": admin_email, "admin": True})
+    assert reply.event == "user_search_results", reply.body
+    assert [r["account_id"] for r in reply["results"]] == [admin["account_id"]]
+    reply = api.call("user_search", user["api_key"], {"query": admin_email, "admin": True})
+    assert reply.body["error"] == "must be logged in and a member of the admin group"
+
+    for created, password in ((user, "user-pass-1"), (admin, "admin-pass-1")):
+        body = {"account_id": created["account_id"], "password": password}
+        reply = api.call("user_auth", user["api_key"], body)
+        assert reply.event == "user_auth_token", reply.body
+    reply = api.call(
+        "user_auth", user["api_key"], {"account_id": admin["account_id"], "password": "wrong-pw"}
+    )
+    assert reply.body["error"] == "incorrect password"
+
+
+def test_create_account_rejects_bad_input_and_creates_nothing(site: Site) -> None:
+    base = ["admin", "create-account", "--first-name", "A", "--last-name", "B", "--api-key"]
+    assert "not a valid email address" in site.cli_fails(*base, "--email", "not-an-email")
+    messages = site.cli_all_fail(
+        [*base, "--email", new_email(), "--password", "short"],
+        [*base, "--email", new_email(), "--password", "x" * 65],
+    )
+    for message in messages:
+        assert "Password must be between 6 and 64 characters" in message
+    assert site.accounts() == 0
+
+    email = new_email()
+    create(site, email=email)
+    assert site.cli_fails(*base, "--email", email.upper())
+    assert site.accounts() == 1
+
+
+# --- admin ban / unban --------------------------------------------------------------------
+
+
+def test_ban_and_unban_take_effect_at_once(site: Site) -> None:
+    user = create(site, "--api-key")
+    _, api, _ = site.serve()
+    assert api.call("ping", user["api_key"]).event == "pong"
+    site.cli_json("admin", "setting", "help_email", "help@example.org")
+
+    banned = site.cli_json("admin", "ban", user["account_id"].upper())
+    assert banned == {"account_id": user["account_id"], "banned": True}
+    reply = api.call("ping", user["api_key"])
+    assert (reply.status, reply.body) == (
+        400,
+        {"error": "User is BANNED.  If this is a mistake, please contact help@example.org"},
+    )
+
+    unbanned = site.cli_json("admin", "unban", user["account_id"])
+    assert unbanned == {"account_id": user["account_id"], "banned": False}
+    assert api.call("ping", user["api_key"]).event == "pong"
+
+    unknown = str(uuid.uuid4())
+    messages = site.cli_all_fail(["admin", "ban", unknown], ["admin", "unban", "not-a-uuid"])
+    assert unknown in messages[0]
+
+
+# --- admin api-key ------------------------------------------------------------------------
+
+
+def test_api_key_create_list_and_revoke(site: Site) -> None:
+    first = create(site, "--api-key")
+    second = create(site, "--api-key")
+    laptop = site.cli_json("admin", "api-key", "create", first["account_id"], "--name", "laptop")
+    assert set(laptop) == {"account_id", "api_key"}
+    assert laptop["account_id"] == first["account_id"]
+    assert API_KEY.fullmatch(laptop["api_key"])
+    secrets = [first["api_key"], second["api_key"], laptop["api_key"]]
+
+    results = run_cli_together(
+        site.env,
+        [
+            ["admin", "api-key", "list", "--account-id", first["account_id"]],
+            ["admin", "api-key", "list"],
+        ],
+    )
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    listed, everything = (r.stdout for r in results)
+    for output in (listed, everything):
+        assert not any(secret in output or secret[3:] in output for secret in secrets)
+    mine = json.loads(listed)
+    assert {k["account_id"] for k in mine} == {first["account_id"]}
+    assert [(k["prefix"], k["name"]) for k in mine] == [
+        (first["api_key"][:7], "created with account"),
+        (laptop["api_key"][:7], "laptop"),
+    ]
+    assert {k["prefix"] for k in json.loads(everything)} == {s[:7] for s in secrets}
+
+    _, api, _ = site.serve()
+    for key in secrets:
+        assert api.call("ping", key).event == "pong"
+    laptop_id = mine[1]["id"]
+    assert site.cli_json("admin", "api-key", "revoke", str(laptop_id)) == {"revoked": laptop_id}
+    reply = api.call("ping", laptop["api_key"])
+    assert (reply.status, reply.body) == (400, WRONG_KEY)
+    assert api.call("ping", first["api_key"]).event == "pong"
+
+    messages = site.cli_all_fail(
+        ["admin", "api-key", "revoke", str(laptop_id)],
+        ["admin", "api-key", "create", str(uuid.uuid4())],
+    )
+    assert str(laptop_id) in messages[0]
+
+
+# --- admin setting ------------------------------------------------------------------------
+
+
+def test_settings_show_change_and_reset(site: Site) -> None:
+    settings = site.cli_json("admin", "setting")
+    assert settings["email_signup"] == "yes"
+    assert settings["account_creation"] == "any"
+    assert {"site_name", "help_email", "account_creation_ip_limit"} <= set(settings)
+
+    assert site.cli_json("admin", "setting", "email_signup", "no") == {"email_signup": "no"}
+    assert site.cli_json("admin", "setting", "email_signup") == {"email_signup": "no"}
+    reset = site.cli_json("admin", "setting", "email_signup", "--reset")
+    assert reset == {"email_signup": "yes"}
+
+    messages = site.cli_all_fail(
+        ["admin", "setting", "email_signup", "maybe"],
+        ["admin", "setting", "account_creation_ip_limit", "lots"],
+        ["admin", "setting", "no_such_setting", "1"],
+        ["admin", "setting", "no_such_setting"],
+    )
+    assert "email_signup must be one of" in messages[0]
+    assert "must be an integer" in messages[1]
+    assert all("unknown setting 'no_such_setting'" in m for m in messages[2:])
+    assert site.cli_json("admin", "setting") == settings
+
+
+# --- db upgrade ---------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema_and_is_repeatable(site: Site) -> None:
+    for _ in range(2):
+        assert site.cli_json("db", "upgrade") == {"database": "up to date"}
+        tables = set(table_names(site.database_url, site.loop))
+        assert {"accounts", "api_keys", "server_settings", "alembic_version"} <= tables
+        versions = query(site.database_url, site.loop, text("SELECT * FROM alembic_version"))
+        assert len(versions) == 1
+    assert site.accounts() == 0
+
+
+def test_unusable_database_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    missing = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/calchub_missing_{uuid.uuid4().hex[:8]}"
+    env = clean_env(CALCHUB_DATA_DIR=str(tmp_path / "data"))
+    results = run_cli_together(
+        env,
+        [
+            ["db", "upgrade", "--database-url", missing],
+            ["db", "upgrade", "--database-url", "mysql://localhost/calchub"],
+        ],
+    )
+    messages = [assert_failed_cleanly(result) for result in results]
+    assert "unsupported database URL" in messages[1]
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+def test_serve_prints_the_admin_key_only_on_first_start(site: Site) -> None:
+    server, api, key = site.serve()
+    assert key is not None and API_KEY.fullmatch(key)
+    output = "".join(server.output)
+    assert output.count(key) == 1
+    assert "Created the admin account admin@localhost" in output
+    reply = api.call("user_search", key, {"query": "admin@localhost", "admin": True})
+    assert reply.event == "user_search_results", reply.body
+    assert len(reply["results"]) == 1
+    server.stop()
+
+    again, api, second_key = site.serve()
+    assert second_key is None
+    assert "API key" not in "".join(again.output)
+    assert not API_KEY.search("".join(again.output))
+    assert api.call("ping", key).event == "pong"
+    assert site.accounts() == 1
+
+
+def test_serve_flags_beat_environment(tmp_path: Path) -> None:
+    env_dir, flag_dir = tmp_path / "from-env", tmp_path / "from-flag"
+    env_port, flag_port = free_port(), free_port()
+    env = clean_env(CALCHUB_DATA_DIR=str(env_dir), CALCHUB_PORT=str(env_port))
+    serve = ServeProcess(env, "--data-dir", str(flag_dir), "--port", str(flag_port))
+    try:
+        serve.wait_started()
+        assert f"http://127.0.0.1:{flag_port} (data in {flag_dir.resolve()})" in serve.output
+        assert (flag_dir / "calchub.db").is_file()
+        assert not env_dir.exists()
+        api = ApiClient(f"http://127.0.0.1:{flag_port}")
+        try:
+            assert serve.api_key is not None
+            assert api.call("ping", serve.api_key).event == "pong"
+        finally:
+            api.close()
+    finally:
+        serve.stop()
+
+
+def test_serve_with_a_sqlite_database_url_flag(site: Site) -> None:
+    elsewhere = site.root / "elsewhere" / "hub.sqlite"
+    port = free_port()
+    serve = ServeProcess(site.env, "--database-url", f"sqlite:///{elsewhere}", "--port", str(port))
+    try:
+        serve.wait_started()
+        assert elsewhere.is_file()
+        api = ApiClient(f"http://127.0.0.1:{port}")
+        try:
+            assert serve.api_key is not None
+            assert api.call("ping", serve.api_key).event == "pong"
+        finally:
+            api.close()
+    finally:
+        serve.stop()
+    assert account_count(f"sqlite:///{elsewhere}", site.loop) == 1
+    # The database named in CALCHUB_DATABASE_URL was not used.
+    if backend() == "sqlite":
+        assert not (site.data_dir / "calchub.db").exists()
+    else:
+        assert table_names(site.database_url, site.loop) == []
+
+
+# --- secrets at rest ----------------------------------------------------------------------
+
+
+def test_no_plaintext_secret_is_stored(site: Site) -> None:
+    passwords = [f"pw-{uuid.uuid4().hex[:20]}" for _ in range(2)]
+    first = create(site, "--api-key", "--admin", "--password", passwords[0])
+    second = create(site, "--password", passwords[1])
+    extra = site.cli_json("admin", "api-key", "create", second["account_id"], "--name", "ci")
+    secrets = [*passwords, first["api_key"], extra["api_key"]]
+
+    server, api, _ = site.serve()
+    for account, password in ((first, passwords[0]), (second, passwords[1])):
+        body = {"account_id": account["account_id"], "password": password}
+        reply = api.call("user_auth", first["api_key"], body)
+        assert reply.event == "user_auth_token", reply.body
+        secrets.append(reply["auth_token"])
+    assert api.call("ping", extra["api_key"]).event == "pong"
+
+    def check_files() -> None:
+        files = [path for path in site.data_dir.rglob("*") if path.is_file()]
+        assert files
+        for path in files:
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, f"{secret!r} found in {path}"
+
+    check_files()  # while running: includes the SQLite write-ahead log
+    server.stop()
+    check_files()
+    stored = dump_database(site.database_url, site.loop)
+    assert first["account_id"] in stored
+    for secret in secrets:
+        assert secret not in stored
+    count = query(site.database_url, site.loop, select(func.count()).select_from(text("api_keys")))
+    assert count[0][0] == 2
