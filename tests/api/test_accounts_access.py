@@ -26,6 +26,7 @@ from calchub.db.tables import (
     user_auth_failures,
 )
 from calchub.site import SETTINGS
+from tests.api.expect import NO_ACCOUNT_KEY, assert_invalid, missing, unexpected
 from tests.conftest import User
 from tests.harness import ApiClient, Database, Reply, Server
 from tests.smtp_sink import Received, SmtpSink
@@ -40,33 +41,11 @@ PER_HOUR = "Too many password resets per hour; try again later."
 PER_EMAIL = "Too many password resets for this email per hour; try again later."
 LOCKED = "banned -- please wait at least 60s before trying again"
 NOT_ADMIN = "must be logged in and a member of the admin group"
-NO_ACCOUNT_KEY = {"error": "No account found. Is your API key wrong?"}
 CLIENT_IP = "127.0.0.1"
 
 
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def missing(field: str) -> dict[str, str]:
-    return {
-        "error": "invalid parameters 'Error: misc.defaults -- TypeError: "
-        f"property '{field}' must be specified: '"
-    }
-
-
-def unexpected(field: str) -> dict[str, str]:
-    return {
-        "error": "invalid parameters 'Error: misc.defaults -- TypeError: "
-        f"got an unexpected argument '{field}' '"
-    }
-
-
-def assert_invalid(reply: Reply, field: str) -> None:
-    assert reply.status == 400, reply.body
-    assert reply["error"].startswith(
-        f"invalid parameters 'Error: misc.defaults -- TypeError: property '{field}' is invalid"
-    ), reply.body
 
 
 def assert_error(reply: Reply, error: str, msg_id: Any = None) -> None:

@@ -12,34 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from calchub.db.tables import account_metrics, client_error_log
+from tests.api.expect import NO_ACCOUNT_KEY, assert_invalid, missing, unexpected
 from tests.conftest import User
 from tests.harness import ApiClient, Database, Reply, Server
 
 MakeUser = Callable[..., User]
 
 NOT_CONFIGURED = "billing is not configured on this server"
-NO_ACCOUNT_KEY = {"error": "No account found. Is your API key wrong?"}
-
-
-def missing(field: str) -> dict[str, str]:
-    return {
-        "error": "invalid parameters 'Error: misc.defaults -- TypeError: "
-        f"property '{field}' must be specified: '"
-    }
-
-
-def unexpected(field: str) -> dict[str, str]:
-    return {
-        "error": "invalid parameters 'Error: misc.defaults -- TypeError: "
-        f"got an unexpected argument '{field}' '"
-    }
-
-
-def assert_invalid(reply: Reply, field: str) -> None:
-    assert reply.status == 400, reply.body
-    assert reply["error"].startswith(
-        f"invalid parameters 'Error: misc.defaults -- TypeError: property '{field}' is invalid"
-    ), reply.body
 
 
 def assert_banned(reply: Reply) -> None:

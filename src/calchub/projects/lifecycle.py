@@ -31,8 +31,9 @@ _start_locks: dict[str, asyncio.Lock] = {}
 async def project_spec(hub: Hub, project: ProjectRow) -> ProjectSpec:
     async with hub.engine.connect() as conn:
         upgrades = await member_upgrades(conn, project.project_id)
-    quota = effective_quota(await default_quota(hub.site), project.settings, upgrades)
-    if quota.network and await hub.site.get("project_network") != "host":
+    site = await hub.site.all()
+    quota = effective_quota(default_quota(site), project.settings, upgrades)
+    if quota.network and site["project_network"] != "host":
         # Sharing the host's network also exposes its loopback services; an operator must
         # choose that explicitly.
         quota = replace(quota, network=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from calchub.runtime import Quota
-from calchub.site import SiteSettings
 
 
 def _number(value: Any) -> float:
@@ -15,8 +14,8 @@ def _number(value: Any) -> float:
         return 0.0
 
 
-async def default_quota(site: SiteSettings) -> Quota:
-    values = await site.all()
+def default_quota(values: dict[str, str]) -> Quota:
+    """The quota of a project without upgrades, from the site settings' values."""
     return Quota(
         memory_mb=int(values["default_quota_memory_mb"]),
         cores=float(values["default_quota_cores"]),
