@@ -5,15 +5,15 @@ from __future__ import annotations
 from calchub.accounts.store import is_valid_uuid
 from calchub.api.call import Call
 from calchub.api.errors import HandlerError
-from calchub.projects.store import READ_GROUPS, WRITE_GROUPS, ProjectRow, get_project, member_group
+from calchub.projects.store import READ_GROUPS, WRITE_GROUPS, ProjectRow, project_with_group
 
 
 async def _allowed(call: Call, project_id: str, write: bool) -> ProjectRow | None:
     async with call.hub.engine.connect() as conn:
-        project = await get_project(conn, project_id)
-        if project is None:
-            return None
-        group = await member_group(conn, project_id, call.caller)
+        found = await project_with_group(conn, project_id, call.caller)
+    if found is None:
+        return None
+    project, group = found
     if group in (WRITE_GROUPS if write else READ_GROUPS) or await call.is_admin():
         return project
     return None

@@ -108,7 +108,7 @@ async def project_exec(call: Call, msg: m.ProjectExec) -> dict[str, Any]:
     )
 
     async def run() -> Any:
-        spec = await ensure_running(call.hub, project)
+        spec = await ensure_running(call.hub, project, site)
         return await call.hub.runtime.exec(spec, request)
 
     try:

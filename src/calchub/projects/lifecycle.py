@@ -28,10 +28,13 @@ ACTIVITY_RESOLUTION = timedelta(seconds=10)
 _start_locks: dict[str, asyncio.Lock] = {}
 
 
-async def project_spec(hub: Hub, project: ProjectRow) -> ProjectSpec:
+async def project_spec(
+    hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
+) -> ProjectSpec:
+    """`site` is the site settings' values, when the caller has read them already."""
     async with hub.engine.connect() as conn:
         upgrades = await member_upgrades(conn, project.project_id)
-    site = await hub.site.all()
+    site = site if site is not None else await hub.site.all()
     quota = effective_quota(default_quota(site), project.settings, upgrades)
     if quota.network and site["project_network"] != "host":
         # Sharing the host's network also exposes its loopback services; an operator must
@@ -91,9 +94,18 @@ async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
         return spec
 
 
-async def ensure_running(hub: Hub, project: ProjectRow) -> ProjectSpec:
-    """Start on demand (exec and file access start a stopped project) and note the use."""
-    spec = await start_project(hub, project)
+async def ensure_running(
+    hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
+) -> ProjectSpec:
+    """Start on demand (exec and file access start a stopped project) and note the use.
+
+    When the database already says "running" the runtime is not asked first: its own calls
+    start a project whose processes have gone (its hub restarted, say), so the check would
+    only add a round trip to every call."""
+    if project.run_state == "running" and not hub.runtime_problem:
+        spec = await project_spec(hub, project, site)
+    else:
+        spec = await start_project(hub, project)
     await record_activity(hub, project)
     return spec
 

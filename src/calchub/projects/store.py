@@ -62,12 +62,24 @@ async def get_project(conn: AsyncConnection, project_id: str) -> ProjectRow | No
     return _row(row) if row else None
 
 
-async def member_group(conn: AsyncConnection, project_id: str, account_id: str) -> str | None:
-    return await conn.scalar(
-        select(project_users.c.group).where(
-            project_users.c.project_id == project_id, project_users.c.account_id == account_id
+async def project_with_group(
+    conn: AsyncConnection, project_id: str, account_id: str
+) -> tuple[ProjectRow, str | None] | None:
+    """The project and the caller's group in it (None when not a member), in one query."""
+    membership = project_users.alias("membership")
+    query = (
+        select(projects, membership.c.group.label("member_group"))
+        .select_from(
+            projects.outerjoin(
+                membership,
+                (membership.c.project_id == projects.c.project_id)
+                & (membership.c.account_id == account_id),
+            )
         )
+        .where(projects.c.project_id == project_id, projects.c.deleted.is_(False))
     )
+    row = (await conn.execute(query)).first()
+    return (_row(row), row.member_group) if row else None
 
 
 async def member_upgrades(conn: AsyncConnection, project_id: str) -> list[dict[str, Any]]:
