@@ -240,3 +240,89 @@ project_users = Table(
     Column("hide", Boolean, nullable=False, default=False),
     Column("added", UtcDateTime, nullable=False),
 )
+
+# What to do when someone signs up with an address (e.g. join a project they were invited to).
+account_creation_actions = Table(
+    "account_creation_actions",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("email_address", String(254), nullable=False, index=True),
+    # {"action": "add_to_project", "group": "collaborator", "project_id": ...}
+    Column("action", Json, nullable=False),
+    Column("expire", UtcDateTime, nullable=False),
+)
+
+project_invite_tokens = Table(
+    "project_invite_tokens",
+    metadata,
+    Column("token", String(200), primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created", UtcDateTime, nullable=True),
+    Column("expires", UtcDateTime, nullable=True),
+    Column("usage_limit", Integer, nullable=True),
+    Column("counter", Integer, nullable=False, default=0),
+)
+
+# Every copy between projects is a durable row: queued, claimed by one hub, finished or failed.
+copy_paths = Table(
+    "copy_paths",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("time", UtcDateTime, nullable=False, index=True),
+    Column("account_id", String(UUID_LEN), nullable=True),
+    Column("source_project_id", String(UUID_LEN), nullable=False, index=True),
+    Column("source_path", Text, nullable=False),
+    Column("target_project_id", String(UUID_LEN), nullable=False, index=True),
+    Column("target_path", Text, nullable=False),
+    Column("overwrite_newer", Boolean, nullable=False, default=False),
+    Column("delete_missing", Boolean, nullable=False, default=False),
+    Column("backup", Boolean, nullable=False, default=False),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("bwlimit", String(50), nullable=True),
+    Column("timeout", Integer, nullable=True),
+    Column("exclude", Json, nullable=True),
+    Column("scheduled", UtcDateTime, nullable=True),
+    Column("started", UtcDateTime, nullable=True),
+    Column("finished", UtcDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    # Which hub runs it and when it last said so: a copy whose hub died is taken over.
+    Column("worker", String(100), nullable=True),
+    Column("heartbeat", UtcDateTime, nullable=True),
+    # {"files": n, "bytes": n, ...} while running.
+    Column("progress", Json, nullable=True),
+    Index("ix_copy_paths_pending", "finished", "started", "scheduled"),
+)
+
+public_paths = Table(
+    "public_paths",
+    metadata,
+    # Lower-case hex sha1 of project_id + path, as CoCalc computes it.
+    Column("id", String(40), primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("path", Text, nullable=False),
+    Column("name", String(100), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("unlisted", Boolean, nullable=False, default=False),
+    Column("license", String(100), nullable=True),
+    Column("compute_image", String(200), nullable=True),
+    Column("created", UtcDateTime, nullable=True),
+    Column("last_edited", UtcDateTime, nullable=True),
+    Column("last_saved", UtcDateTime, nullable=True),
+    Column("counter", Integer, nullable=True),
+    Column("vhost", String(200), nullable=True),
+    Column("auth", Json, nullable=True),
+    Column("token", String(200), nullable=True),
+)
