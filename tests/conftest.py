@@ -4,7 +4,6 @@ CALCHUB_TEST_DATABASE=sqlite|postgresql (scripts/test runs both)."""
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ApiClient, Database, Loop, Server, ThrowawayPostgres, backend
+from tests.harness import ApiClient, Database, Loop, Server, throwaway_database
 from tests.smtp_sink import SmtpSink
 
 
@@ -25,19 +24,8 @@ def loop() -> Iterator[Loop]:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory, loop: Loop) -> Iterator[str]:
-    if backend() == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'calchub.db'}"
-        return
-    pg = ThrowawayPostgres(loop)
-    try:
-        url = pg.create()
-    except OSError as exc:
-        message = f"PostgreSQL is not reachable: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield url
-    pg.drop()
+    with throwaway_database(tmp_path_factory.mktemp("db") / "calchub.db", loop) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

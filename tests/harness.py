@@ -12,12 +12,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -80,6 +82,28 @@ class ThrowawayPostgres:
 
     def drop(self) -> None:
         self.loop.run(self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+
+@contextmanager
+def throwaway_database(sqlite_file: Path, loop: Loop) -> Iterator[str]:
+    """A database nobody has used, for the backend under test: the given SQLite file, or a
+    new PostgreSQL database dropped afterwards. An unreachable PostgreSQL skips the test,
+    except under CI=true, where it fails."""
+    if backend() == "sqlite":
+        yield f"sqlite:///{sqlite_file}"
+        return
+    pg = ThrowawayPostgres(loop)
+    try:
+        url = pg.create()
+    except OSError as exc:
+        message = f"PostgreSQL is not reachable: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        pg.drop()
 
 
 @dataclass

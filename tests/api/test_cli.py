@@ -24,9 +24,9 @@ from tests.harness import (
     ApiClient,
     Loop,
     Server,
-    ThrowawayPostgres,
     backend,
     free_port,
+    throwaway_database,
 )
 
 API_KEY = re.compile(r"sk_[0-9A-Za-z]{24}")
@@ -233,19 +233,8 @@ class Site:
 def fresh_database_url(tmp_path: Path, loop: Loop) -> Iterator[str]:
     """A database nobody has touched: a SQLite file inside the data folder, or a new
     PostgreSQL database."""
-    if backend() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'calchub.db'}"
-        return
-    pg = ThrowawayPostgres(loop)
-    try:
-        url = pg.create()
-    except OSError as exc:
-        message = f"PostgreSQL is not reachable: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield url
-    pg.drop()
+    with throwaway_database(tmp_path / "data" / "calchub.db", loop) as url:
+        yield url
 
 
 @pytest.fixture
