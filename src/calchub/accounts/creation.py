@@ -23,6 +23,7 @@ from calchub.db.types import utcnow
 from calchub.hub import Hub
 from calchub.logs import log_event
 from calchub.mail import welcome_email
+from calchub.projects.collaborators import run_creation_actions
 
 log = logging.getLogger("calchub.accounts")
 
@@ -225,6 +226,7 @@ async def create_account(
     except IntegrityError:
         # Another request registered the same address between our check and insert.
         raise CreationFailed({"email_address": "This e-mail address is already taken."}) from None
+    await run_creation_actions(hub.engine, account_id, email)
     if email and welcome:
         await send_welcome(hub, email, verify_token)
     return Created(account_id=account_id, api_key=api_key)

@@ -12,6 +12,7 @@ from calchub.accounts.store import get_account, is_valid_email
 from calchub.db.tables import accounts, auth_tokens, password_reset
 from calchub.hub import Hub
 from calchub.logs import log_event
+from calchub.projects.collaborators import run_creation_actions
 
 
 async def _password_matches(password_hash: str | None, given: str) -> bool:
@@ -96,6 +97,7 @@ async def change_email_address(
             )
     except IntegrityError:
         return "email_already_taken"
+    await run_creation_actions(hub.engine, caller, new_email)
     return None
 
 

@@ -1,4 +1,5 @@
-"""Background duties of every hub: stop idle projects and carry out `action_request`s.
+"""Background duties of every hub: stop idle projects, carry out `action_request`s and
+start due copies.
 
 Each duty is claimed with a conditional UPDATE, so with several hubs on one database every
 project is stopped, and every request carried out, exactly once."""
@@ -13,6 +14,7 @@ from sqlalchemy import select, update
 
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
+from calchub.files.copy_worker import start_due_copies
 from calchub.hub import Hub
 from calchub.projects.lifecycle import project_spec, restart_project, start_project, stop_project
 from calchub.projects.store import get_project
@@ -141,7 +143,7 @@ async def _perform(hub: Hub, project_id: str, action: str) -> None:
 
 async def scheduler_loop(hub: Hub, interval_s: float) -> None:
     while True:
-        for duty in (run_action_requests, stop_idle_projects):
+        for duty in (run_action_requests, stop_idle_projects, start_due_copies):
             try:
                 await duty(hub)
             except Exception:

@@ -1,0 +1,1 @@
+"""Files across projects: durable copies between projects, and public paths."""

@@ -1,0 +1,61 @@
+"""Public paths: which paths of a project anyone may read or copy, and reading them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from calchub.api.errors import HandlerError
+from calchub.db.tables import public_paths
+from calchub.hub import Hub
+from calchub.projects.lifecycle import ensure_running
+from calchub.projects.store import get_project
+from calchub.runtime import FileFailure, RuntimeFailure
+
+MAX_PUBLIC_FILE_BYTES = 20 * 1000 * 1000
+
+
+def is_public(path: str, public: Iterable[str]) -> bool:
+    """CoCalc's rule: some public path is "" (the whole project), equals `path`, or is a
+    folder containing it. A ".." segment could climb out of the shared folder, and an
+    absolute path names something outside the project's home, so neither ever is."""
+    if path.startswith("/") or ".." in path.split("/"):
+        return False
+    return any(p == "" or path == p or path.startswith(p + "/") for p in public)
+
+
+async def public_paths_of(engine: AsyncEngine, project_id: str) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.scalars(
+            select(public_paths.c.path).where(
+                public_paths.c.project_id == project_id.lower(),
+                public_paths.c.disabled.is_(False),
+            )
+        )
+        return list(rows)
+
+
+async def require_public(engine: AsyncEngine, project_id: str, path: str) -> None:
+    if not is_public(path, await public_paths_of(engine, project_id)):
+        raise HandlerError(f"path '{path}' of project with id '{project_id}' is not public")
+
+
+async def read_public_text(hub: Hub, project_id: str, path: str) -> str:
+    await require_public(hub.engine, project_id, path)
+    async with hub.engine.connect() as conn:
+        project = await get_project(conn, project_id.lower())
+    if project is None:
+        # A public path of a deleted project is no longer public.
+        raise HandlerError(f"path '{path}' of project with id '{project_id}' is not public")
+    try:
+        spec = await ensure_running(hub, project)
+        data = await hub.runtime.read_file(spec, path, MAX_PUBLIC_FILE_BYTES)
+    except RuntimeFailure as exc:
+        if isinstance(exc, FileFailure) and exc.code == "EFBIG":
+            raise HandlerError(
+                f"file '{path}' is too large; public files are read up to 20MB"
+            ) from None
+        raise HandlerError(str(exc)) from None
+    return data.decode("utf-8", errors="replace")

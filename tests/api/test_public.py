@@ -1,0 +1,148 @@
+"""Public paths over real HTTP: public_get_text_file (blank key allowed) and
+copy_public_path_between_projects, with the public-path rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+
+from calchub.db.tables import copy_paths
+from tests.api.expect import NO_ACCOUNT_KEY
+from tests.api.project_files import add_member, create_project, new_id, publish, read, write
+from tests.conftest import User
+from tests.harness import ApiClient, Database
+
+
+@pytest.fixture
+def owner(make_user: Callable[..., User]) -> User:
+    return make_user()
+
+
+@pytest.fixture
+def shared(api: ApiClient, owner: User, db: Database) -> str:
+    """A project with `pub/` and `one.txt` public, `pub2/` disabled, the rest private."""
+    project_id = create_project(api, owner.api_key)
+    for path, text in (
+        ("pub/a.txt", "public a"),
+        ("pub/sub/b.txt", "public b"),
+        ("pubx/c.txt", "private c"),
+        ("pub2/d.txt", "disabled d"),
+        ("one.txt", "just this"),
+        ("private.txt", "private"),
+    ):
+        write(api, owner.api_key, project_id, path, text)
+    publish(db, project_id, "pub")
+    publish(db, project_id, "one.txt")
+    publish(db, project_id, "pub2", disabled=True)
+    return project_id
+
+
+def _get(api: ApiClient, key: str | None, project_id: str, path: str) -> object:
+    return api.call("public_get_text_file", key, {"project_id": project_id, "path": path})
+
+
+def _not_public(project_id: str, path: str) -> str:
+    return f"path '{path}' of project with id '{project_id}' is not public"
+
+
+def test_public_file_read_with_any_or_blank_key(
+    api: ApiClient, shared: str, make_user: Callable[..., User]
+) -> None:
+    stranger = make_user()
+    for key in (stranger.api_key, ""):
+        reply = api.call(
+            "public_get_text_file", key, {"project_id": shared, "path": "pub/sub/b.txt", "id": 7}
+        )
+        assert reply.body == {"event": "public_text_file_contents", "id": 7, "data": "public b"}
+    reply = api.call("public_get_text_file", "", {"project_id": shared, "path": "one.txt"})
+    assert reply["data"] == "just this"
+
+
+def test_private_disabled_and_tricky_paths_are_refused(
+    api: ApiClient, shared: str, make_user: Callable[..., User]
+) -> None:
+    key = make_user().api_key
+    for path in (
+        "private.txt",
+        "pubx/c.txt",  # a prefix of the name is not a parent folder
+        "pub2/d.txt",  # disabled
+        "pub/../private.txt",
+        "pub/sub/../../private.txt",
+        "/etc/passwd",
+        f"/projects/{shared}/private.txt",
+        "",
+    ):
+        reply = api.call("public_get_text_file", key, {"project_id": shared, "path": path})
+        assert reply.body == {
+            "event": "error",
+            "id": reply["id"],
+            "error": _not_public(shared, path),
+        }, path
+    missing_project = new_id()
+    reply = api.call("public_get_text_file", "", {"project_id": missing_project, "path": "a"})
+    assert reply["error"] == _not_public(missing_project, "a")
+
+
+def test_whole_project_public(api: ApiClient, owner: User, db: Database) -> None:
+    project_id = create_project(api, owner.api_key)
+    write(api, owner.api_key, project_id, "deep/x.txt", "x")
+    publish(db, project_id, "")
+    assert (
+        api.call("public_get_text_file", "", {"project_id": project_id, "path": "deep/x.txt"})[
+            "data"
+        ]
+        == "x"
+    )
+    reply = api.call("public_get_text_file", "", {"project_id": project_id, "path": "nope.txt"})
+    assert reply.event == "error" and "ENOENT" in reply["error"]
+
+
+def test_public_read_still_needs_a_valid_key_if_one_is_given(api: ApiClient, shared: str) -> None:
+    reply = api.call("public_get_text_file", "sk_wrong", {"project_id": shared, "path": "one.txt"})
+    assert reply.status == 400 and reply.body == NO_ACCOUNT_KEY
+    # Other endpoints never accept a blank key.
+    reply = api.call("copy_path_status", "", {"src_project_id": shared})
+    assert reply.status == 400 and reply.body == NO_ACCOUNT_KEY
+
+
+def test_copy_public_path(
+    api: ApiClient, shared: str, make_user: Callable[..., User], db: Database
+) -> None:
+    reader = make_user()
+    mine = create_project(api, reader.api_key)
+    body = {"src_project_id": shared, "src_path": "pub", "target_project_id": mine}
+    reply = api.call("copy_public_path_between_projects", reader.api_key, body)
+    assert reply.body == {"event": "success", "id": reply["id"]}
+    assert read(api, reader.api_key, mine, "pub/sub/b.txt") == "public b"
+    assert read(api, reader.api_key, mine, "pubx/c.txt") is None
+    body = {**body, "src_path": "pub/a.txt", "target_path": "got/"}
+    reply = api.call("copy_public_path_between_projects", reader.api_key, body)
+    assert reply.event == "success", reply.body
+    assert read(api, reader.api_key, mine, "got/a.txt") == "public a"
+    listed = api.call(
+        "copy_path_status", reader.api_key, {"target_project_id": mine, "pending": False}
+    )["data"]
+    assert len(listed) == 2
+    rows = db.execute(select(copy_paths.c.public).where(copy_paths.c.target_project_id == mine))
+    assert [r.public for r in rows] == [True, True]
+
+
+def test_copy_public_path_refusals(
+    api: ApiClient, shared: str, owner: User, make_user: Callable[..., User], db: Database
+) -> None:
+    reader, viewer = make_user(), make_user()
+    mine = create_project(api, reader.api_key)
+    for path in ("private.txt", "pub2", "pub/../private.txt", "pubx"):
+        body = {"src_project_id": shared, "src_path": path, "target_project_id": mine}
+        reply = api.call("copy_public_path_between_projects", reader.api_key, body)
+        assert reply["error"] == _not_public(shared, path), path
+    # Write access to the target is needed; read access to the source is not.
+    other = create_project(api, owner.api_key)
+    add_member(db, other, viewer.account_id, "viewer")
+    for key, target in ((reader.api_key, other), (viewer.api_key, other), (reader.api_key, "x")):
+        body = {"src_project_id": shared, "src_path": "pub", "target_project_id": target}
+        reply = api.call("copy_public_path_between_projects", key, body)
+        assert reply["error"] == f"user must have write access to target project {target}"
+    assert read(api, owner.api_key, other, "pub/a.txt") is None
