@@ -9,3 +9,4 @@ from calchub.files import api as _files  # noqa: F401
 from calchub.projects import api as _projects  # noqa: F401
 from calchub.projects import collaborators_api as _collaborators  # noqa: F401
 from calchub.support import api as _support  # noqa: F401
+from calchub.userquery import api as _userquery  # noqa: F401

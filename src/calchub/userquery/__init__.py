@@ -1,0 +1,1 @@
+"""The `query` engine: CoCalc's user queries over calchub's tables (spec/user-query.md)."""

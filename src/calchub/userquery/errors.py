@@ -1,0 +1,29 @@
+"""The engine's error: its text is sent verbatim as the `error` of an error event."""
+
+from __future__ import annotations
+
+
+class QueryError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def no_table(table: str) -> QueryError:
+    return QueryError(f"FATAL: table '{table}' does not exist")
+
+
+def get_not_allowed(table: str) -> QueryError:
+    return QueryError(f"FATAL: get queries not allowed for table '{table}'")
+
+
+def field_not_gettable(table: str, field: str) -> QueryError:
+    return QueryError(f"FATAL: user get query not allowed for {table}.{field}")
+
+
+def field_not_settable(table: str, field: str) -> QueryError:
+    return QueryError(f"FATAL: changing {table}.{field} not allowed")
+
+
+def setting(field: str, message: str) -> QueryError:
+    return QueryError(f"FATAL: error setting '{field}' -- Error: {message}")

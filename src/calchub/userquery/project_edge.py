@@ -1,0 +1,46 @@
+"""A project's `users` map and `state` object, assembled from calchub's columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.db.tables import project_users
+from calchub.projects.store import READ_GROUPS
+
+
+def user_entry(group: str, hide: bool, upgrades: Any) -> dict[str, Any]:
+    """Only present keys appear, as in CoCalc's map."""
+    entry: dict[str, Any] = {"group": group}
+    if hide:
+        entry["hide"] = True
+    if upgrades:
+        entry["upgrades"] = upgrades
+    return entry
+
+
+async def users_maps(
+    conn: AsyncConnection, project_ids: Iterable[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    ids = list(set(project_ids))
+    maps: dict[str, dict[str, dict[str, Any]]] = {pid: {} for pid in ids}
+    if not ids:
+        return maps
+    rows = await conn.execute(
+        select(project_users).where(
+            project_users.c.project_id.in_(ids), project_users.c.group.in_(READ_GROUPS)
+        )
+    )
+    for row in rows:
+        maps[row.project_id][row.account_id] = user_entry(row.group, row.hide, row.upgrades)
+    return maps
+
+
+def state_of(row: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {"state": row.run_state, "time": row.run_state_time}
+    if row.run_state_error:
+        state["error"] = row.run_state_error
+    return state
