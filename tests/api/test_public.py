@@ -146,3 +146,28 @@ def test_copy_public_path_refusals(
         reply = api.call("copy_public_path_between_projects", key, body)
         assert reply["error"] == f"user must have write access to target project {target}"
     assert read(api, owner.api_key, other, "pub/a.txt") is None
+
+
+def test_publishing_through_query(
+    api: ApiClient, owner: User, make_user: Callable[..., User]
+) -> None:
+    """The way clients share: a public_paths row set with `query`, then read by anyone."""
+    project_id = create_project(api, owner.api_key)
+    write(api, owner.api_key, project_id, "A1/doc1.txt", "Handout #1 text")
+    stranger = make_user()
+    query = {"public_paths": {"project_id": project_id, "path": "A1/", "description": "Handout"}}
+    # Only someone with write access to the project may publish its paths.
+    reply = api.call("query", stranger.api_key, {"query": query})
+    assert reply.event == "error", reply.body
+    assert _get(api, "", project_id, "A1/doc1.txt").body["error"] == _not_public(
+        project_id, "A1/doc1.txt"
+    )
+    reply = api.call("query", owner.api_key, {"query": query})
+    assert reply.event == "query", reply.body
+    reply = api.call("public_get_text_file", "", {"project_id": project_id, "path": "A1/doc1.txt"})
+    assert reply["data"] == "Handout #1 text"
+    # Disabling it through query withdraws it again.
+    query["public_paths"]["disabled"] = True
+    assert api.call("query", owner.api_key, {"query": query}).event == "query"
+    reply = api.call("public_get_text_file", "", {"project_id": project_id, "path": "A1/doc1.txt"})
+    assert reply["error"] == _not_public(project_id, "A1/doc1.txt")

@@ -32,6 +32,8 @@ from tests.harness import Loop, throwaway_database
         ("/etc/passwd", [""], False),
         ("other", ["pub", "one.txt"], False),
         ("x", [], False),
+        ("A1/doc1.txt", ["A1/"], True),
+        ("A1x/doc1.txt", ["A1/"], False),
     ],
 )
 def test_public_rule(path: str, public: list[str], expected: bool) -> None:

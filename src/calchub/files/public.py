@@ -23,7 +23,9 @@ def is_public(path: str, public: Iterable[str]) -> bool:
     absolute path names something outside the project's home, so neither ever is."""
     if path.startswith("/") or ".." in path.split("/"):
         return False
-    return any(p == "" or path == p or path.startswith(p + "/") for p in public)
+    # A folder may be published as "A1" or "A1/" (CoCalc's own tests use the latter).
+    folders = [p.rstrip("/") for p in public]
+    return any(p == "" or path == p or path.startswith(p + "/") for p in folders)
 
 
 async def public_paths_of(engine: AsyncEngine, project_id: str) -> list[str]:
