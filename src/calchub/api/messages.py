@@ -448,7 +448,9 @@ define(
 )
 
 
-class CopyPathBetweenProjects(Request):
+class CopyRequest(Request):
+    """The fields both copy events share, in CoCalc's order."""
+
     id: Id = None
     src_project_id: Uuid
     src_path: Text
@@ -458,6 +460,9 @@ class CopyPathBetweenProjects(Request):
     delete_missing: bool = False
     backup: bool = False
     timeout: Annotated[float, Field(ge=0)] | None = None
+
+
+class CopyPathBetweenProjects(CopyRequest):
     wait_until_done: bool = True
     scheduled: Short | None = None
     exclude: Annotated[list[Text], Field(max_length=1000)] | None = None
@@ -509,16 +514,7 @@ define(
 )
 
 
-class CopyPublicPathBetweenProjects(Request):
-    id: Id = None
-    src_project_id: Uuid
-    src_path: Text
-    target_project_id: Uuid
-    target_path: Text | None = None
-    overwrite_newer: bool = False
-    delete_missing: bool = False
-    backup: bool = False
-    timeout: Annotated[float, Field(ge=0)] | None = None
+class CopyPublicPathBetweenProjects(CopyRequest):
     exclude: Annotated[list[Text], Field(max_length=1000)] | None = None
 
 

@@ -35,6 +35,18 @@ metadata = MetaData(
 UUID_LEN = 36
 DIGEST_LEN = 64  # hex SHA-256
 
+
+def _project_ref() -> Column[str]:
+    """A required, indexed reference to a project; its rows go when the project goes."""
+    return Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -256,13 +268,7 @@ project_invite_tokens = Table(
     "project_invite_tokens",
     metadata,
     Column("token", String(200), primary_key=True),
-    Column(
-        "project_id",
-        String(UUID_LEN),
-        ForeignKey("projects.project_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _project_ref(),
     Column("created", UtcDateTime, nullable=True),
     Column("expires", UtcDateTime, nullable=True),
     Column("usage_limit", Integer, nullable=True),
@@ -304,13 +310,7 @@ public_paths = Table(
     metadata,
     # Lower-case hex sha1 of project_id + path, as CoCalc computes it.
     Column("id", String(40), primary_key=True),
-    Column(
-        "project_id",
-        String(UUID_LEN),
-        ForeignKey("projects.project_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _project_ref(),
     Column("path", Text, nullable=False),
     Column("name", String(100), nullable=True),
     Column("description", Text, nullable=True),
