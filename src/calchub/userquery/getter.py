@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Column, select
+from sqlalchemy import JSON, Column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.userquery.access import check_read, member_project_ids
@@ -64,7 +64,14 @@ def _filters(spec: TableSpec, value: dict[str, Any], plan: _Plan) -> None:
             else [(operator.eq, wanted)]
         )
         column: Column[Any] | None = spec.storage.c.get(name)
-        in_python = name in VIRTUAL_FIELDS or name in spec.json_fields or column is None
+        # Every JSON column, not just the settable ones: SQL equality on JSON fails on
+        # PostgreSQL (json = varchar) and compares text on SQLite.
+        in_python = (
+            name in VIRTUAL_FIELDS
+            or name in spec.json_fields
+            or column is None
+            or isinstance(column.type, JSON)
+        )
         for op, operand in pairs:
             if in_python or isinstance(operand, dict | list):
                 plan.python.append((name, op, operand))
