@@ -395,3 +395,90 @@ def test_copy_interrupted_by_restart_completes(tmp_path: Path) -> None:
                 database.close()
     finally:
         loop.close()
+
+
+def test_copy_progress_and_takeover_after_the_hub_is_killed(tmp_path: Path) -> None:
+    """A running copy reports file and byte counts; when its hub is killed outright, the
+    next server on the same database and storage takes it over and finishes it."""
+    files = 90_000
+    loop = Loop()
+    try:
+        with throwaway_database(tmp_path / "killed.db", loop) as url:
+            first = Server(tmp_path / "data", url, None)
+            # Take over soon after the heartbeats stop, instead of after a minute.
+            first.env["CALCHUB_COPY_STALE_AFTER_S"] = "4"
+            admin = first.start()
+            assert admin
+            database = Database(url, loop)
+            client = ApiClient(first.url)
+            try:
+                reply = client.call(
+                    "create_account",
+                    admin,
+                    {
+                        "first_name": "K",
+                        "last_name": "H",
+                        "email_address": f"killed-{new_id()[:8]}@example.com",
+                        "password": "correct horse",
+                        "agreed_to_terms": True,
+                        "get_api_key": True,
+                    },
+                )
+                key = reply["api_key"]
+                a, b = create_project(client, key), create_project(client, key)
+                made = sh(
+                    client,
+                    key,
+                    a,
+                    "mkdir tree && cd tree && for d in $(seq 0 299); do mkdir d$d; "
+                    "for f in $(seq 0 299); do echo $d-$f > d$d/f$f; done; done; "
+                    "find . -type f | wc -l",
+                )
+                assert made.strip() == str(files)
+                reply = _copy(
+                    client, key, a, b, "tree", target_path="copied", wait_until_done=False
+                )
+                copy_id = reply["copy_path_id"]
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    op = client.call("copy_path_status", key, {"copy_path_id": copy_id})["data"]
+                    assert not op["finished"], f"copy ended before the hub was killed: {op}"
+                    if op["started"] and op["progress"].get("files", 0) > 0:
+                        break
+                    time.sleep(0.05)
+                progress = op["progress"]
+                assert progress["state"] == "running" and progress["bytes"] > 0, progress
+                assert 0 <= progress["percent"] <= 100 and progress["elapsed_s"] >= 0, progress
+            finally:
+                client.close()
+            assert first.process is not None
+            first.process.kill()
+            first.process.wait()
+            assert copy_row(database, copy_id).finished is None
+
+            second = Server(tmp_path / "data", url, None)
+            # Same project storage as the first server: it is the same installation.
+            for name in (
+                "CALCHUB_PROJECTS_ROOT",
+                "CALCHUB_RUNTIME_ROOT",
+                "CALCHUB_COPY_STALE_AFTER_S",
+            ):
+                second.env[name] = first.env[name]
+            second.start()
+            client = ApiClient(second.url)
+            try:
+                row = wait_finished(database, copy_id, timeout=120)
+                assert row.error is None and row.progress["state"] == "done", row
+                assert read(client, key, b, "copied/d299/f299.txt") is None
+                assert read(client, key, b, "copied/d299/f299") == "299-299\n"
+                listed = sh(client, key, b, "find copied -type f -name 'f*' | wc -l")
+                assert listed.strip() == str(files)
+                digest = "cd {} && find . -type f -name 'f*' | sort | xargs cat | md5sum"
+                same = sh(client, key, b, digest.format("copied"))
+                assert same == sh(client, key, a, digest.format("tree"))
+            finally:
+                client.close()
+                second.stop()
+                database.close()
+    finally:
+        loop.close()

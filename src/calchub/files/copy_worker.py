@@ -28,9 +28,11 @@ from calchub.runtime import ProjectSpec, RuntimeFailure
 
 log = logging.getLogger("calchub.copies")
 
-HEARTBEAT_S = 5.0
-# Many missed heartbeats in a row: the hub running the copy is gone.
-STALE_AFTER = timedelta(seconds=60)
+# Several missed heartbeats in a row: the hub running the copy is gone. Configurable so a
+# deployment (or a test) can take over a dead hub's copies sooner.
+STALE_AFTER_S = float(os.environ.get("CALCHUB_COPY_STALE_AFTER_S") or 60)
+STALE_AFTER = timedelta(seconds=STALE_AFTER_S)
+HEARTBEAT_S = min(5.0, STALE_AFTER_S / 4)
 MAX_PARALLEL = 4
 CLAIM_CANDIDATES = 10
 
@@ -111,7 +113,7 @@ async def _spec(hub: Hub, project_id: str) -> ProjectSpec:
     return await ensure_running(hub, project)
 
 
-async def _copy(hub: Hub, row: Any) -> None:
+async def _copy(hub: Hub, row: Any, latest: dict[str, int]) -> None:
     src = await _spec(hub, row.source_project_id)
     dst = await _spec(hub, row.target_project_id)
     await hub.runtime.copy_path(
@@ -124,13 +126,16 @@ async def _copy(hub: Hub, row: Any) -> None:
         backup=row.backup,
         exclude=list(row.exclude or []),
         timeout_s=row.timeout,
+        # Called from the copy's thread; the heartbeat reads whatever came last.
+        on_progress=latest.update,
     )
 
 
-async def _heartbeat(hub: Hub, copy_id: str, began: float) -> None:
+async def _heartbeat(hub: Hub, copy_id: str, began: float, latest: dict[str, int]) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_S)
-        progress = {"state": "running", "elapsed_s": round(time.monotonic() - began, 1)}
+        elapsed = round(time.monotonic() - began, 1)
+        progress = {"state": "running", "elapsed_s": elapsed, **dict(latest)}
         async with hub.engine.begin() as conn:
             await conn.execute(
                 update(copy_paths)
@@ -141,10 +146,11 @@ async def _heartbeat(hub: Hub, copy_id: str, began: float) -> None:
 
 async def _execute(hub: Hub, row: Any) -> None:
     began = time.monotonic()
-    beat = asyncio.create_task(_heartbeat(hub, row.id, began))
+    latest: dict[str, int] = {}
+    beat = asyncio.create_task(_heartbeat(hub, row.id, began, latest))
     error: str | None = None
     try:
-        await _copy(hub, row)
+        await _copy(hub, row, latest)
     except RuntimeFailure as exc:
         error = str(exc)
     except Exception as exc:
@@ -164,7 +170,7 @@ async def _execute(hub: Hub, row: Any) -> None:
                 finished=utcnow(),
                 heartbeat=utcnow(),
                 error=error,
-                progress={"state": state, "elapsed_s": elapsed},
+                progress={"state": state, "elapsed_s": elapsed, **dict(latest)},
             )
         )
     log.info("copy %s %s in %.1f s", row.id, state, elapsed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -162,6 +163,7 @@ class ProjectRuntime(ABC):
         backup: bool,
         exclude: list[str],
         timeout_s: float | None,
+        on_progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         """Copy like `rsync -ax`: a folder's contents go into the target folder; a file goes
         to exactly `dst_path`, or into it when `dst_path` ends with "/". Both paths must be
@@ -169,6 +171,7 @@ class ProjectRuntime(ABC):
         `delete_missing` removes target files absent from the source; `backup` keeps
         replaced files as `name~`; `exclude` holds rsync patterns; `timeout_s` is rsync's
         I/O timeout. Symbolic links are copied as links, never followed out of the source.
+        `on_progress`, called from any thread, gets {files, bytes, percent} while it runs.
         Raises QuotaExceeded when the copy would not fit in the target's disk quota."""
 
     @abstractmethod

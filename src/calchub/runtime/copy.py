@@ -11,7 +11,9 @@ The sender's options are checked against a read-only allow-list by the source ag
 from __future__ import annotations
 
 import posixpath
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from calchub.runtime.base import RuntimeFailure
@@ -19,6 +21,8 @@ from calchub.runtime.channel import SyncChannel, close_all
 from calchub.runtime.errors import agent_error
 
 COPY_MAX_S = 3600.0  # a copy is abandoned after this long, whatever rsync's I/O timeout
+
+ProgressCallback = Callable[[dict[str, int]], None]
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,11 @@ def targets(src: str, src_is_dir: bool, dst: str, dst_is_folder: bool) -> tuple[
     return src, dst, posixpath.dirname(dst)
 
 
-def run(plan: CopyPlan, timeout_s: float = COPY_MAX_S) -> None:
-    """Blocking: run the copy and raise RuntimeFailure when rsync reports an error."""
+def run(
+    plan: CopyPlan, timeout_s: float = COPY_MAX_S, on_progress: ProgressCallback | None = None
+) -> None:
+    """Blocking: run the copy and raise RuntimeFailure when rsync reports an error.
+    `on_progress` gets {files, bytes, percent} from the rsync client now and then."""
     deadline = time.monotonic() + timeout_s
     target = SyncChannel(plan.dst_socket, deadline)
     try:
@@ -92,11 +99,24 @@ def run(plan: CopyPlan, timeout_s: float = COPY_MAX_S) -> None:
             }
         )
         fds: list[int] = []
-        first = target.receive(fds)
+        first = _next_result(target, on_progress, fds)
         try:
             if first.get("event") == "sender" and len(fds) == 2:
-                sent = _run_sender(plan, first.get("argv"), fds, deadline)
-                result = target.receive()
+                # The sender runs alongside, so the target's progress events keep being read
+                # and never fill the connection while the sender works.
+                outcome: dict[str, object] = {}
+                sender = threading.Thread(
+                    target=_sender_thread, args=(plan, first.get("argv"), fds, deadline, outcome)
+                )
+                sender.start()
+                try:
+                    result = _next_result(target, on_progress)
+                finally:
+                    sender.join()
+                if isinstance(outcome.get("error"), BaseException):
+                    raise outcome["error"]  # type: ignore[misc]
+                sent = outcome.get("sent")
+                assert sent is None or isinstance(sent, dict)
             else:
                 sent, result = None, first
         finally:
@@ -104,6 +124,30 @@ def run(plan: CopyPlan, timeout_s: float = COPY_MAX_S) -> None:
     finally:
         target.close()
     _check(result, sent, plan)
+
+
+def _next_result(
+    channel: SyncChannel, on_progress: ProgressCallback | None, fds: list[int] | None = None
+) -> dict[str, object]:
+    """The next reply that is not a progress event; progress goes to `on_progress`."""
+    while True:
+        reply = channel.receive(fds)
+        if reply.get("event") != "progress":
+            return reply
+        if on_progress is not None:
+            on_progress({k: int(reply.get(k) or 0) for k in ("files", "bytes", "percent")})
+
+
+def _sender_thread(
+    plan: CopyPlan, argv: object, fds: list[int], deadline: float, outcome: dict[str, object]
+) -> None:
+    try:
+        outcome["sent"] = _run_sender(plan, argv, fds, deadline)
+    except BaseException as exc:  # handed to the caller's thread, which raises it
+        outcome["error"] = exc
+        # Hang up on the client too, or it would wait for a sender until the deadline.
+        close_all(fds)
+        fds.clear()
 
 
 def _run_sender(plan: CopyPlan, argv: object, fds: list[int], deadline: float) -> dict[str, object]:

@@ -25,7 +25,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -511,6 +511,7 @@ class LocalRuntime(ProjectRuntime):
         backup: bool,
         exclude: list[str],
         timeout_s: float | None,
+        on_progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         src_home, dst_home = self._home_view(src.project_id), self._home_view(dst.project_id)
         src_abs, dst_abs = copy.absolute(src_home, src_path), copy.absolute(dst_home, dst_path)
@@ -545,7 +546,7 @@ class LocalRuntime(ProjectRuntime):
             mkdir=mkdir,
             flags=flags,
         )
-        await asyncio.to_thread(copy.run, plan)
+        await asyncio.to_thread(copy.run, plan, on_progress=on_progress)
 
 
 def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes]:

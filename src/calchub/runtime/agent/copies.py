@@ -24,6 +24,11 @@ STDERR_CAP = 64 * 1024
 # the source must not trust.
 SENDER_FLAGS = re.compile(r"-[bulogDtprxz]*e\.[A-Za-z]*")
 SENDER_TIMEOUT = re.compile(r"--timeout=\d{1,9}")
+# The client's own progress option: it stays on the client side, the sender never sees it.
+PROGRESS_FLAG = "--info=progress2"
+# One `--info=progress2` line: "  1,234  45%  1.00MB/s  0:00:01 (xfr#12, to-chk=3/20)".
+PROGRESS_LINE = re.compile(rb"\s*([\d,]+)\s+(\d+)%(?:.*?xfr#(\d+))?")
+PROGRESS_EVERY_S = 1.0  # the hub only needs the latest figures, not every line
 
 
 def op_rsync_pull(
@@ -42,22 +47,23 @@ def op_rsync_pull(
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
     dst = project.rsync_path(str(req["dst"]))
-    argv = ["rsync", *flags, "-e", f"{sys.executable} -I {launcher} rsh"]
+    argv = ["rsync", *flags, PROGRESS_FLAG, "-e", f"{sys.executable} -I {launcher} rsh"]
     argv += ["calchub:" + str(req["src"]), dst]
     proc = subprocess.Popen(
         argv,
         cwd=project.home,
         env=project.exec_env({"CALCHUB_RSH_FD": str(theirs.fileno())}),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         pass_fds=(theirs.fileno(),),
         start_new_session=True,
     )
     theirs.close()
-    assert proc.stderr is not None
+    assert proc.stderr is not None and proc.stdout is not None
     stderr = bytearray()
-    watch: list[Any] = [proc.stderr, mine, conn]
+    progress = _Progress(conn)
+    watch: list[Any] = [proc.stderr, proc.stdout, mine, conn]
     deadline = time.monotonic() + float(req.get("timeout_s") or 3600)
     while proc.stderr in watch:
         remaining = deadline - time.monotonic()
@@ -80,9 +86,45 @@ def op_rsync_pull(
                 stderr += data[: max(0, STDERR_CAP - len(stderr))]
             else:
                 watch.remove(proc.stderr)
+        if proc.stdout in ready:
+            data = os.read(proc.stdout.fileno(), CHUNK)
+            if data:
+                progress.feed(data)
+            else:
+                watch.remove(proc.stdout)
     code = proc.wait()
+    progress.flush()
     text = stderr.decode(errors="replace").strip()
     send_frame(conn, {"ok": True, "exit_code": code, "stderr": text})
+
+
+class _Progress:
+    """Turns the client's `--info=progress2` output into at most one event a second."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.pending = b""
+        self.latest: dict[str, int] | None = None
+        self.sent_at = 0.0
+
+    def feed(self, data: bytes) -> None:
+        *lines, self.pending = re.split(rb"[\r\n]", self.pending + data)
+        self.pending = self.pending[-4096:]  # a line is short; never let junk pile up
+        for line in lines:
+            match = PROGRESS_LINE.match(line)
+            if match:
+                self.latest = {
+                    "bytes": int(match[1].replace(b",", b"")),
+                    "percent": int(match[2]),
+                    "files": int(match[3] or 0),
+                }
+        if self.latest and time.monotonic() - self.sent_at >= PROGRESS_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.latest:
+            send_frame(self.conn, {"event": "progress", **self.latest})
+            self.latest, self.sent_at = None, time.monotonic()
 
 
 def _hand_over(helper: socket.socket, conn: socket.socket) -> None:
