@@ -37,6 +37,8 @@ class Settings:
     unsandboxed_projects: bool = False
     # How often each hub looks for idle projects and pending start/stop requests.
     scheduler_interval_s: float = 15.0
+    # A started copy whose hub has not reported for this long is taken over by another hub.
+    copy_stale_after_s: float = 60.0
 
     @property
     def resolved_database_url(self) -> str:

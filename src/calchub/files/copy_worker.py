@@ -28,11 +28,10 @@ from calchub.runtime import ProjectSpec, RuntimeFailure
 
 log = logging.getLogger("calchub.copies")
 
-# Several missed heartbeats in a row: the hub running the copy is gone. Configurable so a
-# deployment (or a test) can take over a dead hub's copies sooner.
-STALE_AFTER_S = float(os.environ.get("CALCHUB_COPY_STALE_AFTER_S") or 60)
-STALE_AFTER = timedelta(seconds=STALE_AFTER_S)
-HEARTBEAT_S = min(5.0, STALE_AFTER_S / 4)
+# A copy whose hub missed its heartbeats for `copy_stale_after_s` (a setting) is taken over.
+# Heartbeats come several times within that delay, so a live copy never looks dead.
+HEARTBEATS_PER_STALE_DELAY = 4
+MAX_HEARTBEAT_S = 5.0
 MAX_PARALLEL = 4
 CLAIM_CANDIDATES = 10
 
@@ -41,14 +40,18 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 _slots: dict[int, asyncio.Semaphore] = {}
 
 
-def _due(now: Any) -> Any:
+def _heartbeat_s(hub: Hub) -> float:
+    return min(MAX_HEARTBEAT_S, hub.settings.copy_stale_after_s / HEARTBEATS_PER_STALE_DELAY)
+
+
+def _due(now: Any, stale_after: timedelta) -> Any:
     fresh = and_(
         copy_paths.c.started.is_(None),
         or_(copy_paths.c.scheduled.is_(None), copy_paths.c.scheduled <= now),
     )
     abandoned = and_(
         copy_paths.c.started.is_not(None),
-        or_(copy_paths.c.heartbeat.is_(None), copy_paths.c.heartbeat < now - STALE_AFTER),
+        or_(copy_paths.c.heartbeat.is_(None), copy_paths.c.heartbeat < now - stale_after),
     )
     return and_(copy_paths.c.finished.is_(None), or_(fresh, abandoned))
 
@@ -60,7 +63,7 @@ async def claim_next(hub: Hub) -> Any | None:
         candidates = (
             await conn.execute(
                 select(copy_paths.c.id, copy_paths.c.started, copy_paths.c.heartbeat)
-                .where(_due(now))
+                .where(_due(now, timedelta(seconds=hub.settings.copy_stale_after_s)))
                 .order_by(copy_paths.c.time, copy_paths.c.id)
                 .limit(CLAIM_CANDIDATES)
                 .with_for_update(skip_locked=True)
@@ -133,7 +136,7 @@ async def _copy(hub: Hub, row: Any, latest: dict[str, int]) -> None:
 
 async def _heartbeat(hub: Hub, copy_id: str, began: float, latest: dict[str, int]) -> None:
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(_heartbeat_s(hub))
         elapsed = round(time.monotonic() - began, 1)
         progress = {"state": "running", "elapsed_s": elapsed, **dict(latest)}
         async with hub.engine.begin() as conn:
