@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
+from calchub.config import Settings
 from calchub.db.engine import create_engine, migrate
 from calchub.db.tables import copy_paths
 from calchub.db.types import utcnow
@@ -77,7 +78,7 @@ async def _claims(url: str) -> tuple[list[str], set[str]]:
         ]
         async with engine.begin() as conn:
             await conn.execute(insert(copy_paths), due + not_due)
-        hubs = [SimpleNamespace(engine=engine) for _ in range(4)]
+        hubs = [SimpleNamespace(engine=engine, settings=Settings()) for _ in range(4)]
 
         async def drain(hub: Any) -> list[str]:
             got = []
