@@ -15,14 +15,13 @@ import argparse
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ping import CALCHUB, ServerProcess, free_port
+from ping import project_server
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -45,27 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
-    roots = [Path(tempfile.mkdtemp(prefix=f"/tmp/{name}-")) for name in ("chbp", "chbr")]
-    for root in roots:
-        root.chmod(0o711)
-    port = free_port()
-    server = ServerProcess(
-        "calchub",
-        [
-            *CALCHUB,
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--projects-root",
-            str(roots[0]),
-            "--runtime-root",
-            str(roots[1]),
-        ],
-        port,
-    )
+    server, folders = project_server()
     try:
         server.wait_ready()
         key = server.printed_key
@@ -86,7 +65,7 @@ def main() -> int:
         return 0
     finally:
         server.stop()
-        for folder in [data, *roots]:
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -105,6 +105,33 @@ class ServerProcess:
                 self.process.wait()
 
 
+def project_server(*serve_args: str) -> tuple[ServerProcess, list[Path]]:
+    """A `calchub serve` that can run projects, and the temporary folders it uses (data,
+    project homes, runtime); the caller removes them. Project users must reach the homes
+    and the runtime folder, hence o+x on both."""
+    folders = [Path(tempfile.mkdtemp(prefix="calchub-bench-"))]
+    for name in ("chbp", "chbr"):
+        root = Path(tempfile.mkdtemp(prefix=f"/tmp/{name}-"))
+        root.chmod(0o711)
+        folders.append(root)
+    data, projects_root, runtime_root = folders
+    port = free_port()
+    command = [
+        *CALCHUB,
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--projects-root",
+        str(projects_root),
+        "--runtime-root",
+        str(runtime_root),
+        *serve_args,
+    ]
+    return ServerProcess("calchub", command, port), folders
+
+
 def calchub_cli(*args: str) -> str:
     result = subprocess.run(
         [*CALCHUB, *args], env=clean_env(), capture_output=True, text=True, timeout=120

@@ -18,7 +18,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calchub.db.engine import create_engine
 from calchub.db.tables import accounts, project_users, projects
 from calchub.db.types import utcnow
-from ping import CALCHUB, ServerProcess, calchub_cli, free_port
+from ping import calchub_cli, project_server
 
 # Above ordinary uids and far from the ones the server hands out, so inserts never collide.
 UID_OFFSET = 500_000_000
@@ -117,26 +116,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="ping and single-get calls (200)")
     parser.add_argument("--database-url", help="postgresql://... (default: SQLite, temporary)")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
-    roots = [Path(tempfile.mkdtemp(prefix=f"/tmp/{name}-")) for name in ("chbp", "chbr")]
-    url = args.database_url or f"sqlite:///{data / 'calchub.db'}"
-    where = ("--data-dir", str(data), "--database-url", url)
-    port = free_port()
-    server = ServerProcess(
-        "calchub",
-        [
-            *CALCHUB,
-            "serve",
-            "--port",
-            str(port),
-            *where,
-            "--projects-root",
-            str(roots[0]),
-            "--runtime-root",
-            str(roots[1]),
-        ],
-        port,
+    server, folders = project_server(
+        *(("--database-url", args.database_url) if args.database_url else ())
     )
+    # The admin CLI must work on the same database the server uses.
+    url = args.database_url or f"sqlite:///{folders[0].resolve() / 'calchub.db'}"
+    where = ("--data-dir", str(folders[0]), "--database-url", url)
     account_id: str | None = None
     project_ids: list[str] = []
     try:
@@ -196,7 +181,7 @@ def main() -> int:
         server.stop()
         if account_id and args.database_url:
             asyncio.run(remove_account(url, account_id, project_ids))
-        for folder in [data, *roots]:
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
 
