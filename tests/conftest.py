@@ -119,3 +119,13 @@ def user(make_user: Callable[..., User]) -> User:
 @pytest.fixture
 def data_dir(server: Server) -> Path:
     return server.data_dir
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing API test shows the end of the server's log (tracebacks of 500s are there)."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("server")
+    if report.failed and isinstance(server, Server):
+        report.sections.append(("calchub server log (tail)", "".join(server.output[-60:])))

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from calchub.db.tables import accounts, project_users, projects, public_paths
 from calchub.db.types import utcnow
 from calchub.userquery import users_map
-from calchub.userquery.schema import EDITOR_SETTINGS, OTHER_SETTINGS
+from calchub.userquery.tables.accounts import EDITOR_SETTINGS, OTHER_SETTINGS
 from tests.conftest import User
 from tests.harness import ApiClient, Database, Reply
 
@@ -444,8 +444,8 @@ def test_projects_set_errors(api: ApiClient, team: dict[str, Any]) -> None:
     assert _err(_q(api, key, {"projects": {"project_id": "abc", "title": "x"}})) == (
         "FATAL: unknown project_id 'abc'"
     )
-    assert _err(_q(api, key, {"projects": {"project_id": pid, "host": None}})) == (
-        "FATAL: user get query not allowed for projects.host"
+    assert _err(_q(api, key, {"projects": {"project_id": pid, "last_started": None}})) == (
+        "FATAL: user get query not allowed for projects.last_started"
     )
     assert (
         _err(
@@ -634,14 +634,17 @@ def test_public_paths_errors(api: ApiClient, team: dict[str, Any]) -> None:
         "FATAL: user get query not allowed for public_paths.token"
     )
     assert (
-        _ok(_q(api, key, {"public_paths": {"project_id": pid, "path": "a", "name": "Doc"}})) == {}
+        _ok(_q(api, key, {"public_paths": {"project_id": pid, "path": "a", "name": "Notes"}})) == {}
     )
     assert _err(
-        _q(api, key, {"public_paths": {"project_id": pid, "path": "b", "name": "doc"}})
+        _q(api, key, {"public_paths": {"project_id": pid, "path": "b", "name": "notes"}})
     ) == (
         "There is already a public path in this project with the same name.  "
         "Names are not case sensitive."
     )
+    assert _err(
+        _q(api, key, {"public_paths": {"project_id": pid, "path": "d", "name": "Share"}})
+    ) == ('Error: name "Share" is reserved -- not available')
     assert _err(
         _q(api, key, {"public_paths": {"project_id": pid, "path": "c", "name": "a b"}})
     ) == (

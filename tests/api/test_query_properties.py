@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import or_, select
 
 from calchub.db.tables import accounts, project_users, projects, public_paths
-from calchub.userquery.schema import TABLES
+from calchub.userquery.registry import TABLES
 from tests.conftest import User
 from tests.harness import ApiClient, Database
 
@@ -31,7 +31,7 @@ SECRET_FIRST_NAME = f"SecretFirst{TAG}"
 PUBLIC_PATH_DESCRIPTION = f"public-path-{TAG}"
 
 # Fields calchub does not serve, so that the refusal paths are exercised too.
-JUNK_FIELDS = ["name", "password_hash", "email_address_before_delete", "uid", "host", "token"]
+JUNK_FIELDS = ["password_hash", "email_address_before_delete", "uid", "last_started", "vhost", "run_quota"]
 
 
 @pytest.fixture

@@ -72,6 +72,15 @@ accounts = Table(
     Column("sign_up_usage_intent", Text, nullable=True),
     Column("editor_settings", Json, nullable=True),
     Column("other_settings", Json, nullable=True),
+    # The account's public handle; unique case-insensitively (checked on set).
+    Column("name", String(39), nullable=True),
+    Column("terminal", Json, nullable=True),
+    Column("autosave", Integer, nullable=True),
+    Column("evaluate_key", String(100), nullable=True),
+    Column("font_size", Integer, nullable=True),
+    # {"image", "color"} shown to other users.
+    Column("profile", Json, nullable=True),
+    Column("ssh_keys", Json, nullable=True),
     Index("ix_accounts_created_by_created", "created_by", "created"),
     Index("ix_accounts_last_active", "last_active"),
 )
@@ -212,6 +221,12 @@ projects = Table(
     Column("course", Json, nullable=True),
     Column("invite", Json, nullable=True),
     Column("deleted", Boolean, nullable=False, default=False),
+    # A short name, unique (case-insensitively) among the projects of its owner.
+    Column("name", String(100), nullable=True),
+    # {NAME: value} of extra environment variables.
+    Column("env", Json, nullable=True),
+    # {account_id: {timestamp, message}} of requests to join.
+    Column("invite_requests", Json, nullable=True),
     # The Linux uid the project's processes run as; unique per site.
     Column("uid", Integer, nullable=False, unique=True),
     # Run state as plain columns so that hubs can claim transitions with a conditional UPDATE;
@@ -325,4 +340,200 @@ public_paths = Table(
     Column("vhost", String(200), nullable=True),
     Column("auth", Json, nullable=True),
     Column("token", String(200), nullable=True),
+)
+
+# What happened in a project, newest first: written by members through `query`.
+project_log = Table(
+    "project_log",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    _project_ref(),
+    Column("time", UtcDateTime, nullable=False, index=True),
+    Column("account_id", String(UUID_LEN), nullable=True),
+    Column("event", Json, nullable=True),
+)
+
+# Who did what to which file of a project: {account_id: {edit|read|seen|chat|open: time}}.
+file_use = Table(
+    "file_use",
+    metadata,
+    # Lower-case hex sha1 of project_id + path.
+    Column("id", String(40), primary_key=True),
+    _project_ref(),
+    Column("path", Text, nullable=False),
+    Column("users", Json, nullable=True),
+    Column("last_edited", UtcDateTime, nullable=True, index=True),
+)
+
+# Each time an account opened a file (file_use_times' access_times).
+file_access_log = Table(
+    "file_access_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _project_ref(),
+    Column("account_id", String(UUID_LEN), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Index("ix_file_access_log_lookup", "project_id", "account_id", "filename", "time"),
+)
+
+# @-mentions of an account in a file of a project.
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("time", UtcDateTime, primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("path", Text, primary_key=True),
+    Column("target", String(UUID_LEN), primary_key=True),
+    Column("source", String(UUID_LEN), nullable=True),
+    Column("priority", Integer, nullable=True),
+    Column("description", Text, nullable=True),
+    # {account_id: {read, saved}}
+    Column("users", Json, nullable=True),
+    Index("ix_mentions_project_time", "project_id", "time"),
+)
+
+site_licenses = Table(
+    "site_licenses",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("title", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("info", Json, nullable=True),
+    Column("expires", UtcDateTime, nullable=True),
+    Column("activates", UtcDateTime, nullable=True),
+    Column("created", UtcDateTime, nullable=True),
+    Column("last_used", UtcDateTime, nullable=True),
+    # Account ids (a JSON array) of the license's managers.
+    Column("managers", Json, nullable=True),
+    Column("restricted", Boolean, nullable=True),
+    Column("upgrades", Json, nullable=True),
+    Column("quota", Json, nullable=True),
+    Column("run_limit", Integer, nullable=True),
+    Column("apply_limit", Integer, nullable=True),
+)
+
+system_notifications = Table(
+    "system_notifications",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("time", UtcDateTime, nullable=True, index=True),
+    Column("text", Text, nullable=True),
+    Column("priority", String(10), nullable=True),
+    Column("done", Boolean, nullable=True),
+)
+
+compute_images = Table(
+    "compute_images",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("src", Text, nullable=True),
+    Column("type", String(100), nullable=True),
+    Column("display", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("desc", Text, nullable=True),
+    Column("path", Text, nullable=True),
+    Column("disabled", Boolean, nullable=True),
+)
+
+whitelabeling = Table(
+    "whitelabeling",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("theme", Json, nullable=True),
+)
+
+lti = Table(
+    "lti",
+    metadata,
+    Column("iss", String(500), primary_key=True),
+    Column("name", Text, nullable=True),
+    Column("config", Json, nullable=True),
+)
+
+
+def _string_ref() -> Column[str]:
+    """The syncstring a realtime-sync row belongs to; rows go with their syncstring."""
+    return Column(
+        "string_id",
+        String(40),
+        ForeignKey("syncstrings.string_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+# One realtime-synchronised document: sha1(project_id + path).
+syncstrings = Table(
+    "syncstrings",
+    metadata,
+    Column("string_id", String(40), primary_key=True),
+    _project_ref(),
+    Column("path", Text, nullable=True),
+    # Account ids of the patch authors; patches.user_id indexes this array.
+    Column("users", Json, nullable=True),
+    Column("last_snapshot", UtcDateTime, nullable=True),
+    Column("snapshot_interval", Integer, nullable=True),
+    Column("deleted", Boolean, nullable=True),
+    Column("save", Json, nullable=True),
+    Column("last_active", UtcDateTime, nullable=True),
+    Column("init", Json, nullable=True),
+    Column("read_only", Boolean, nullable=True),
+    Column("last_file_change", UtcDateTime, nullable=True),
+    Column("doctype", Text, nullable=True),
+    Column("archived", Text, nullable=True),
+    Column("settings", Json, nullable=True),
+)
+
+patches = Table(
+    "patches",
+    metadata,
+    _string_ref(),
+    Column("time", UtcDateTime, primary_key=True),
+    Column("patch", Text, nullable=True),
+    Column("user_id", Integer, nullable=True),
+    Column("snapshot", Text, nullable=True),
+    Column("sent", UtcDateTime, nullable=True),
+    Column("prev", UtcDateTime, nullable=True),
+    Column("format", Integer, nullable=True),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    _string_ref(),
+    Column("user_id", Integer, primary_key=True),
+    Column("locs", Json, nullable=True),
+    Column("time", UtcDateTime, nullable=True),
+)
+
+eval_inputs = Table(
+    "eval_inputs",
+    metadata,
+    _string_ref(),
+    Column("time", UtcDateTime, primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("input", Json, nullable=True),
+)
+
+eval_outputs = Table(
+    "eval_outputs",
+    metadata,
+    _string_ref(),
+    Column("time", UtcDateTime, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("output", Json, nullable=True),
+)
+
+ipywidgets = Table(
+    "ipywidgets",
+    metadata,
+    _string_ref(),
+    Column("model_id", String(200), primary_key=True),
+    Column("type", String(100), primary_key=True),
+    Column("data", Json, nullable=True),
 )

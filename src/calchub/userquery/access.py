@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -14,10 +15,10 @@ from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError
 
 
-def member_project_ids(account_id: str) -> Any:
+def member_project_ids(account_id: str, groups: Collection[str] = READ_GROUPS) -> Any:
     """Subquery of the projects whose `users` map has the account (readers included)."""
     return select(project_users.c.project_id).where(
-        project_users.c.account_id == account_id, project_users.c.group.in_(READ_GROUPS)
+        project_users.c.account_id == account_id, project_users.c.group.in_(groups)
     )
 
 
@@ -32,20 +33,25 @@ async def group_of(conn: AsyncConnection, project_id: str, account_id: str) -> s
     return None if row is None else str(row.group)
 
 
-async def check_read(conn: AsyncConnection, caller: Caller, project_id: Any) -> str:
+async def check_read(
+    conn: AsyncConnection, caller: Caller, project_id: Any, groups: Collection[str] = READ_GROUPS
+) -> str:
     """The 'project_id' keyword: members or admins only."""
     if not is_valid_uuid(project_id):
         raise QueryError(f"invalid project_id -- {project_id}")
     project_id = str(project_id).lower()
     if caller.is_admin:
         return project_id
-    if await group_of(conn, project_id, caller.account_id) not in READ_GROUPS:
+    if await group_of(conn, project_id, caller.account_id) not in groups:
         raise QueryError("FATAL: you do not have read access to this project")
     return project_id
 
 
-async def check_write(conn: AsyncConnection, caller: Caller, project_id: Any) -> str:
-    """The 'project_write' rule: the project must exist and the caller be a writer or admin."""
+async def check_write(
+    conn: AsyncConnection, caller: Caller, project_id: Any, groups: Collection[str] = WRITE_GROUPS
+) -> str:
+    """The 'project_write' rule (or 'project_owner' with groups=("owner",)): the project must
+    exist and the caller be in one of `groups`, or an admin."""
     unknown = QueryError(f"FATAL: unknown project_id '{str(project_id)[:100]}'")
     if not is_valid_uuid(project_id):
         raise unknown
@@ -55,8 +61,6 @@ async def check_write(conn: AsyncConnection, caller: Caller, project_id: Any) ->
     ).first()
     if found is None:
         raise unknown
-    if not caller.is_admin and (
-        await group_of(conn, project_id, caller.account_id) not in WRITE_GROUPS
-    ):
+    if not caller.is_admin and (await group_of(conn, project_id, caller.account_id) not in groups):
         raise QueryError("FATAL: user must be an admin")
     return project_id

@@ -8,7 +8,7 @@ from typing import Any
 
 from calchub.accounts.store import account_groups, is_valid_uuid
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError, get_not_allowed, no_table
+from calchub.userquery.errors import QueryError, get_not_allowed, no_table, set_not_allowed
 from calchub.userquery.getter import run_get
 from calchub.userquery.parse import (
     Options,
@@ -18,7 +18,8 @@ from calchub.userquery.parse import (
     substitute,
     wants_delete,
 )
-from calchub.userquery.schema import TABLES, TableSpec
+from calchub.userquery.registry import INTERNAL_TABLES, TABLES
+from calchub.userquery.schema import TableSpec
 from calchub.userquery.setter import run_set
 
 
@@ -55,6 +56,8 @@ async def _run_one(
         if changes:
             raise QueryError("FATAL: changefeeds only for read queries")
         if spec is None:
+            if single.table in INTERNAL_TABLES:
+                raise set_not_allowed(single.table)
             raise no_table(single.table)
         return await run_set(caller, spec, single.value, wants_delete(opts.entries))
     if spec is None:
@@ -71,7 +74,8 @@ def _check_changefeed(spec: TableSpec, multi: bool, value: dict[str, Any], msg_i
         raise QueryError("FATAL: changefeeds only implemented for multi-document queries")
     if not is_valid_uuid(msg_id):
         raise QueryError("FATAL: changes.id must be a uuid")
-    if spec.primary_key not in value:
-        raise QueryError(
-            f"FATAL: changefeed MUST include primary key (='{spec.primary_key}') in query"
-        )
+    if spec.instead_of_get is not None:
+        raise QueryError("changefeeds are not supported for querying this table")
+    for pk in spec.primary_key:
+        if pk not in value:
+            raise QueryError(f"FATAL: changefeed MUST include primary key (='{pk}') in query")

@@ -17,6 +17,10 @@ def get_not_allowed(table: str) -> QueryError:
     return QueryError(f"FATAL: get queries not allowed for table '{table}'")
 
 
+def set_not_allowed(table: str) -> QueryError:
+    return QueryError(f"FATAL: user set queries not allowed for table '{table}'")
+
+
 def field_not_gettable(table: str, field: str) -> QueryError:
     return QueryError(f"FATAL: user get query not allowed for {table}.{field}")
 

@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import JSON, Column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.db.tables import project_users, public_paths
 from calchub.userquery.access import check_read, member_project_ids
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError, field_not_gettable
-from calchub.userquery.merge import apply_default
+from calchub.userquery.errors import QueryError, field_not_gettable, get_not_allowed
+from calchub.userquery.output import finish
 from calchub.userquery.parse import GetOptions, SingleQuery, get_options, with_defaults
-from calchub.userquery.project_edge import state_of, users_maps
-from calchub.userquery.schema import VIRTUAL_FIELDS, Scope, TableSpec
+from calchub.userquery.schema import GetContext, Scope, TableSpec
 from calchub.userquery.values import to_column
 
 # Comparison operators of a filter object; `==` is `=` (spec §1.7).
@@ -29,6 +29,8 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+
+ADMIN_ONLY = "FATAL: user must be an admin"
 
 
 def _is_comparison(value: Any) -> bool:
@@ -45,16 +47,14 @@ def _comparisons(table: str, name: str, value: dict[str, Any]) -> list[tuple[Any
     return pairs
 
 
-class _Plan:
-    """The SQL conditions, and the filters that must run in Python (JSON and edge fields,
-    whose stored form differs between backends or from the wire form)."""
-
-    def __init__(self) -> None:
-        self.where: list[Any] = []
-        self.python: list[tuple[str, Callable[[Any, Any], Any], Any]] = []
+PythonCheck = tuple[str, Callable[[Any, Any], Any], Any]
 
 
-def _filters(spec: TableSpec, value: dict[str, Any], plan: _Plan) -> None:
+def _filters(spec: TableSpec, value: dict[str, Any]) -> tuple[list[Any], list[PythonCheck]]:
+    """SQL conditions, and the filters that must run in Python: JSON, edge and unstored
+    fields, whose stored form differs between backends or from the wire form."""
+    where: list[Any] = []
+    python: list[PythonCheck] = []
     for name, wanted in value.items():
         if wanted is None:
             continue
@@ -64,46 +64,66 @@ def _filters(spec: TableSpec, value: dict[str, Any], plan: _Plan) -> None:
             else [(operator.eq, wanted)]
         )
         column: Column[Any] | None = spec.storage.c.get(name)
-        # Every JSON column, not just the settable ones: SQL equality on JSON fails on
-        # PostgreSQL (json = varchar) and compares text on SQLite.
-        in_python = (
-            name in VIRTUAL_FIELDS
-            or name in spec.json_fields
-            or column is None
-            or isinstance(column.type, JSON)
-        )
+        # Every JSON column: SQL equality on JSON fails on PostgreSQL (json = varchar) and
+        # compares text on SQLite.
+        in_python = name in spec.edges or column is None or isinstance(column.type, JSON)
         for op, operand in pairs:
             if in_python or isinstance(operand, dict | list):
-                plan.python.append((name, op, operand))
+                python.append((name, op, operand))
             else:
                 assert column is not None
-                plan.where.append(op(column, to_column(column, operand)))
+                where.append(op(column, to_column(column, operand)))
+    return where, python
 
 
 async def _scope(conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict[str, Any]) -> Any:
     table = spec.storage
+    groups = spec.read_groups
+    where: list[Any] = []
     if spec.scope is Scope.OWN_ACCOUNT:
-        return [table.c.account_id == caller.account_id]
-    if spec.scope is Scope.MEMBER_PROJECTS:
-        where = []
+        where.append(table.c.account_id == caller.account_id)
+    elif spec.scope is Scope.MEMBER_PROJECTS:
         if q.get("project_id"):
-            where.append(table.c.project_id == await check_read(conn, caller, q["project_id"]))
+            project_id = await check_read(conn, caller, q["project_id"], groups)
+            where.append(table.c.project_id == project_id)
         else:
-            where.append(table.c.project_id.in_(member_project_ids(caller.account_id)))
-        if spec.recent is not None:
-            where.append(table.c.last_edited >= caller.now - spec.recent)
-        return where
-    # Anonymous table: any project_id, as in CoCalc. Withdrawn (disabled) paths are shown only
-    # to the project's members and admins: their names and descriptions were never public.
+            where.append(table.c.project_id.in_(member_project_ids(caller.account_id, groups)))
+    elif spec.scope is Scope.PROJECT_MEMBER:
+        where.append(table.c.project_id == await check_read(conn, caller, _project(q), groups))
+    elif spec.scope is Scope.PROJECT_ANY:
+        where.append(table.c.project_id == str(_project(q)))
+    elif spec.scope is Scope.PROJECT_PUBLIC:
+        project_id = str(_project(q))
+        published = select(public_paths.c.id).where(
+            public_paths.c.project_id == project_id, public_paths.c.disabled.is_(False)
+        )
+        if (await conn.execute(published.limit(1))).first() is None:
+            raise QueryError("project does not have any public paths")
+        where.append(table.c.project_id == project_id)
+    elif spec.scope is Scope.COLLABORATORS:
+        shared = select(project_users.c.account_id).where(
+            project_users.c.project_id.in_(member_project_ids(caller.account_id, groups)),
+            project_users.c.group.in_(groups),
+        )
+        where.append(table.c.account_id.in_(shared))
+    elif spec.scope is Scope.PROJECT_COLLABORATORS:
+        project_id = await check_read(conn, caller, _project(q), groups)
+        members = select(project_users.c.account_id).where(
+            project_users.c.project_id == project_id, project_users.c.group.in_(groups)
+        )
+        where.append(table.c.account_id.in_(members))
+    if spec.recent is not None:
+        name, window = spec.recent
+        where.append(table.c[name] >= caller.now - window)
+    if spec.where is not None:
+        where.extend(spec.where(table, caller))
+    return where
+
+
+def _project(q: dict[str, Any]) -> Any:
     if not q.get("project_id"):
         raise QueryError("FATAL: must specify project_id")
-    where = [table.c.project_id == str(q["project_id"])]
-    if not caller.is_admin:
-        where.append(
-            (table.c.disabled.is_(False))
-            | table.c.project_id.in_(member_project_ids(caller.account_id))
-        )
-    return where
+    return q["project_id"]
 
 
 def _order(spec: TableSpec, opts: GetOptions) -> Any:
@@ -116,7 +136,7 @@ def _order(spec: TableSpec, opts: GetOptions) -> Any:
     return column.desc().nulls_first() if opts.descending else column.asc().nulls_last()
 
 
-def _matches(row: dict[str, Any], checks: list[tuple[str, Callable[[Any, Any], Any], Any]]) -> bool:
+def _matches(row: dict[str, Any], checks: list[PythonCheck]) -> bool:
     for name, op, operand in checks:
         try:
             if not op(row.get(name), operand):
@@ -133,52 +153,51 @@ async def run_get(
     query: SingleQuery,
     entries: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    if not spec.gettable:
+        raise get_not_allowed(spec.name)
     q = query.value
     for name in q:
         if name not in spec.get_fields:
             raise field_not_gettable(spec.name, name)
-    plan = _Plan()
-    plan.where.extend(await _scope(conn, caller, spec, q))
-    _filters(spec, q, plan)
+    if spec.check_get is not None:
+        await spec.check_get(conn, caller, q)
+    if spec.get_admin and not caller.is_admin:
+        raise QueryError(ADMIN_ONLY)
+    if spec.instead_of_get is not None:
+        return await spec.instead_of_get(GetContext(conn, caller, spec, query, entries))
+    where = await _scope(conn, caller, spec, q)
+    wanted = {name: value for name, value in q.items() if name not in spec.remove_from_query}
+    sql_filters, python_filters = _filters(spec, wanted)
     opts = get_options(with_defaults(entries, spec.default_options))
     if opts.only_changes:
         return {}
     limit = opts.limit if opts.limit is not None or query.multi else 1
-    stmt = select(spec.storage).where(*plan.where)
+    stmt = select(spec.storage).where(*where, *sql_filters)
     order = _order(spec, opts)
     if order is not None:
         stmt = stmt.order_by(order)
-    if limit is not None and not plan.python:
+    if limit is not None and not python_filters:
         stmt = stmt.limit(limit)
     raw = list(await conn.execute(stmt))
-    rows = await _shape(conn, spec, q, raw)
-    rows = [row for row in rows if _matches(row, plan.python)]
+    rows = [
+        row
+        for row in await _shape(conn, caller, spec, wanted, raw)
+        if _matches(row, python_filters)
+    ]
     if limit is not None:
         rows = rows[:limit]
-    rows = [_with_defaults(spec, row) for row in rows]
-    if query.multi:
-        # Array form drops null-valued keys; the object form keeps them (spec §1.7 step 4).
-        return {spec.name: [{k: v for k, v in row.items() if v is not None} for row in rows]}
-    return {spec.name: rows[0]} if rows else {}
+    return finish(spec, rows, query.multi)
 
 
 async def _shape(
-    conn: AsyncConnection, spec: TableSpec, q: dict[str, Any], raw: list[Any]
+    conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict[str, Any], raw: list[Any]
 ) -> list[dict[str, Any]]:
-    users = await users_maps(conn, (row.project_id for row in raw)) if "users" in q else {}
+    """The requested fields of each row, in query order; fields calchub does not store are
+    null."""
+    edges = {name: await spec.edges[name](conn, caller, raw) for name in q if name in spec.edges}
     shaped = []
-    for row in raw:
-        out: dict[str, Any] = {}
-        for name in q:
-            if name == "users":
-                out[name] = users.get(row.project_id, {})
-            elif name == "state":
-                out[name] = state_of(row)
-            else:
-                out[name] = getattr(row, name)
-        shaped.append(out)
+    for index, row in enumerate(raw):
+        shaped.append(
+            {name: edges[name][index] if name in edges else getattr(row, name, None) for name in q}
+        )
     return shaped
-
-
-def _with_defaults(spec: TableSpec, row: dict[str, Any]) -> dict[str, Any]:
-    return {name: apply_default(value, spec.default(name)) for name, value in row.items()}

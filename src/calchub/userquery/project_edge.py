@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import project_users
 from calchub.projects.store import READ_GROUPS
+from calchub.userquery import users_map
+from calchub.userquery.context import Caller
 
 
 def user_entry(group: str, hide: bool, upgrades: Any) -> dict[str, Any]:
@@ -44,3 +46,24 @@ def state_of(row: Any) -> dict[str, Any]:
     if row.run_state_error:
         state["error"] = row.run_state_error
     return state
+
+
+async def apply_users(conn: AsyncConnection, caller: Caller, project_id: str, value: Any) -> None:
+    """A set of `users`, turned into membership-row updates (spec §5.3)."""
+    entries = users_map.validate(value)
+    rows = await conn.execute(select(project_users).where(project_users.c.project_id == project_id))
+    members = {
+        row.account_id: users_map.Member(row.group, bool(row.hide), dict(row.upgrades or {}))
+        for row in rows
+    }
+    for account_id, member in users_map.changes(
+        entries, members, caller.account_id, caller.is_admin
+    ).items():
+        await conn.execute(
+            update(project_users)
+            .where(
+                project_users.c.project_id == project_id,
+                project_users.c.account_id == account_id,
+            )
+            .values(hide=member.hide, upgrades=member.upgrades or None)
+        )
