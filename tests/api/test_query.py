@@ -11,48 +11,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from calchub.db.tables import accounts, project_users, projects, public_paths
 from calchub.db.types import utcnow
 from calchub.userquery import users_map
 from calchub.userquery.tables.accounts import EDITOR_SETTINGS, OTHER_SETTINGS
+from tests.api.queries import create as _create
+from tests.api.queries import err as _err
+from tests.api.queries import join as _join
+from tests.api.queries import ok as _ok
+from tests.api.queries import q as _q
 from tests.conftest import User
-from tests.harness import ApiClient, Database, Reply
+from tests.harness import ApiClient, Database
 
 MakeUser = Callable[..., User]
-
-
-def _q(api: ApiClient, key: str, query: Any, **extra: Any) -> Reply:
-    return api.call("query", key, {"query": query, **extra})
-
-
-def _ok(reply: Reply) -> Any:
-    assert reply.status == 200 and reply.event == "query", reply.body
-    return reply["query"]
-
-
-def _err(reply: Reply) -> str:
-    assert reply.status == 200 and reply.event == "error", reply.body
-    return str(reply["error"])
-
-
-def _create(api: ApiClient, user: User, title: str = "Query project") -> str:
-    reply = api.call("create_project", user.api_key, {"title": title, "start": False})
-    assert reply.event == "project_created", reply.body
-    return str(reply["project_id"])
-
-
-def _join(db: Database, project_id: str, user: User, group: str = "collaborator") -> None:
-    db.execute(
-        insert(project_users).values(
-            project_id=project_id,
-            account_id=user.account_id,
-            group=group,
-            hide=False,
-            added=utcnow(),
-        )
-    )
 
 
 @pytest.fixture

@@ -31,7 +31,14 @@ SECRET_FIRST_NAME = f"SecretFirst{TAG}"
 PUBLIC_PATH_DESCRIPTION = f"public-path-{TAG}"
 
 # Fields calchub does not serve, so that the refusal paths are exercised too.
-JUNK_FIELDS = ["password_hash", "email_address_before_delete", "uid", "last_started", "vhost", "run_quota"]
+JUNK_FIELDS = [
+    "password_hash",
+    "email_address_before_delete",
+    "uid",
+    "last_started",
+    "vhost",
+    "run_quota",
+]
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ from calchub.userquery.errors import QueryError
 async def query(call: Call, msg: m.Query) -> dict[str, Any]:
     if msg.multi_response:
         raise ProtocolError("multi_response queries aren't supported")
-    caller = Caller(call.hub, call.caller, await call.is_admin(), utcnow())
+    # Milliseconds, like every time on the wire: a row keyed by a time the server chose can
+    # then be found again with the time a get returned.
+    now = utcnow()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    caller = Caller(call.hub, call.caller, await call.is_admin(), now)
     try:
         result = await run_query(caller, msg.query, msg.options, msg.changes, call.id)
     except QueryError as exc:

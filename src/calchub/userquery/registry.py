@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from calchub.userquery.schema import TableSpec
-from calchub.userquery.tables import accounts, projects, public
+from calchub.userquery.tables import accounts, project_data, projects, public
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for module in (accounts, projects, public) for spec in module.SPECS
+    spec.name: spec
+    for module in (accounts, projects, public, project_data)
+    for spec in module.SPECS
 }
 
 # CoCalc tables without a user query: a set names them as existing but not settable.
