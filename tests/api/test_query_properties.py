@@ -4,6 +4,7 @@ sees A's private data and never changes A's rows; the server answers 200 or 400,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -14,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import or_, select
 
-from calchub.db.tables import accounts, project_users, projects, public_paths
+from calchub.db.tables import (
+    accounts,
+    mentions,
+    project_invite_tokens,
+    project_log,
+    project_users,
+    projects,
+    public_paths,
+)
 from calchub.userquery.registry import TABLES
 from tests.conftest import User
 from tests.harness import ApiClient, Database
@@ -29,6 +38,10 @@ SECRET_THEME = f"secret-theme-{TAG}"
 SECRET_PATH_DESCRIPTION = f"secret-withdrawn-path-{TAG}"
 SECRET_FIRST_NAME = f"SecretFirst{TAG}"
 PUBLIC_PATH_DESCRIPTION = f"public-path-{TAG}"
+SECRET_LOG_EVENT = f"secret-log-{TAG}"
+SECRET_MENTION = f"secret-mention-{TAG}"
+SECRET_TOKEN = f"secret-token-{TAG}"
+SECRET_ENV = f"secret-env-{TAG}"
 
 # Fields calchub does not serve, so that the refusal paths are exercised too.
 JUNK_FIELDS = [
@@ -80,6 +93,21 @@ def world(api: ApiClient, db: Database, make_user: MakeUser) -> dict[str, Any]:
                 }
             },
         )
+    for table, row in (
+        ("project_log", {"project_id": owned, "event": {"event": SECRET_LOG_EVENT}}),
+        (
+            "mentions",
+            {
+                "project_id": owned,
+                "path": "a.md",
+                "target": owner.account_id,
+                "description": SECRET_MENTION,
+            },
+        ),
+        ("project_invite_tokens", {"project_id": owned, "token": SECRET_TOKEN}),
+        ("projects", {"project_id": owned, "env": {"SECRET": SECRET_ENV}}),
+    ):
+        ok(owner.api_key, "query", {"query": {table: row}})
     return {
         "owner": owner,
         "stranger": stranger,
@@ -92,6 +120,10 @@ def world(api: ApiClient, db: Database, make_user: MakeUser) -> dict[str, Any]:
             SECRET_THEME,
             SECRET_PATH_DESCRIPTION,
             SECRET_FIRST_NAME,
+            SECRET_LOG_EVENT,
+            SECRET_MENTION,
+            SECRET_TOKEN,
+            SECRET_ENV,
         ],
     }
 
@@ -108,6 +140,11 @@ def snapshot(db: Database, owner: User, project_id: str) -> dict[str, list[str]]
             )
         ),
         "public_paths": select(public_paths).where(public_paths.c.project_id == project_id),
+        "project_log": select(project_log).where(project_log.c.project_id == project_id),
+        "mentions": select(mentions).where(mentions.c.project_id == project_id),
+        "project_invite_tokens": select(project_invite_tokens).where(
+            project_invite_tokens.c.project_id == project_id
+        ),
     }
     return {
         name: sorted(repr(tuple(row)) for row in db.execute(statement))
@@ -152,7 +189,8 @@ def table_query(draw: st.DrawFn, ids: list[str]) -> dict[str, Any]:
         fields += JUNK_FIELDS
     chosen = draw(st.lists(st.sampled_from(fields), min_size=1, max_size=5, unique=True))
     # The id fields are drawn more often, to aim queries at A's rows.
-    id_field = {"accounts": "account_id"}.get(table, "project_id")
+    keys = [k for k in ("project_id", *TABLES[table].primary_key) if k in fields]
+    id_field = draw(st.sampled_from(keys)) if keys else "project_id"
     if draw(st.booleans()):
         chosen = [id_field, *[f for f in chosen if f != id_field]]
     row = {}
@@ -193,6 +231,7 @@ def test_stranger_never_reads_or_changes_owners_data(
     ids = [
         owner.account_id,
         world["owned"],
+        hashlib.sha1((world["owned"] + "pub/").encode()).hexdigest(),  # noqa: S324 - CoCalc's id
         stranger.account_id,
         world["strangers"],
         str(uuid.uuid4()),
@@ -202,7 +241,7 @@ def test_stranger_never_reads_or_changes_owners_data(
     assert before["public_paths"] and before["project_users"]
 
     @settings(
-        max_examples=60,
+        max_examples=150,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
