@@ -1,0 +1,237 @@
+"""The permission matrix of `query`, over real HTTP: for every table, what the project's
+owner, a collaborator, a stranger and an admin get back from a get and a set aimed at the
+owner's rows. Each table's own behaviour is tested beside it; this file makes sure no table
+is served without a row here."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from calchub.db.tables import projects
+from calchub.userquery.registry import TABLES
+from tests.api.project_files import publish
+from tests.api.queries import create, join, q
+from tests.conftest import User
+from tests.harness import ApiClient, Database
+
+MakeUser = Callable[..., User]
+ROLES = ("owner", "collab", "stranger", "admin")
+
+ROW = "row"  # a non-empty result
+NONE = "none"  # {} (object form) or [] (array form)
+OK = "ok"  # a set that was carried out
+ADMIN_ONLY = "FATAL: user must be an admin"
+NO_READ = "FATAL: you do not have read access to this project"
+
+
+@dataclass(frozen=True)
+class World:
+    owner: str  # account ids
+    collab: str
+    project: str
+    path_id: str
+    token: str
+
+
+Query = Callable[[World], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Case:
+    get: Query
+    get_expect: tuple[str, str, str, str]  # owner, collab, stranger, admin
+    set: Query
+    set_expect: tuple[str, str, str, str]
+
+
+def _refused(table: str) -> str:
+    return f"FATAL: user set queries not allowed for table '{table}'"
+
+
+def _no_get(table: str) -> str:
+    return f"FATAL: get queries not allowed for table '{table}'"
+
+
+def _uniform(outcome: str) -> tuple[str, str, str, str]:
+    return (outcome, outcome, outcome, outcome)
+
+
+def _project_get(table: str, field: str = "title") -> Query:
+    return lambda w: {table: {"project_id": w.project, field: None}}
+
+
+MATRIX: dict[str, Case] = {
+    "accounts": Case(
+        # Only one's own row, admins included.
+        lambda w: {"accounts": [{"account_id": w.owner, "first_name": None}]},
+        (ROW, NONE, NONE, NONE),
+        # account_id is always the caller's: everybody changes their own row only.
+        lambda w: {"accounts": {"account_id": w.owner, "last_name": "Matrix"}},
+        _uniform(OK),
+    ),
+    "account_profiles": Case(
+        lambda w: {"account_profiles": {"account_id": w.owner, "profile": None}},
+        _uniform(ROW),
+        lambda w: {"account_profiles": {"account_id": w.owner, "profile": {"color": "#000"}}},
+        _uniform(_refused("account_profiles")),
+    ),
+    "collaborators": Case(
+        lambda w: {"collaborators": [{"account_id": w.owner, "first_name": None}]},
+        (ROW, ROW, NONE, NONE),
+        lambda w: {"collaborators": {"account_id": w.owner, "first_name": "x"}},
+        _uniform(_refused("collaborators")),
+    ),
+    "collaborators_one_project": Case(
+        lambda w: {"collaborators_one_project": [{"project_id": w.project, "account_id": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"collaborators_one_project": {"project_id": w.project, "first_name": "x"}},
+        _uniform(_refused("collaborators_one_project")),
+    ),
+    "projects": Case(
+        _project_get("projects"),
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"projects": {"project_id": w.project, "description": "matrix"}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "projects_all": Case(
+        _project_get("projects_all"),
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"projects_all": {"project_id": w.project, "description": "matrix"}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "projects_admin": Case(
+        _project_get("projects_admin"),
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, ROW),
+        lambda w: {"projects_admin": {"project_id": w.project, "title": "x"}},
+        _uniform(_refused("projects_admin")),
+    ),
+    "projects_owner": Case(
+        _project_get("projects_owner", "course"),
+        _uniform(_no_get("projects_owner")),
+        lambda w: {"projects_owner": {"project_id": w.project, "course": {"path": "c.course"}}},
+        (OK, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "project_invite_requests": Case(
+        _project_get("project_invite_requests", "invite_requests"),
+        _uniform(_no_get("project_invite_requests")),
+        # Anyone may ask to join, for themselves only (the {account_id} placeholder).
+        lambda w: {
+            "project_invite_requests": {
+                "project_id": w.project,
+                "invite_requests": {"{account_id}": {"message": "hi"}},
+            }
+        },
+        _uniform(OK),
+    ),
+    "public_projects": Case(
+        _project_get("public_projects"),
+        _uniform(ROW),
+        lambda w: {"public_projects": {"project_id": w.project, "title": "x"}},
+        _uniform(_refused("public_projects")),
+    ),
+    "public_paths": Case(
+        lambda w: {"public_paths": [{"project_id": w.project, "path": None}]},
+        _uniform(ROW),
+        lambda w: {"public_paths": {"project_id": w.project, "path": "pub", "description": "d"}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "public_paths_by_id": Case(
+        lambda w: {"public_paths_by_id": {"id": w.path_id, "path": None}},
+        _uniform(ROW),
+        lambda w: {"public_paths_by_id": {"id": w.path_id, "path": "x"}},
+        _uniform(_refused("public_paths_by_id")),
+    ),
+    "all_public_paths": Case(
+        lambda w: {"all_public_paths": [{"id": None}]},
+        # Only projects the caller has been active in: the owner's.
+        (ROW, NONE, NONE, NONE),
+        lambda w: {"all_public_paths": [{"id": w.path_id}]},
+        _uniform(_refused("all_public_paths")),
+    ),
+    "project_invite_tokens": Case(
+        lambda w: {"project_invite_tokens": [{"project_id": w.project, "token": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"project_invite_tokens": {"project_id": w.project, "token": w.token}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "project_log": Case(
+        lambda w: {"project_log": [{"project_id": w.project, "event": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"project_log": {"project_id": w.project, "event": {"event": "matrix"}}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "project_log_all": Case(
+        lambda w: {"project_log_all": [{"project_id": w.project, "event": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"project_log_all": {"project_id": w.project, "event": {"event": "matrix"}}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "mentions": Case(
+        lambda w: {"mentions": [{"project_id": w.project, "path": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"mentions": {"project_id": w.project, "path": "m.md", "target": w.collab}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+}
+
+
+@pytest.fixture
+def world(api: ApiClient, db: Database, admin_key: str, make_user: MakeUser) -> Any:
+    owner, collab, stranger = (make_user() for _ in range(3))
+    project = create(api, owner)
+    join(db, project, collab)
+    publish(db, project, "pub")
+    db.execute(
+        update(projects)
+        .where(projects.c.project_id == project)
+        .values(last_active={owner.account_id: "2026-01-01T00:00:00.000Z"})
+    )
+    world = World(
+        owner=owner.account_id,
+        collab=collab.account_id,
+        project=project,
+        path_id=hashlib.sha1((project + "pub").encode()).hexdigest(),  # noqa: S324 - CoCalc's id
+        token=uuid.uuid4().hex,
+    )
+    for query in (
+        {"project_invite_tokens": {"project_id": project, "token": world.token}},
+        {"project_log": {"project_id": project, "event": {"event": "seed"}}},
+        {"mentions": {"project_id": project, "path": "seed.md", "target": world.collab}},
+    ):
+        assert q(api, owner.api_key, query).event == "query"
+    keys = {"owner": owner.api_key, "collab": collab.api_key, "stranger": stranger.api_key}
+    return world, {**keys, "admin": admin_key}
+
+
+def _outcome(reply: Any) -> str:
+    assert reply.status == 200, reply.body
+    if reply.event == "error":
+        return str(reply["error"])
+    result = reply["query"]
+    assert isinstance(result, dict), reply.body
+    if not result:
+        return NONE
+    (value,) = result.values()
+    return ROW if value else NONE
+
+
+def test_every_table_has_a_row_in_the_matrix() -> None:
+    assert sorted(TABLES) == sorted(MATRIX)
+
+
+@pytest.mark.parametrize("table", sorted(MATRIX))
+def test_matrix(api: ApiClient, world: Any, table: str) -> None:
+    """Gets first, then sets: a set that is carried out answers {} like an empty get."""
+    facts, keys = world
+    case = MATRIX[table]
+    for query, expect in ((case.get, case.get_expect), (case.set, case.set_expect)):
+        got = {role: _outcome(q(api, keys[role], query(facts))) for role in ROLES}
+        wanted = [NONE if outcome == OK else outcome for outcome in expect]
+        assert got == dict(zip(ROLES, wanted, strict=True)), query(facts)
