@@ -17,6 +17,7 @@ from calchub.api.protocol import handle_v1, json_response
 from calchub.config import Settings
 from calchub.hub import Hub
 from calchub.projects.scheduler import scheduler_loop
+from calchub.support.pages import ticket_page
 
 
 async def index(request: Request) -> Response:
@@ -47,6 +48,7 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", index, methods=["GET"]),
         Route("/auth/verify", verify, methods=["GET"]),
+        Route("/support/tickets/{ticket_id}", ticket_page, methods=["GET"]),
         # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
     ]

@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     key_list = keys_sub.add_parser("list", help="list keys (never the secrets)")
     _common(key_list)
     key_list.add_argument("--account-id")
+    tickets = admin_sub.add_parser("ticket", help="work on support tickets")
+    tickets_sub = tickets.add_subparsers(dest="ticket_command", required=True)
+    ticket_list = tickets_sub.add_parser("list", help="open and pending tickets, oldest first")
+    _common(ticket_list)
+    ticket_list.add_argument("--all", action="store_true", help="include solved and closed ones")
+    ticket_status = tickets_sub.add_parser("status", help="set a ticket's status")
+    _common(ticket_status)
+    ticket_status.add_argument("ticket_id", type=int)
+    ticket_status.add_argument("status", help="open, pending, solved, closed or archived")
     setting = admin_sub.add_parser("setting", help="show or change site settings")
     _common(setting)
     setting.add_argument("name", nargs="?")
@@ -191,8 +200,20 @@ def _admin(args: argparse.Namespace, settings: Settings) -> None:
             _print({"revoked": args.key_id})
         else:
             _print(_with_hub(settings, lambda hub: admin.describe_api_keys(hub, args.account_id)))
+    elif command == "ticket":
+        _admin_ticket(args, settings)
     elif command == "setting":
         _admin_setting(args, settings)
+
+
+def _admin_ticket(args: argparse.Namespace, settings: Settings) -> None:
+    from calchub.support.tickets import list_tickets, set_status
+
+    if args.ticket_command == "list":
+        _print(_with_hub(settings, lambda hub: list_tickets(hub.engine, args.all)))
+    else:
+        _with_hub(settings, lambda hub: set_status(hub.engine, args.ticket_id, args.status))
+        _print({"id": args.ticket_id, "status": args.status})
 
 
 def _admin_setting(args: argparse.Namespace, settings: Settings) -> None:
@@ -233,8 +254,9 @@ def main(argv: list[str] | None = None) -> None:
         from sqlalchemy.exc import SQLAlchemyError
 
         from calchub.admin import AdminError
+        from calchub.support.tickets import TicketError
 
-        if isinstance(exc, AdminError):
+        if isinstance(exc, AdminError | TicketError):
             print(f"calchub: {exc}", file=sys.stderr)
             sys.exit(1)
         if isinstance(exc, SQLAlchemyError):

@@ -93,7 +93,7 @@ def _api_key(header: str | None) -> str:
     raise ProtocolError(f"Unknown authorization type '{kind}'")
 
 
-async def _authenticate(hub: Hub, request: Request, public: bool) -> str | None:
+async def authenticate(hub: Hub, request: Request, public: bool) -> str | None:
     key = _api_key(request.headers.get("authorization"))
     if key == "" and public:
         return None
@@ -127,7 +127,7 @@ async def _handle(hub: Hub, request: Request) -> Response:
     body, from_form = _parse_body(request.headers.get("content-type", ""), raw)
 
     defn = DEFINITIONS.get(event)
-    account_id = await _authenticate(hub, request, public=defn is not None and defn.public)
+    account_id = await authenticate(hub, request, public=defn is not None and defn.public)
     if defn is None:
         if event in NON_API_EVENTS:
             raise ProtocolError(f"endpoint '{event}' is not part of the HTTP API")

@@ -537,3 +537,27 @@ ipywidgets = Table(
     Column("type", String(100), primary_key=True),
     Column("data", Json, nullable=True),
 )
+
+# Requests for help; the site's help address is emailed about each new one.
+support_tickets = Table(
+    "support_tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Whose list the ticket shows in (null: nobody's, as CoCalc's docs describe).
+    Column("account_id", String(UUID_LEN), nullable=True),
+    # Who opened it, always recorded.
+    Column("created_by", String(UUID_LEN), nullable=False, index=True),
+    Column("username", Text, nullable=True),
+    Column("email_address", String(254), nullable=False),
+    Column("subject", Text, nullable=False),
+    # The body with the location and course expanded to links.
+    Column("description", Text, nullable=False),
+    Column("tags", Json, nullable=True),
+    Column("location", Text, nullable=True),
+    Column("info", Json, nullable=True),
+    # open, pending, solved, closed or archived (archived tickets are not listed).
+    Column("status", String(16), nullable=False, default="open"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_support_tickets_account_status", "account_id", "status"),
+)

@@ -15,6 +15,7 @@ from calchub.mail.message import Email
 PASSWORD_RESET_CATEGORY = "password_reset"  # noqa: S105 - a category tag, not a secret
 INVITE_CATEGORY = "invite"
 WELCOME_CATEGORY = "welcome"
+SUPPORT_TICKET_CATEGORY = "support_ticket"
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BLOCK_TAGS = _HEADINGS | {
@@ -209,4 +210,44 @@ def invite_email(
         from_name=from_name,
         reply_to=reply_to,
         category=INVITE_CATEGORY,
+    )
+
+
+def support_ticket_email(
+    *,
+    to: str,
+    ticket_id: int,
+    subject: str,
+    description: str,
+    requester: str,
+    requester_email: str,
+    url: str,
+    from_addr: str,
+    site_name: str,
+) -> Email:
+    """A new support ticket, for the site's help address; replies go to the requester."""
+    text = (
+        f"Support ticket #{ticket_id} from {requester} <{requester_email}>\n\n"
+        f"{description}\n\n"
+        f"{url}\n\n-- {site_name}\n"
+    )
+    html = _document(
+        [
+            f"<p>Support ticket #{ticket_id} from {escape(requester)} "
+            f"&lt;{escape(requester_email)}&gt;</p>",
+            f"<pre>{escape(description)}</pre>",
+            f"<p>{_link(url)}</p>",
+            f"<p>&mdash; {escape(site_name)}</p>",
+        ]
+    )
+    return Email(
+        to=to,
+        # One line, whatever the requester typed.
+        subject=f"[{site_name} #{ticket_id}] {' '.join(subject.split())}",
+        text=text,
+        html=html,
+        from_addr=from_addr,
+        from_name=f"{site_name} Support",
+        reply_to=requester_email,
+        category=SUPPORT_TICKET_CATEGORY,
     )
