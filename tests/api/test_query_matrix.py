@@ -29,6 +29,7 @@ NONE = "none"  # {} (object form) or [] (array form)
 OK = "ok"  # a set that was carried out
 ADMIN_ONLY = "FATAL: user must be an admin"
 NO_READ = "FATAL: you do not have read access to this project"
+PROJECT_ONLY = "FATAL: project_id must be specified"  # tables only a project writes
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,30 @@ MATRIX: dict[str, Case] = {
         (ROW, ROW, NO_READ, ROW),
         lambda w: {"mentions": {"project_id": w.project, "path": "m.md", "target": w.collab}},
         (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "listings": Case(
+        lambda w: {"listings": {"project_id": w.project, "path": "", "listing": None}},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"listings": {"project_id": w.project, "path": "", "listing": []}},
+        _uniform(PROJECT_ONLY),
+    ),
+    "project_status": Case(
+        lambda w: {"project_status": {"project_id": w.project, "status": None}},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {"project_status": {"project_id": w.project, "status": {"state": "x"}}},
+        _uniform(PROJECT_ONLY),
+    ),
+    "project_info": Case(
+        lambda w: {"project_info": {"project_id": w.project, "info": None}},
+        (NONE, NONE, NO_READ, NONE),
+        lambda w: {"project_info": {"project_id": w.project, "info": {"x": 1}}},
+        _uniform(PROJECT_ONLY),
+    ),
+    "usage_info": Case(
+        lambda w: {"usage_info": {"project_id": w.project, "path": "a", "usage": None}},
+        (NONE, NONE, NO_READ, NONE),
+        lambda w: {"usage_info": {"project_id": w.project, "path": "a", "usage": {"x": 1}}},
+        _uniform(PROJECT_ONLY),
     ),
 }
 

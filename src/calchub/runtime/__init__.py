@@ -4,6 +4,9 @@
 in a bubblewrap sandbox on this machine."""
 
 from calchub.runtime.base import (
+    MAX_LISTING_ENTRIES,
+    DirectoryEntry,
+    DirectoryListing,
     ExecRequest,
     ExecResult,
     FileFailure,
@@ -19,6 +22,9 @@ from calchub.runtime.local import LocalRuntime
 from calchub.runtime.sandbox import SandboxCheck
 
 __all__ = [
+    "MAX_LISTING_ENTRIES",
+    "DirectoryEntry",
+    "DirectoryListing",
     "ExecRequest",
     "ExecResult",
     "FileFailure",

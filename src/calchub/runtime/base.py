@@ -9,8 +9,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 MIB = 1024 * 1024
+# A folder listing refuses folders with more names than this (hidden ones included): the
+# whole listing travels in one reply and is sorted and paged in memory.
+MAX_LISTING_ENTRIES = 50_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,33 @@ class RuntimeStatus:
     started_at: datetime | None
 
 
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One name in a folder, as CoCalc lists it: a folder has `isdir`, anything else its
+    `size` in bytes. `mtime` is in seconds since the epoch, with milliseconds. For a link,
+    `isdir` says where it leads; size and mtime are the link's own."""
+
+    name: str
+    mtime: float
+    isdir: bool = False
+    size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        if self.isdir:
+            return {"name": self.name, "isdir": True, "mtime": self.mtime}
+        return {"name": self.name, "size": self.size, "mtime": self.mtime}
+
+
+@dataclass(frozen=True)
+class DirectoryListing:
+    """A folder's entries, sorted by name. `real_path` is where the folder really is once
+    links are resolved, relative to the home ("" for the home itself), or None when that is
+    outside the home (e.g. /etc, or a folder reached through a link to it)."""
+
+    entries: list[DirectoryEntry]
+    real_path: str | None
+
+
 class RuntimeFailure(Exception):
     """The runtime could not do what was asked."""
 
@@ -144,6 +175,20 @@ class ProjectRuntime(ABC):
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
         """The file's bytes. Raises FileFailure (EISDIR for a folder, EFBIG with `size`
         when it is larger than `max_bytes`)."""
+
+    @abstractmethod
+    async def list_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        """The folder's entries; names starting with "." only when `hidden`. `path` is
+        resolved as read_file resolves it, in the project's own view. Raises FileFailure
+        (ENOENT, ENOTDIR for a file, EACCES; E2BIG when the folder holds more than
+        `max_entries` names, hidden ones included)."""
 
     @abstractmethod
     async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:

@@ -32,7 +32,9 @@ from typing import Any
 
 from calchub.runtime import channel, copy, procfs, sandbox
 from calchub.runtime.base import (
+    MAX_LISTING_ENTRIES,
     MIB,
+    DirectoryListing,
     ExecRequest,
     ExecResult,
     ProjectRuntime,
@@ -45,6 +47,7 @@ from calchub.runtime.base import (
 from calchub.runtime.cgroups import CgroupManager, Limits
 from calchub.runtime.errors import agent_error
 from calchub.runtime.install import install_agent
+from calchub.runtime.listing import parse_listing
 from calchub.runtime.state import AgentState, ProjectLocks, load, save
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class LocalRuntime(ProjectRuntime):
         start_timeout_s: float = 20.0,
     ) -> None:
         self.projects_root = Path(projects_root).absolute()
+        self._resolved_projects_root = Path(os.path.realpath(self.projects_root))
         self.runtime_root = Path(runtime_root).absolute()
         self.sandboxed = sandbox
         self._nested_pidns = nested_pidns
@@ -485,6 +489,24 @@ class LocalRuntime(ProjectRuntime):
         header = {"op": "read", "path": path, "max_bytes": max_bytes}
         _, data = await self._call(spec, header, max_payload=max_bytes)
         return data
+
+    async def list_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        if max_entries < 0:
+            raise ValueError("max_entries must not be negative")
+        header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
+        reply, _ = await self._call(spec, header)
+        home = self._home_view(spec.project_id)
+        if not self.sandboxed:
+            # The agent reports paths with links resolved.
+            home = str(self._resolved_projects_root / spec.project_id)
+        return parse_listing(reply, home, max_entries)
 
     async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:
         header = {

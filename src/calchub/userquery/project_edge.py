@@ -1,4 +1,5 @@
-"""A project's `users` map and `state` object, assembled from calchub's columns."""
+"""A project's `users` map and `state` object, assembled from calchub's columns, and its
+`status`, from the runtime."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import project_users
 from calchub.projects.store import READ_GROUPS
+from calchub.runtime.base import RuntimeFailure
 from calchub.userquery import users_map
 from calchub.userquery.context import Caller
 
@@ -46,6 +48,26 @@ def state_of(row: Any) -> dict[str, Any]:
     if row.run_state_error:
         state["error"] = row.run_state_error
     return state
+
+
+async def status_edge(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list[Any]:
+    """What the runtime reports about running projects; null for the others."""
+    out: list[Any] = []
+    for row in rows:
+        status = None
+        if row.run_state == "running" and caller.hub.runtime_problem is None:
+            try:
+                found = await caller.hub.runtime.status(row.project_id)
+            except RuntimeFailure:
+                found = None
+            if found is not None and found.running:
+                status = {"state": "running", "project.pid": found.pid}
+                if found.started_at is not None:
+                    status["start_ts"] = int(found.started_at.timestamp() * 1000)
+                if found.memory_bytes is not None:
+                    status["memory"] = {"rss": found.memory_bytes // 1024}
+        out.append(status)
+    return out
 
 
 async def apply_users(conn: AsyncConnection, caller: Caller, project_id: str, value: Any) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from calchub.userquery.schema import TableSpec
-from calchub.userquery.tables import accounts, project_data, projects, public
+from calchub.userquery.tables import accounts, live, project_data, projects, public
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for module in (accounts, projects, public, project_data)
+    for module in (accounts, projects, public, project_data, live)
     for spec in module.SPECS
 }
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import copies, files
+from . import copies, files, listing
 from .execs import Executor
 from .files import FsError, QuotaError
 from .kernel import (
@@ -214,6 +214,7 @@ class Worker:
                 "write": functools.partial(files.op_write, self.project),
                 "du": functools.partial(files.op_du, self.project),
                 "stat": functools.partial(files.op_stat, self.project),
+                "list": functools.partial(listing.op_list, self.project),
                 "rsync_pull": functools.partial(copies.op_rsync_pull, self.project),
                 "rsync_send": functools.partial(copies.op_rsync_send, self.project),
             }

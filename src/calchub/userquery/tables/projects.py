@@ -11,12 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import project_users, projects
 from calchub.projects.scheduler import ACTIONS, request_action
-from calchub.runtime.base import RuntimeFailure
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.merge import deep_merge
 from calchub.userquery.names import project_name_problem
-from calchub.userquery.project_edge import apply_users, state_of, users_maps
+from calchub.userquery.project_edge import apply_users, state_of, status_edge, users_maps
 from calchub.userquery.schema import Rule, Scope, SetContext, TableSpec
 
 PROJECT_SETTINGS: dict[str, Any] = {
@@ -41,26 +40,6 @@ async def _users(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list
 
 async def _state(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list[Any]:
     return [state_of(row) for row in rows]
-
-
-async def _status(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list[Any]:
-    """What the runtime reports about running projects; null for the others."""
-    out: list[Any] = []
-    for row in rows:
-        status = None
-        if row.run_state == "running" and caller.hub.runtime_problem is None:
-            try:
-                found = await caller.hub.runtime.status(row.project_id)
-            except RuntimeFailure:
-                found = None
-            if found is not None and found.running:
-                status = {"state": "running", "project.pid": found.pid}
-                if found.started_at is not None:
-                    status["start_ts"] = int(found.started_at.timestamp() * 1000)
-                if found.memory_bytes is not None:
-                    status["memory"] = {"rss": found.memory_bytes // 1024}
-        out.append(status)
-    return out
 
 
 async def _check_name(ctx: SetContext, project_id: str) -> None:
@@ -175,7 +154,7 @@ PROJECTS = TableSpec(
     ),
     recent=("last_edited", timedelta(days=21)),
     default_options=[{"limit": 100, "order_by": "-last_edited"}],
-    edges={"users": _users, "state": _state, "status": _status},
+    edges={"users": _users, "state": _state, "status": status_edge},
     on_set=_on_project_set,
 )
 
