@@ -3,6 +3,7 @@ copy_public_path_between_projects, with the public-path rule."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -10,7 +11,15 @@ from sqlalchemy import select
 
 from calchub.db.tables import copy_paths
 from tests.api.expect import NO_ACCOUNT_KEY
-from tests.api.project_files import add_member, create_project, new_id, publish, read, write
+from tests.api.project_files import (
+    add_member,
+    create_project,
+    new_id,
+    publish,
+    read,
+    sh,
+    write,
+)
 from tests.conftest import User
 from tests.harness import ApiClient, Database
 
@@ -171,3 +180,146 @@ def test_publishing_through_query(
     assert api.call("query", owner.api_key, {"query": query}).event == "query"
     reply = api.call("public_get_text_file", "", {"project_id": project_id, "path": "A1/doc1.txt"})
     assert reply["error"] == _not_public(project_id, "A1/doc1.txt")
+
+
+# --- links: a public path is public only if what it leads to is -----------------------------
+
+SECRET = "TOP-SECRET-c41e"
+
+LINKS = (
+    f"mkdir -p pub/sub private other && echo '{SECRET}' > private.txt "
+    f"&& echo '{SECRET} in a folder' > private/secret.txt && echo plain > pub/a.txt "
+    "&& echo elsewhere > other/x.txt && echo linked > one.txt "
+    "&& ln -s ../private.txt pub/to_secret && ln -s ../private pub/to_private "
+    "&& ln -s ../one.txt pub/to_one && ln -s ../other pub/to_other "
+    "&& ln -s ../other/x.txt pub/to_other_file && ln -s /etc/passwd pub/to_passwd "
+    "&& ln -s to_hop pub/to_chain && ln -s sub/hop pub/to_hop "
+    "&& ln -s ../../private.txt pub/sub/hop && ln -s a.txt pub/to_a && ln -s to_a pub/to_to_a "
+    "&& head -c 21000000 /dev/zero > private/big.bin && ln -s ../private/big.bin pub/to_big"
+)
+
+
+@pytest.fixture
+def linked(api: ApiClient, owner: User, db: Database) -> str:
+    """`pub/`, `other/` and `one.txt` public; `pub/` full of links, some to private places."""
+    project_id = create_project(api, owner.api_key)
+    sh(api, owner.api_key, project_id, LINKS)
+    for path in ("pub", "other", "one.txt"):
+        publish(db, project_id, path)
+    return project_id
+
+
+def _secret_free(reply: object) -> None:
+    assert SECRET not in json.dumps(getattr(reply, "body", reply))
+
+
+def test_links_to_private_places_are_not_public(
+    api: ApiClient, linked: str, make_user: Callable[..., User]
+) -> None:
+    key = make_user().api_key
+    for path in (
+        "pub/to_secret",  # a link to a private file
+        "pub/to_private/secret.txt",  # inside a linked private folder
+        "pub/to_private",  # the linked folder itself: not even that it is one
+        "pub/to_big",  # nor the size of what it points at
+        "pub/to_chain",  # three links in a row
+        "pub/to_passwd",  # out of the home
+    ):
+        for caller in (key, ""):
+            reply = _get(api, caller, linked, path)
+            _secret_free(reply)
+            assert reply.body == {
+                "event": "error",
+                "id": reply["id"],
+                "error": _not_public(linked, path),
+            }, path
+
+
+def test_links_to_public_places_are_read(
+    api: ApiClient, linked: str, make_user: Callable[..., User]
+) -> None:
+    key = make_user().api_key
+    for path, text in (
+        ("pub/a.txt", "plain\n"),
+        ("pub/to_a", "plain\n"),
+        ("pub/to_to_a", "plain\n"),  # a chain that stays public
+        ("pub/to_one", "linked\n"),  # a public file
+        ("pub/to_other/x.txt", "elsewhere\n"),  # into another public path
+        ("pub/to_other_file", "elsewhere\n"),
+    ):
+        reply = _get(api, key, linked, path)
+        assert reply.body == {"event": "public_text_file_contents", "id": reply["id"], "data": text}
+
+
+def test_a_whole_public_project_still_keeps_links_out_of_it(
+    api: ApiClient, owner: User, db: Database
+) -> None:
+    project_id = create_project(api, owner.api_key)
+    sh(api, owner.api_key, project_id, "ln -s /etc/passwd passwd && echo in > in.txt")
+    publish(db, project_id, "")
+    assert _get(api, "", project_id, "passwd").body["error"] == _not_public(project_id, "passwd")
+    assert "root:" not in json.dumps(_get(api, "", project_id, "passwd").body)
+    assert _get(api, "", project_id, "in.txt").body["data"] == "in\n"
+
+
+def test_members_still_read_through_links(api: ApiClient, owner: User, linked: str) -> None:
+    assert read(api, owner.api_key, linked, "pub/to_secret") == f"{SECRET}\n"
+    assert read(api, owner.api_key, linked, "pub/to_private/secret.txt") == (
+        f"{SECRET} in a folder\n"
+    )
+
+
+def _copy_public(api: ApiClient, key: str, src: str, path: str, target: str, to: str) -> object:
+    body = {"src_project_id": src, "src_path": path, "target_project_id": target, "target_path": to}
+    return api.call("copy_public_path_between_projects", key, body)
+
+
+def _everything(api: ApiClient, key: str, project_id: str) -> str:
+    """Every name and readable byte in the project, links followed."""
+    return sh(
+        api, key, project_id, "find -L . 2>/dev/null; find -L . -type f -exec cat {} + 2>/dev/null"
+    )
+
+
+def test_copies_through_links_to_private_places_are_refused(
+    api: ApiClient, linked: str, make_user: Callable[..., User]
+) -> None:
+    reader = make_user()
+    mine = create_project(api, reader.api_key)
+    for path in ("pub/to_private", "pub/to_private/", "pub/to_private/secret.txt"):
+        reply = _copy_public(api, reader.api_key, linked, path, mine, "stolen")
+        _secret_free(reply)
+        assert reply.body == {
+            "event": "error",
+            "id": reply["id"],
+            "error": _not_public(linked, path),
+        }, path
+    failed = api.call(
+        "copy_path_status", reader.api_key, {"target_project_id": mine, "failed": True}
+    )["data"]
+    assert sorted(op["error"] for op in failed) == sorted(
+        _not_public(linked, p)
+        for p in ("pub/to_private", "pub/to_private/", "pub/to_private/secret.txt")
+    )
+    assert SECRET not in _everything(api, reader.api_key, mine)
+
+
+def test_public_copies_keep_links_as_links(
+    api: ApiClient, linked: str, make_user: Callable[..., User]
+) -> None:
+    reader = make_user()
+    mine = create_project(api, reader.api_key)
+    for path, to in (
+        ("pub", "whole"),
+        ("pub/to_secret", "one_link"),  # copied as the link it is
+        ("pub/to_passwd", "passwd_link"),
+        ("pub/to_other", "via_link"),  # a linked folder in another public path
+    ):
+        reply = _copy_public(api, reader.api_key, linked, path, mine, to)
+        assert reply.body == {"event": "success", "id": reply["id"]}, path
+    links = sh(api, reader.api_key, mine, "readlink whole/to_secret one_link passwd_link")
+    assert links.split() == ["../private.txt", "../private.txt", "/etc/passwd"]
+    assert read(api, reader.api_key, mine, "via_link/x.txt") == "elsewhere\n"
+    assert read(api, reader.api_key, mine, "whole/a.txt") == "plain\n"
+    assert read(api, reader.api_key, mine, "whole/to_secret") is None
+    assert SECRET not in _everything(api, reader.api_key, mine)

@@ -21,10 +21,11 @@ from sqlalchemy import and_, or_, select, update
 
 from calchub.db.tables import copy_paths
 from calchub.db.types import utcnow
+from calchub.files.public import not_public_message, public_source_check
 from calchub.hub import Hub
 from calchub.projects.lifecycle import ensure_running
 from calchub.projects.store import get_project
-from calchub.runtime import ProjectSpec, RuntimeFailure
+from calchub.runtime import PathRefused, ProjectSpec, RuntimeFailure
 
 log = logging.getLogger("calchub.copies")
 
@@ -119,6 +120,12 @@ async def _spec(hub: Hub, project_id: str) -> ProjectSpec:
 async def _copy(hub: Hub, row: Any, latest: dict[str, int]) -> None:
     src = await _spec(hub, row.source_project_id)
     dst = await _spec(hub, row.target_project_id)
+    # A public copy is checked again where its source really is, links resolved.
+    allowed = (
+        await public_source_check(hub.engine, row.source_project_id, row.source_path)
+        if row.public
+        else None
+    )
     await hub.runtime.copy_path(
         src,
         row.source_path,
@@ -131,6 +138,7 @@ async def _copy(hub: Hub, row: Any, latest: dict[str, int]) -> None:
         timeout_s=row.timeout,
         # Called from the copy's thread; the heartbeat reads whatever came last.
         on_progress=latest.update,
+        source_allowed=allowed,
     )
 
 
@@ -154,6 +162,8 @@ async def _execute(hub: Hub, row: Any) -> None:
     error: str | None = None
     try:
         await _copy(hub, row, latest)
+    except PathRefused:
+        error = not_public_message(row.source_project_id, row.source_path)
     except RuntimeFailure as exc:
         error = str(exc)
     except Exception as exc:

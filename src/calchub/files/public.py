@@ -1,8 +1,11 @@
-"""Public paths: which paths of a project anyone may read or copy, and reading them."""
+"""Public paths: which paths of a project anyone may read or copy, and reading them.
+
+A path is public by its name, and what it leads to must be too: a link in a public folder
+never exposes what it points at unless that is public as well."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +31,20 @@ def is_public(path: str, public: Iterable[str]) -> bool:
     return any(p == "" or path == p or path.startswith(p + "/") for p in folders)
 
 
+def really_public(real_path: str | None, public: Iterable[str]) -> bool:
+    """Whether the place a path leads to once links are resolved (relative to the home,
+    None when outside it) is public."""
+    return real_path is not None and is_public(real_path, public)
+
+
+def not_public_message(project_id: str, path: str) -> str:
+    return f"path '{path}' of project with id '{project_id}' is not public"
+
+
+def not_public(project_id: str, path: str) -> HandlerError:
+    return HandlerError(not_public_message(project_id, path))
+
+
 async def public_paths_of(engine: AsyncEngine, project_id: str) -> list[str]:
     async with engine.connect() as conn:
         rows = await conn.scalars(
@@ -41,23 +58,39 @@ async def public_paths_of(engine: AsyncEngine, project_id: str) -> list[str]:
 
 async def require_public(engine: AsyncEngine, project_id: str, path: str) -> None:
     if not is_public(path, await public_paths_of(engine, project_id)):
-        raise HandlerError(f"path '{path}' of project with id '{project_id}' is not public")
+        raise not_public(project_id, path)
+
+
+async def public_source_check(
+    engine: AsyncEngine, project_id: str, path: str
+) -> Callable[[str], bool]:
+    """For a copy of `path`: whether the place it really reads from may be copied. The
+    public paths are those of now, which may have changed since the copy was asked for."""
+    public = await public_paths_of(engine, project_id)
+    requested = is_public(path, public)
+    return lambda real_path: requested and is_public(real_path, public)
 
 
 async def read_public_text(hub: Hub, project_id: str, path: str) -> str:
-    await require_public(hub.engine, project_id, path)
+    public = await public_paths_of(hub.engine, project_id)
+    if not is_public(path, public):
+        raise not_public(project_id, path)
     async with hub.engine.connect() as conn:
         project = await get_project(conn, project_id.lower())
     if project is None:
-        # A public path of a deleted project is no longer public.
-        raise HandlerError(f"path '{path}' of project with id '{project_id}' is not public")
+        raise not_public(project_id, path)  # a deleted project's paths are no longer public
     try:
         spec = await ensure_running(hub, project)
-        data = await hub.runtime.read_file(spec, path, MAX_PUBLIC_FILE_BYTES)
+        contents = await hub.runtime.read_file_located(spec, path, MAX_PUBLIC_FILE_BYTES)
     except RuntimeFailure as exc:
+        if isinstance(exc, FileFailure) and exc.opened and not really_public(exc.real_path, public):
+            # Even its error (its size, that it is a folder) is not for strangers.
+            raise not_public(project_id, path) from None
         if isinstance(exc, FileFailure) and exc.code == "EFBIG":
             raise HandlerError(
                 f"file '{path}' is too large; public files are read up to 20MB"
             ) from None
         raise HandlerError(str(exc)) from None
-    return data.decode("utf-8", errors="replace")
+    if not really_public(contents.real_path, public):
+        raise not_public(project_id, path)
+    return contents.data.decode("utf-8", errors="replace")

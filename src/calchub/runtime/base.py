@@ -110,13 +110,25 @@ class DirectoryListing:
     real_path: str | None
 
 
+@dataclass(frozen=True)
+class FileContents:
+    """A file's bytes and where the file read really is once links are resolved, relative
+    to the home, or None when that is outside the home (or unknown). The place is taken
+    from the opened file itself, so a link changed meanwhile cannot misreport it."""
+
+    data: bytes
+    real_path: str | None
+
+
 class RuntimeFailure(Exception):
     """The runtime could not do what was asked."""
 
 
 class FileFailure(RuntimeFailure):
     """A file-system error, worded like Node's: `ENOENT: no such file or directory, open
-    '/projects/<id>/a.txt'`. `code` is the errno name; `size` is set for EFBIG."""
+    '/projects/<id>/a.txt'`. `code` is the errno name; `size` is set for EFBIG. `opened`
+    says a read failed after opening its file, and `real_path` then says where that file
+    really is, as `FileContents.real_path` does."""
 
     def __init__(
         self,
@@ -126,12 +138,16 @@ class FileFailure(RuntimeFailure):
         message: str,
         *,
         size: int | None = None,
+        opened: bool = False,
+        real_path: str | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}, {syscall} '{path}'")
         self.code = code
         self.syscall = syscall
         self.path = path
         self.size = size
+        self.opened = opened
+        self.real_path = real_path
 
 
 class QuotaExceeded(RuntimeFailure):
@@ -144,6 +160,10 @@ class QuotaExceeded(RuntimeFailure):
         self.used_bytes = used_bytes
         self.quota_bytes = quota_bytes
         self.needed_bytes = needed_bytes
+
+
+class PathRefused(RuntimeFailure):
+    """The caller's check refused the place a path really leads to."""
 
 
 class SandboxUnavailable(RuntimeFailure):
@@ -175,6 +195,11 @@ class ProjectRuntime(ABC):
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
         """The file's bytes. Raises FileFailure (EISDIR for a folder, EFBIG with `size`
         when it is larger than `max_bytes`)."""
+
+    @abstractmethod
+    async def read_file_located(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
+        """As read_file, also telling where the file read really is; a FileFailure after
+        the file was opened tells it too (`opened`, `real_path`)."""
 
     @abstractmethod
     async def list_directory(
@@ -209,6 +234,7 @@ class ProjectRuntime(ABC):
         exclude: list[str],
         timeout_s: float | None,
         on_progress: Callable[[dict[str, int]], None] | None = None,
+        source_allowed: Callable[[str], bool] | None = None,
     ) -> None:
         """Copy like `rsync -ax`: a folder's contents go into the target folder; a file goes
         to exactly `dst_path`, or into it when `dst_path` ends with "/". Both paths must be
@@ -217,6 +243,11 @@ class ProjectRuntime(ABC):
         replaced files as `name~`; `exclude` holds rsync patterns; `timeout_s` is rsync's
         I/O timeout. Symbolic links are copied as links, never followed out of the source.
         `on_progress`, called from any thread, gets {files, bytes, percent} while it runs.
+        `source_allowed` is asked about where the source really is, relative to the source's
+        home: a folder followed through links, anything else (a link is copied as a link)
+        in its real parent folder. When it says no, or that place is outside the home,
+        PathRefused is raised; when yes, exactly that place is copied, even if a link
+        changes meanwhile.
         Raises QuotaExceeded when the copy would not fit in the target's disk quota."""
 
     @abstractmethod

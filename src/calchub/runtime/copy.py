@@ -33,6 +33,8 @@ class CopyPlan:
     dst_arg: str  # rsync's destination, in the target's view
     mkdir: str  # folder to create in the target first
     flags: list[str]
+    # The source must be exactly at src_arg, no link on the way (see agent.copies.pin_source).
+    pinned: bool = False
 
 
 def absolute(home: str, path: str) -> str:
@@ -153,7 +155,8 @@ def _sender_thread(
 def _run_sender(plan: CopyPlan, argv: object, fds: list[int], deadline: float) -> dict[str, object]:
     source = SyncChannel(plan.src_socket, deadline)
     try:
-        source.send({"op": "rsync_send", "argv": argv, "src": plan.src_arg}, fds=fds)
+        request = {"op": "rsync_send", "argv": argv, "src": plan.src_arg, "pinned": plan.pinned}
+        source.send(request, fds=fds)
         # Our copies must go, or rsync would never see the other side hang up.
         close_all(fds)
         fds.clear()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from calchub.runtime.base import FileFailure, QuotaExceeded, RuntimeFailure
+from calchub.runtime.home_paths import relative_to_home
 
 
-def agent_error(reply: dict[str, Any]) -> RuntimeFailure:
+def agent_error(reply: dict[str, Any], home: str | None = None) -> RuntimeFailure:
+    """`home` is the project's home as the agent reports real paths (links resolved)."""
     error = reply.get("error")
     if not isinstance(error, dict):
         return RuntimeFailure("the project sent a malformed reply")
@@ -20,12 +22,16 @@ def agent_error(reply: dict[str, Any]) -> RuntimeFailure:
     if code == "EAGENT":
         return RuntimeFailure(f"project agent error: {message}")
     size = error.get("size")
+    # Only a failure after its file was opened says where that file really is.
+    opened = "real_path" in error
     return FileFailure(
         code,
         str(error.get("syscall") or "open"),
         str(error.get("path") or ""),
         message,
         size=size if isinstance(size, int) else None,
+        opened=opened,
+        real_path=relative_to_home(error.get("real_path"), home) if opened and home else None,
     )
 
 

@@ -4,10 +4,10 @@ are checked before anything in it is believed."""
 from __future__ import annotations
 
 import math
-import posixpath
 from typing import Any
 
 from calchub.runtime.base import DirectoryEntry, DirectoryListing, RuntimeFailure
+from calchub.runtime.home_paths import relative_to_home
 
 MALFORMED = "the project sent a malformed listing"
 
@@ -18,18 +18,6 @@ def parse_listing(reply: dict[str, Any], home: str, max_entries: int) -> Directo
         raise RuntimeFailure(MALFORMED)
     entries = sorted((_entry(item) for item in raw), key=lambda entry: entry.name)
     return DirectoryListing(entries, relative_to_home(reply.get("real_path"), home))
-
-
-def relative_to_home(real: Any, home: str) -> str | None:
-    """`real` relative to `home`, or None when it is not inside it."""
-    if not isinstance(real, str) or not real.startswith("/"):
-        return None
-    real = posixpath.normpath(real)
-    if real == home:
-        return ""
-    if real.startswith(home + "/"):
-        return real[len(home) + 1 :]
-    return None
 
 
 def _entry(item: Any) -> DirectoryEntry:

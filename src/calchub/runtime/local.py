@@ -37,6 +37,8 @@ from calchub.runtime.base import (
     DirectoryListing,
     ExecRequest,
     ExecResult,
+    FileContents,
+    PathRefused,
     ProjectRuntime,
     ProjectSpec,
     QuotaExceeded,
@@ -46,6 +48,7 @@ from calchub.runtime.base import (
 )
 from calchub.runtime.cgroups import CgroupManager, Limits
 from calchub.runtime.errors import agent_error
+from calchub.runtime.home_paths import relative_to_home
 from calchub.runtime.install import install_agent
 from calchub.runtime.listing import parse_listing
 from calchub.runtime.state import AgentState, ProjectLocks, load, save
@@ -149,6 +152,12 @@ class LocalRuntime(ProjectRuntime):
         if self.sandboxed:
             return sandbox.home_in_sandbox(project_id)
         return str(self.projects_root / project_id)
+
+    def _real_home(self, project_id: str) -> str:
+        """The home as the agent reports real paths: unsandboxed, with links resolved."""
+        if self.sandboxed:
+            return sandbox.home_in_sandbox(project_id)
+        return str(self._resolved_projects_root / project_id)
 
     @contextlib.asynccontextmanager
     async def _lock(self, project_id: str) -> AsyncIterator[None]:
@@ -452,7 +461,7 @@ class LocalRuntime(ProjectRuntime):
                 sock, header, payload, wait_s=wait, max_payload=max_payload
             )
         if not reply.get("ok"):
-            raise agent_error(reply)
+            raise agent_error(reply, self._real_home(spec.project_id))
         return reply, data
 
     # -- operations
@@ -486,9 +495,13 @@ class LocalRuntime(ProjectRuntime):
         )
 
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
+        return (await self.read_file_located(spec, path, max_bytes)).data
+
+    async def read_file_located(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
         header = {"op": "read", "path": path, "max_bytes": max_bytes}
-        _, data = await self._call(spec, header, max_payload=max_bytes)
-        return data
+        reply, data = await self._call(spec, header, max_payload=max_bytes)
+        real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
+        return FileContents(data, real)
 
     async def list_directory(
         self,
@@ -502,11 +515,7 @@ class LocalRuntime(ProjectRuntime):
             raise ValueError("max_entries must not be negative")
         header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
         reply, _ = await self._call(spec, header)
-        home = self._home_view(spec.project_id)
-        if not self.sandboxed:
-            # The agent reports paths with links resolved.
-            home = str(self._resolved_projects_root / spec.project_id)
-        return parse_listing(reply, home, max_entries)
+        return parse_listing(reply, self._real_home(spec.project_id), max_entries)
 
     async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:
         header = {
@@ -534,6 +543,7 @@ class LocalRuntime(ProjectRuntime):
         exclude: list[str],
         timeout_s: float | None,
         on_progress: Callable[[dict[str, int]], None] | None = None,
+        source_allowed: Callable[[str], bool] | None = None,
     ) -> None:
         src_home, dst_home = self._home_view(src.project_id), self._home_view(dst.project_id)
         src_abs, dst_abs = copy.absolute(src_home, src_path), copy.absolute(dst_home, dst_path)
@@ -545,6 +555,8 @@ class LocalRuntime(ProjectRuntime):
             return
         info, _ = await self._call(src, {"op": "stat", "path": src_abs})
         is_dir = info.get("kind") == "dir"
+        if source_allowed is not None:
+            src_abs = self._approved_source(src, src_path, info, source_allowed)
         dst_is_folder = dst_path.endswith("/") or dst_abs == dst_home
         src_arg, dst_arg, mkdir = copy.targets(src_abs, is_dir, dst_abs, dst_is_folder)
         size_reply, _ = await self._call(src, {"op": "du", "path": src_abs})
@@ -567,8 +579,24 @@ class LocalRuntime(ProjectRuntime):
             dst_arg=dst_arg,
             mkdir=mkdir,
             flags=flags,
+            pinned=source_allowed is not None,
         )
         await asyncio.to_thread(copy.run, plan, on_progress=on_progress)
+
+    def _approved_source(
+        self,
+        spec: ProjectSpec,
+        src_path: str,
+        info: dict[str, Any],
+        allowed: Callable[[str], bool],
+    ) -> str:
+        """Where the source really is, once `allowed` approves it: the copy then reads
+        from there, pinned, rather than from a path whose links could change."""
+        home = self._real_home(spec.project_id)
+        real = relative_to_home(info.get("real_path"), home)
+        if real is None or not allowed(real):
+            raise PathRefused(f"path '{src_path}' leads where it may not be copied from")
+        return f"{home}/{real}" if real else home
 
 
 def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes]:

@@ -4,6 +4,7 @@ source's, and the hub hands the connection between them (see calchub.runtime.cop
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import select
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 
 from .files import FsError
 from .project import Project
+from .realpaths import real_path_of
 from .wire import CHUNK, hub_gone, recv_frame, send_frame
 
 STDERR_CAP = 64 * 1024
@@ -143,14 +145,21 @@ def _hand_over(helper: socket.socket, conn: socket.socket) -> None:
 def op_rsync_send(
     project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]
 ) -> None:
-    """Source side: run a read-only rsync sender on the connection the hub passed along."""
+    """Source side: run a read-only rsync sender on the connection the hub passed along.
+    With `pinned`, the source must be exactly where the hub approved it (see `pin_source`)."""
+    pinned: int | None = None
     try:
         if len(fds) != 2:
             raise ValueError("expected two file descriptors")
-        argv = sender_argv(req.get("argv"), project.rsync_path(str(req["src"])))
+        src, cwd = project.rsync_path(str(req["src"])), project.home
+        if req.get("pinned") is True:
+            pinned, src = pin_source(src)
+            # The sender starts in the folder held open, never in whatever its name means now.
+            cwd = f"/proc/self/fd/{pinned}"
+        argv = sender_argv(req.get("argv"), src)
         proc = subprocess.Popen(
             argv,
-            cwd=project.home,
+            cwd=cwd,
             env=project.exec_env({}),
             stdin=fds[0],
             stdout=fds[1],
@@ -162,6 +171,8 @@ def op_rsync_send(
         for fd in fds:
             os.close(fd)
         fds.clear()
+        if pinned is not None:
+            os.close(pinned)
     assert proc.stderr is not None
     stderr = bytearray()
     while True:
@@ -177,6 +188,28 @@ def op_rsync_send(
             stderr += data[: max(0, STDERR_CAP - len(stderr))]
     code = proc.wait()
     send_frame(conn, {"ok": True, "exit_code": code, "stderr": stderr.decode(errors="replace")})
+
+
+def pin_source(src: str) -> tuple[int, str]:
+    """Open the folder a copy reads from (a folder source itself, else the source's parent)
+    and check that it really is at `src`, with no link on the way: the hub approved that
+    real place, and a link changed since must not send something else. Returns the open
+    folder and rsync's source relative to it ("./" for a folder's contents)."""
+    if src.endswith("/"):
+        folder, source = src.rstrip("/") or "/", "./"
+    else:
+        folder, name = posixpath.split(src)
+        source = "./" + name
+    try:
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FsError.from_os(exc, "open", folder) from exc
+    except ValueError as exc:
+        raise FsError("EINVAL", "open", folder) from exc
+    if real_path_of(fd) != folder:
+        os.close(fd)
+        raise FsError("ESTALE", "open", src, message="the source changed while it was copied")
+    return fd, source
 
 
 def sender_argv(argv: Any, src: str) -> list[str]:

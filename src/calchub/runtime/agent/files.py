@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .project import Project
+from .realpaths import copied_from, real_path_of
 from .wire import CHUNK, Incoming, send_frame
 
 UV_MESSAGES = {
@@ -74,27 +75,32 @@ def op_read(project: Project, conn: socket.socket, req: dict[str, Any], _fds: li
         raise FsError.from_os(exc, "open", path) from exc
     except ValueError as exc:
         raise FsError("EINVAL", "open", path) from exc
+    # Errors after the open say where the file really is too: the hub may have to hide
+    # even them (the size of a file a public link points at, say).
+    real = real_path_of(fd)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise FsError("EISDIR", "read", path)
+            raise FsError("EISDIR", "read", path, real_path=real)
         if not stat.S_ISREG(st.st_mode):
-            raise FsError("EINVAL", "read", path)
+            raise FsError("EINVAL", "read", path, real_path=real)
         if st.st_size > max_bytes:
-            raise FsError("EFBIG", "read", path, size=st.st_size)
+            raise FsError("EFBIG", "read", path, size=st.st_size, real_path=real)
         chunks = []
         total = 0
         while chunk := os.read(fd, CHUNK * 16):
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:  # it grew while we read
-                raise FsError("EFBIG", "read", path, size=total)
+                raise FsError("EFBIG", "read", path, size=total, real_path=real)
     except OSError as exc:
-        raise FsError.from_os(exc, "read", path) from exc
+        err = FsError.from_os(exc, "read", path)
+        err.info["real_path"] = real
+        raise err from exc
     finally:
         os.close(fd)
     data = b"".join(chunks)
-    send_frame(conn, {"ok": True, "size": len(data)}, data)
+    send_frame(conn, {"ok": True, "size": len(data), "real_path": real}, data)
 
 
 def op_write(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
@@ -172,7 +178,9 @@ def op_stat(project: Project, conn: socket.socket, req: dict[str, Any], _fds: li
         st = os.stat(path)
     except OSError as exc:
         raise FsError.from_os(exc, "stat", path) from exc
-    send_frame(conn, {"ok": True, "kind": _kind(st.st_mode)})
+    kind = _kind(st.st_mode)
+    real = copied_from(path, kind == "dir")
+    send_frame(conn, {"ok": True, "kind": kind, "real_path": real})
 
 
 def _kind(mode: int) -> str:
