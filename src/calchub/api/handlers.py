@@ -10,4 +10,5 @@ from calchub.files import listing_api as _listing  # noqa: F401
 from calchub.projects import api as _projects  # noqa: F401
 from calchub.projects import collaborators_api as _collaborators  # noqa: F401
 from calchub.support import api as _support  # noqa: F401
+from calchub.sync import api as _sync  # noqa: F401
 from calchub.userquery import api as _userquery  # noqa: F401

@@ -590,7 +590,10 @@ define(
         "get_syncdoc_history",
         GetSyncdocHistory,
         "syncdoc_history",
-        "Edit history of a synchronized document.",
+        "Edit history of a synchronized document (a `syncstrings` row), for owners, "
+        "collaborators and admins: `history` lists its patches oldest first as `{time_utc, "
+        "format, account_id, user, patch_length}`; with `patches` true, `patch` (and "
+        "`snapshot`) instead of `patch_length`.",
     )
 )
 

@@ -117,6 +117,8 @@ async def _scope(conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict
         where.append(table.c[name] >= caller.now - window)
     if spec.where is not None:
         where.extend(spec.where(table, caller))
+    if spec.query_where is not None:
+        where.extend(spec.query_where(table, caller, q))
     return where
 
 
@@ -161,6 +163,8 @@ async def run_get(
             raise field_not_gettable(spec.name, name)
     if spec.check_get is not None:
         await spec.check_get(conn, caller, q)
+    for name, compute in spec.get_computed.items():
+        q[name] = compute(q, caller)
     if spec.get_admin and not caller.is_admin:
         raise QueryError(ADMIN_ONLY)
     if spec.instead_of_get is not None:

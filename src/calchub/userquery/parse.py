@@ -118,7 +118,8 @@ def with_defaults(
     return entries + [d for d in defaults if any(key not in given for key in d)]
 
 
-def _limit(value: Any) -> int:
+def parse_limit(value: Any) -> int:
+    """A limit as CoCalc accepts it: a non-negative integer, or its decimal text."""
     if isinstance(value, bool):
         raise QueryError(f"ERROR -- opts.limit = '{value}' is not an integer")
     if isinstance(value, int) and value >= 0:
@@ -138,7 +139,7 @@ def get_options(entries: list[dict[str, Any]]) -> GetOptions:
     for entry in entries:
         for key, value in entry.items():
             if key == "limit":
-                limit = _limit(value)
+                limit = parse_limit(value)
             elif key == "order_by":
                 order_by = str(value)
             elif key == "only_changes":

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from calchub.userquery.schema import TableSpec
-from calchub.userquery.tables import accounts, live, project_data, projects, public
+from calchub.userquery.tables import (
+    accounts,
+    file_use,
+    live,
+    project_data,
+    projects,
+    public,
+    sync,
+)
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for module in (accounts, projects, public, project_data, live)
+    for module in (accounts, projects, public, project_data, live, sync, file_use)
     for spec in module.SPECS
 }
 

@@ -72,6 +72,10 @@ class GetContext:
 # Loads the value of a field that is not a column, for each fetched row.
 EdgeLoader = Callable[[AsyncConnection, "Caller", list[Any]], Awaitable[list[Any]]]
 GetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
+# A set's check hook (spec §1.8 step 8): may reject the query or normalise its values.
+SetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
+# Conditions that read the query itself, e.g. an input-only field such as a maximum age.
+QueryWhere = Callable[[Table, "Caller", dict[str, Any]], list[Any]]
 InsteadOfGet = Callable[[GetContext], Awaitable[dict[str, Any]]]
 SetHook = Callable[[SetContext], Awaitable[None]]
 Computed = Callable[[dict[str, Any], "Caller"], Any]
@@ -90,6 +94,8 @@ class TableSpec:
     get_admin: bool = False
     set_admin: bool = False
     delete: bool = False
+    # Every set deletes, as if `{delete: true}` had been sent (syncstrings_delete).
+    always_delete: bool = False
     # Map fields: deep-merged on set (spec §4.1). Other JSON columns (arrays) are replaced.
     json_fields: frozenset[str] = frozenset()
     # Only rows whose `field` is within `window` of now (e.g. projects' 21 days).
@@ -103,12 +109,24 @@ class TableSpec:
     where: Callable[[Table, Caller], list[Any]] | None = None
     # Fields whose text is silently cut to this length on set.
     truncate: dict[str, int] = field(default_factory=dict)
+    # Fields CoCalc types as uuid: a set must give a valid one (stored in lower case).
+    uuid_fields: frozenset[str] = frozenset()
     computed: dict[str, Computed] = field(default_factory=dict)
+    # Fields a get computes from the query after `check_get` (e.g. syncstrings.string_id);
+    # they are then selected and filtered like the fields the caller sent.
+    get_computed: dict[str, Computed] = field(default_factory=dict)
+    query_where: QueryWhere | None = None
+    # JSON fields holding timestamps as ISO strings, with the keys that do (None: every key,
+    # at any depth); they come out in the wire's millisecond form (spec §4.2).
+    json_dates: dict[str, frozenset[str] | None] = field(default_factory=dict)
     # Values a set fills in when it inserts a row without them (e.g. a log entry's time).
     insert_defaults: dict[str, Callable[[Caller], Any]] = field(default_factory=dict)
     check_get: GetCheck | None = None
     instead_of_get: InsteadOfGet | None = None
+    # Runs in the transaction before the primary key is required and the row is read.
+    check_set: SetCheck | None = None
     on_set: SetHook | None = None  # runs before the write, in the transaction
+    # Replaces the write, after the field rules and the admin and delete checks.
     instead_of_set: Callable[[Caller, dict[str, Any], bool], Awaitable[None]] | None = None
 
     def default(self, name: str) -> Any:

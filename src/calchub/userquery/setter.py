@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from calchub.userquery.access import check_write
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, field_not_settable, set_not_allowed, setting
+from calchub.userquery.json_dates import json_ready
 from calchub.userquery.merge import deep_merge
 from calchub.userquery.schema import Rule, SetContext, TableSpec
-from calchub.userquery.values import to_column
+from calchub.userquery.values import check_length, to_column, to_uuid
 
 ADMIN_ONLY = "FATAL: user must be an admin"
 _FREE_RULES = (Rule.ACCOUNT_ID, Rule.PROJECT_WRITE)
@@ -55,14 +56,15 @@ def _columns(spec: TableSpec, q: dict[str, Any], old: Any) -> dict[str, Any]:
         if name in spec.json_fields:
             if not isinstance(value, dict):
                 raise setting(name, f"{spec.name}.{name} must be an object")
+            value = json_ready(value)
             values[name] = value if old is None else deep_merge(getattr(old, name), value)
         elif isinstance(column.type, JSON):
-            values[name] = value
+            values[name] = json_ready(value)
         else:
-            values[name] = to_column(column, value)
             limit = spec.truncate.get(name)
-            if limit is not None and isinstance(values[name], str):
-                values[name] = values[name][:limit]
+            if limit is not None and isinstance(value, str):
+                value = value[:limit]
+            values[name] = to_column(column, value)
     return values
 
 
@@ -84,20 +86,26 @@ async def run_set(
         raise set_not_allowed(spec.name)
     if all(spec.set_fields.get(name) in _FREE_RULES for name in query):
         return {}  # nothing to change: CoCalc answers before any permission check
-    if spec.instead_of_set is not None:
-        await spec.instead_of_set(caller, query, deleting)
-        return {}
     q = _prepare(caller, spec, query)
+    deleting = deleting or spec.always_delete
     if deleting and not spec.delete:
         raise QueryError(f"FATAL: delete from {spec.name} not allowed")
     if spec.set_admin and not caller.is_admin:
         raise QueryError(ADMIN_ONLY)
+    for name in spec.uuid_fields:
+        if q.get(name) is not None:
+            q[name] = to_uuid(q[name])
+    if spec.instead_of_set is not None:
+        await spec.instead_of_set(caller, q, deleting)
+        return {}
     table = spec.storage
     try:
         async with caller.hub.engine.begin() as conn:
             for name, rule in spec.set_fields.items():
                 if rule in _PROJECT_RULES:
                     q[name] = await check_write(conn, caller, q[name], _PROJECT_RULES[rule])
+            if spec.check_set is not None:
+                await spec.check_set(conn, caller, q)
             # Recompute now that the project ids are in their stored (lower-case) form.
             for name in spec.computed:
                 q[name] = spec.computed[name](q, caller)
@@ -129,6 +137,9 @@ async def run_set(
 
 async def _write(ctx: SetContext, key: Any) -> None:
     table = ctx.spec.storage
+    # After the hooks, so that their own messages (e.g. name rules) come first.
+    for name, value in ctx.values.items():
+        check_length(table.c[name], value)
     if ctx.old is None:
         values = dict(ctx.values)
         for name, make in ctx.spec.insert_defaults.items():

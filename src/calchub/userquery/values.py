@@ -6,10 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer
+from sqlalchemy import BigInteger, Boolean, Column, Integer, String
 
+from calchub.accounts.store import is_valid_uuid
 from calchub.db.types import UtcDateTime
 from calchub.userquery.errors import QueryError
+
+# PostgreSQL's integer ranges; asyncpg refuses larger values before the database sees them.
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _invalid(kind: str, value: Any) -> QueryError:
@@ -21,7 +26,10 @@ def to_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, ValueError, OSError):  # beyond the years a datetime holds
+            raise _invalid("timestamp", value) from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -44,11 +52,32 @@ def to_column(column: Column[Any], value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise _invalid("integer", value)
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise _invalid("integer", value) from None
+        big = isinstance(kind, BigInteger)
+        low, high = _INT64 if big else _INT32
+        if not low <= number <= high:
+            name = "bigint" if big else "integer"
+            raise QueryError(f'error: value "{value}" is out of range for type {name}')
+        return number
     if isinstance(value, dict | list):
         raise _invalid("text", value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def to_uuid(value: Any) -> str:
+    """A uuid as stored (lower case); anything else is PostgreSQL's uuid error."""
+    if not is_valid_uuid(value):
+        raise _invalid("uuid", value)
+    return str(value).lower()
+
+
+def check_length(column: Column[Any], value: Any) -> None:
+    """A text longer than its column allows: PostgreSQL's error, on both backends (SQLite
+    would store it)."""
+    limit = getattr(column.type, "length", None)
+    if isinstance(column.type, String) and limit and isinstance(value, str) and len(value) > limit:
+        raise QueryError(f"error: value too long for type character varying({limit})")

@@ -1,0 +1,1 @@
+"""Realtime-synchronised documents outside the query engine: their edit history."""

@@ -1,0 +1,120 @@
+"""The edit history of a synchronised document (`get_syncdoc_history`): one entry per patch,
+oldest first, with its author's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.accounts.store import is_valid_uuid
+from calchub.db.tables import accounts, patches, project_users, projects, syncstrings
+from calchub.projects.store import WRITE_GROUPS
+
+STRING_ID_LENGTH = 40
+NAME_LENGTH = 80
+
+
+class HistoryError(Exception):
+    """Why the history cannot be given; its text follows CoCalc's."""
+
+
+def truncated(text: str, limit: int = NAME_LENGTH) -> str:
+    """CoCalc's `trunc`: longer texts are cut and end with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _project_of(conn: AsyncConnection, string_id: Any) -> tuple[str, list[Any]]:
+    if not isinstance(string_id, str) or len(string_id) != STRING_ID_LENGTH:
+        raise HistoryError("string_id must be specified and valid")
+    row = (
+        await conn.execute(
+            select(syncstrings.c.project_id, syncstrings.c.users).where(
+                syncstrings.c.string_id == string_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise HistoryError("no such syncdoc")
+    authors = row.users if isinstance(row.users, list) else []
+    return str(row.project_id), authors
+
+
+async def _check_write(
+    conn: AsyncConnection, project_id: str, account_id: str, is_admin: bool
+) -> None:
+    """Owners, collaborators and admins (CoCalc's _check_project_access)."""
+    if not is_valid_uuid(project_id):
+        raise HistoryError("project_id must be specified and valid")
+    if is_admin:
+        return
+    group = await conn.scalar(
+        select(project_users.c.group).where(
+            project_users.c.project_id == project_id, project_users.c.account_id == account_id
+        )
+    )
+    if group not in WRITE_GROUPS:
+        raise HistoryError("must have write access")
+
+
+async def _author_entries(
+    conn: AsyncConnection, project_id: str, authors: list[Any]
+) -> list[dict[str, str]]:
+    """`{account_id, user}` per index of the syncstring's `users` (the project itself when
+    it edited the file); an author whose account is unknown has no `user`."""
+    ids = [str(author) for author in authors if is_valid_uuid(author)]
+    rows = await conn.execute(
+        select(accounts.c.account_id, accounts.c.first_name, accounts.c.last_name).where(
+            accounts.c.account_id.in_([author.lower() for author in ids])
+        )
+    )
+    names = {
+        row.account_id: truncated(f"{row.first_name or ''} {row.last_name or ''}".strip())
+        for row in rows
+    }
+    title = await conn.scalar(select(projects.c.title).where(projects.c.project_id == project_id))
+    entries: list[dict[str, str]] = []
+    for author in authors:
+        entry = {"account_id": str(author)}
+        key = str(author).lower()
+        if key == project_id:
+            entry["user"] = f"Project: {truncated(title or '')}"
+        elif key in names:
+            entry["user"] = names[key]
+        entries.append(entry)
+    return entries
+
+
+async def syncdoc_history(
+    conn: AsyncConnection, string_id: Any, account_id: str, is_admin: bool, with_patches: bool
+) -> list[dict[str, Any]]:
+    """Every patch of the document, oldest first: `time_utc`, `format`, the author
+    (`account_id`, `user`) and either `patch_length` or the `patch` itself (and `snapshot`
+    where one was taken)."""
+    project_id, authors = await _project_of(conn, string_id)
+    await _check_write(conn, project_id, account_id, is_admin)
+    people = await _author_entries(conn, project_id, authors)
+    columns = [patches.c.time, patches.c.user_id, patches.c.format]
+    if with_patches:
+        columns += [patches.c.patch, patches.c.snapshot]
+    else:
+        columns.append(func.length(patches.c.patch).label("patch_length"))
+    rows = await conn.execute(
+        select(*columns).where(patches.c.string_id == string_id).order_by(patches.c.time)
+    )
+    history: list[dict[str, Any]] = []
+    for row in rows:
+        entry: dict[str, Any] = {"time_utc": row.time, "format": row.format}
+        # user_id indexes the syncstring's users (CoCalc indexes a list that skips unknown
+        # accounts, which shifts every later author).
+        if row.user_id is not None and 0 <= row.user_id < len(people):
+            entry.update(people[row.user_id])
+        if with_patches:
+            entry["patch"] = row.patch
+            if row.snapshot is not None:
+                entry["snapshot"] = row.snapshot
+        else:
+            entry["patch_length"] = row.patch_length
+        history.append(entry)
+    return history
