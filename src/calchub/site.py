@@ -101,6 +101,18 @@ SETTINGS: dict[str, SettingDef] = {
 }
 
 
+def check_value(name: str, value: str) -> None:
+    """Raise ValueError when `value` is not one the server can use for setting `name`."""
+    definition = SETTINGS[name]
+    if definition.choices and value not in definition.choices:
+        raise ValueError(f"{name} must be one of {', '.join(definition.choices)}")
+    if definition.integer:
+        try:
+            int(value)  # exactly what SiteSettings.get_int will do with it
+        except ValueError:
+            raise ValueError(f"{name} must be an integer") from None
+
+
 class SiteSettings:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
@@ -141,12 +153,8 @@ class SiteSettings:
         """Store a value (None restores the default); validates against the definition."""
         if name not in SETTINGS:
             raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
-        definition = SETTINGS[name]
         if value is not None:
-            if definition.choices and value not in definition.choices:
-                raise ValueError(f"{name} must be one of {', '.join(definition.choices)}")
-            if definition.integer and not value.strip().lstrip("-").isdigit():
-                raise ValueError(f"{name} must be an integer")
+            check_value(name, value)
         async with self._engine.begin() as conn:
             if value is None:
                 await conn.execute(delete(server_settings).where(server_settings.c.name == name))

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from calchub.db.tables import projects
+from calchub.db.tables import projects, syncstrings
+from calchub.db.types import utcnow
 from calchub.userquery.registry import TABLES
 from tests.api.project_files import publish
 from tests.api.queries import create, join, q
@@ -30,6 +31,9 @@ OK = "ok"  # a set that was carried out
 ADMIN_ONLY = "FATAL: user must be an admin"
 NO_READ = "FATAL: you do not have read access to this project"
 PROJECT_ONLY = "FATAL: project_id must be specified"  # tables only a project writes
+SYNC_REFUSED = "Error: user does not have read access to the given project"
+SEED_TIME = "2021-01-01T00:00:00.000Z"
+NO_LICENSE = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class Case:
     get_expect: tuple[str, str, str, str]  # owner, collab, stranger, admin
     set: Query
     set_expect: tuple[str, str, str, str]
+
+
+def _sid(w: World) -> str:
+    """The seeded document's syncstring id."""
+    return hashlib.sha1((w.project + "seed.txt").encode()).hexdigest()  # noqa: S324 - CoCalc's id
 
 
 def _refused(table: str) -> str:
@@ -204,6 +213,202 @@ MATRIX: dict[str, Case] = {
         lambda w: {"usage_info": {"project_id": w.project, "path": "a", "usage": {"x": 1}}},
         _uniform(PROJECT_ONLY),
     ),
+    "syncstrings": Case(
+        lambda w: {"syncstrings": {"project_id": w.project, "path": "seed.txt", "users": None}},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {
+            "syncstrings": {"project_id": w.project, "path": "seed.txt", "read_only": False}
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "recent_syncstrings_in_project": Case(
+        lambda w: {
+            "recent_syncstrings_in_project": [
+                {"project_id": w.project, "max_age_m": 60, "string_id": None}
+            ]
+        },
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {"recent_syncstrings_in_project": {"project_id": w.project, "max_age_m": 60}},
+        _uniform(_refused("recent_syncstrings_in_project")),
+    ),
+    "syncstrings_delete": Case(
+        lambda w: {"syncstrings_delete": {"project_id": w.project, "path": None}},
+        _uniform(_no_get("syncstrings_delete")),
+        lambda w: {"syncstrings_delete": {"project_id": w.project, "path": "other.txt"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "patches": Case(
+        lambda w: {"patches": [{"string_id": _sid(w), "time": None, "patch": None}]},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {
+            "patches": {"string_id": _sid(w), "time": SEED_TIME, "user_id": 0, "patch": "[]"}
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "cursors": Case(
+        lambda w: {"cursors": [{"string_id": _sid(w), "user_id": None, "locs": None}]},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {"cursors": {"string_id": _sid(w), "user_id": 1, "locs": [{"x": 1, "y": 1}]}},
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "eval_inputs": Case(
+        lambda w: {"eval_inputs": [{"string_id": _sid(w), "time": None, "input": None}]},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {
+            "eval_inputs": {
+                "string_id": _sid(w),
+                "time": SEED_TIME,
+                "user_id": 1,
+                "input": {"code": "2"},
+            }
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "eval_outputs": Case(
+        lambda w: {"eval_outputs": [{"string_id": _sid(w), "number": None, "output": None}]},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {
+            "eval_outputs": {
+                "string_id": _sid(w),
+                "time": SEED_TIME,
+                "number": 1,
+                "output": {"out": "2"},
+            }
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "ipywidgets": Case(
+        lambda w: {"ipywidgets": [{"string_id": _sid(w), "model_id": None, "data": None}]},
+        (ROW, ROW, ADMIN_ONLY, ROW),
+        lambda w: {
+            "ipywidgets": {"string_id": _sid(w), "model_id": "m", "type": "state", "data": {"v": 2}}
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "file_use": Case(
+        lambda w: {"file_use": [{"project_id": w.project, "path": None, "users": None}]},
+        (ROW, ROW, NO_READ, ROW),
+        lambda w: {
+            "file_use": {"project_id": w.project, "path": "seed.txt", "users": {"x": {"read": 1}}}
+        },
+        (OK, OK, ADMIN_ONLY, OK),
+    ),
+    "file_use_times": Case(
+        lambda w: {
+            "file_use_times": {
+                "project_id": w.project,
+                "account_id": w.owner,
+                "path": "seed.txt",
+                "edit_times": None,
+            }
+        },
+        (ROW, ROW, SYNC_REFUSED, ROW),
+        lambda w: {
+            "file_use_times": {
+                "project_id": w.project,
+                "account_id": w.owner,
+                "path": "seed.txt",
+                "edit_times": [],
+            }
+        },
+        _uniform(_refused("file_use_times")),
+    ),
+    "site_licenses": Case(
+        lambda w: {"site_licenses": [{"id": w.project, "title": None}]},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        lambda w: {"site_licenses": {"id": w.project, "title": "matrix"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "manager_site_licenses": Case(
+        lambda w: {"manager_site_licenses": [{"id": None}]},
+        _uniform(NONE),
+        lambda w: {"manager_site_licenses": {"id": w.project, "title": "x"}},
+        _uniform("Error: user must be a manager of the license to change it"),
+    ),
+    "site_license_public_info": Case(
+        lambda w: {"site_license_public_info": {"id": NO_LICENSE, "title": None}},
+        _uniform(f"Error: no license with id {NO_LICENSE}"),
+        lambda w: {"site_license_public_info": {"id": NO_LICENSE, "title": "x"}},
+        _uniform(_refused("site_license_public_info")),
+    ),
+    "matching_site_licenses": Case(
+        lambda w: {"matching_site_licenses": [{"search": w.project, "id": None}]},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        lambda w: {"matching_site_licenses": [{"search": w.project}]},
+        _uniform(_refused("matching_site_licenses")),
+    ),
+    "site_license_usage_stats": Case(
+        lambda w: {"site_license_usage_stats": {"running": None, "time": None}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, ROW),
+        lambda w: {"site_license_usage_stats": {"running": {}}},
+        _uniform(_refused("site_license_usage_stats")),
+    ),
+    "projects_using_site_license": Case(
+        lambda w: {"projects_using_site_license": [{"license_id": w.project, "project_id": None}]},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        lambda w: {"projects_using_site_license": [{"license_id": w.project}]},
+        _uniform(_refused("projects_using_site_license")),
+    ),
+    "number_of_projects_using_site_license": Case(
+        lambda w: {
+            "number_of_projects_using_site_license": {"license_id": w.project, "number": None}
+        },
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, ROW),
+        lambda w: {"number_of_projects_using_site_license": {"license_id": w.project}},
+        _uniform(_refused("number_of_projects_using_site_license")),
+    ),
+    "server_settings": Case(
+        lambda w: {"server_settings": {"name": "kucalc", "value": None}},
+        _uniform(_no_get("server_settings")),
+        lambda w: {"server_settings": {"name": "kucalc", "value": "matrix"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "site_settings": Case(
+        lambda w: {"site_settings": [{"name": "not_a_setting", "value": None}]},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        lambda w: {"site_settings": {"name": "kucalc", "value": "matrix"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "system_notifications": Case(
+        lambda w: {"system_notifications": [{"id": w.project, "text": None}]},
+        _uniform(NONE),
+        lambda w: {"system_notifications": {"id": w.project, "text": "matrix"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "registration_tokens": Case(
+        lambda w: {"registration_tokens": {"token": w.token, "descr": None}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        # Disabled, so that sign-up stays open for the rest of the session.
+        lambda w: {"registration_tokens": {"token": w.token, "disabled": True}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "whitelabeling": Case(
+        lambda w: {"whitelabeling": [{"id": w.token, "theme": None}]},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, NONE),
+        lambda w: {"whitelabeling": {"id": w.token, "theme": {"site_name": "matrix"}}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "lti": Case(
+        lambda w: {"lti": {"iss": w.token, "name": None}},
+        _uniform(
+            "FATAL: user get query not allowed for lti (no getAll filter - pg_where or check_hook)"
+        ),
+        lambda w: {"lti": {"iss": w.token, "name": "matrix"}},
+        (ADMIN_ONLY, ADMIN_ONLY, ADMIN_ONLY, OK),
+    ),
+    "compute_images": Case(
+        lambda w: {"compute_images": [{"id": w.token, "src": None}]},
+        _uniform(NONE),
+        lambda w: {"compute_images": {"id": w.token, "src": "x"}},
+        _uniform(_refused("compute_images")),
+    ),
+    "central_log": Case(
+        lambda w: {"central_log": {"id": w.project, "event": None}},
+        _uniform(_no_get("central_log")),
+        # Anybody may log the browser's events; only those.
+        lambda w: {"central_log": {"id": w.project, "event": "matrix", "value": {}}},
+        _uniform("event must start with 'webapp-'"),
+    ),
 }
 
 
@@ -225,12 +430,25 @@ def world(api: ApiClient, db: Database, admin_key: str, make_user: MakeUser) -> 
         path_id=hashlib.sha1((project + "pub").encode()).hexdigest(),  # noqa: S324 - CoCalc's id
         token=uuid.uuid4().hex,
     )
+    sid = _sid(world)
     for query in (
         {"project_invite_tokens": {"project_id": project, "token": world.token}},
         {"project_log": {"project_id": project, "event": {"event": "seed"}}},
         {"mentions": {"project_id": project, "path": "seed.md", "target": world.collab}},
+        {"syncstrings": {"project_id": project, "path": "seed.txt", "users": [owner.account_id]}},
+        {"patches": {"string_id": sid, "time": SEED_TIME, "user_id": 0, "patch": "[]"}},
+        {"cursors": {"string_id": sid, "user_id": 0, "locs": [{"x": 0, "y": 0}]}},
+        {"eval_inputs": {"string_id": sid, "time": SEED_TIME, "user_id": 0, "input": {"c": 1}}},
+        {"eval_outputs": {"string_id": sid, "time": SEED_TIME, "number": 0, "output": {"o": 1}}},
+        {"ipywidgets": {"string_id": sid, "model_id": "m", "type": "state", "data": {"v": 1}}},
+        {"file_use": {"project_id": project, "path": "seed.txt", "last_edited": "{now}"}},
     ):
-        assert q(api, owner.api_key, query).event == "query"
+        reply = q(api, owner.api_key, query)
+        assert reply.event == "query", reply.body
+    # Recent activity set directly, so that seeding does not start the project.
+    db.execute(
+        update(syncstrings).where(syncstrings.c.project_id == project).values(last_active=utcnow())
+    )
     keys = {"owner": owner.api_key, "collab": collab.api_key, "stranger": stranger.api_key}
     return world, {**keys, "admin": admin_key}
 

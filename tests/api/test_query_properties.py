@@ -128,11 +128,21 @@ def world(api: ApiClient, db: Database, make_user: MakeUser) -> dict[str, Any]:
     }
 
 
+# Anyone may ask to join a project (project_invite_requests), for themselves only: that
+# column is checked on its own.
+PROJECT_COLUMNS = [c for c in projects.c if c.name != "invite_requests"]
+
+
+def invite_requests(db: Database, project_id: str) -> dict[str, Any]:
+    rows = db.execute(select(projects.c.invite_requests).where(projects.c.project_id == project_id))
+    return dict(rows[0].invite_requests or {})
+
+
 def snapshot(db: Database, owner: User, project_id: str) -> dict[str, list[str]]:
     """Every row of the owner's account and project, as sorted text."""
     statements = {
         "accounts": select(accounts).where(accounts.c.account_id == owner.account_id),
-        "projects": select(projects).where(projects.c.project_id == project_id),
+        "projects": select(*PROJECT_COLUMNS).where(projects.c.project_id == project_id),
         "project_users": select(project_users).where(
             or_(
                 project_users.c.project_id == project_id,
@@ -265,5 +275,6 @@ def test_stranger_never_reads_or_changes_owners_data(
         for secret in world["secrets"]:
             assert secret not in text, (body, reply.body)
         assert snapshot(db, owner, world["owned"]) == before, body
+        assert set(invite_requests(db, world["owned"])) <= {stranger.account_id}, body
 
     check()

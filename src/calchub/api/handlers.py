@@ -7,6 +7,7 @@ from calchub.accounts import api as _accounts  # noqa: F401
 from calchub.billing import api as _billing  # noqa: F401
 from calchub.files import api as _files  # noqa: F401
 from calchub.files import listing_api as _listing  # noqa: F401
+from calchub.licenses import api as _licenses  # noqa: F401
 from calchub.projects import api as _projects  # noqa: F401
 from calchub.projects import collaborators_api as _collaborators  # noqa: F401
 from calchub.support import api as _support  # noqa: F401

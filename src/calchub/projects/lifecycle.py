@@ -15,6 +15,7 @@ from sqlalchemy import update
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
 from calchub.hub import Hub
+from calchub.licenses.terms import counting_licenses
 from calchub.projects.quotas import default_quota, effective_quota
 from calchub.projects.store import ProjectRow, get_project, member_upgrades
 from calchub.runtime import ProjectSpec, RuntimeFailure, SandboxUnavailable
@@ -34,8 +35,14 @@ async def project_spec(
     """`site` is the site settings' values, when the caller has read them already."""
     async with hub.engine.connect() as conn:
         upgrades = await member_upgrades(conn, project.project_id)
+        licenses = await counting_licenses(conn, project.project_id, utcnow())
     site = site if site is not None else await hub.site.all()
-    quota = effective_quota(default_quota(site), project.settings, upgrades)
+    quota = effective_quota(
+        default_quota(site),
+        project.settings,
+        upgrades + [terms.upgrades for terms in licenses],
+        [terms.quota for terms in licenses],
+    )
     if quota.network and site["project_network"] != "host":
         # Sharing the host's network also exposes its loopback services; an operator must
         # choose that explicitly.

@@ -1,17 +1,22 @@
-"""A project's effective quota: site defaults, plus admin settings, plus members' upgrades."""
+"""A project's effective quota: site defaults, plus admin settings, plus members' and
+licenses' upgrades, raised to at least what its licenses' quotas grant."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from calchub.runtime import Quota
 
 
 def _number(value: Any) -> float:
+    """A finite number, or 0 for anything else (junk must not stop a project from starting)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def default_quota(values: dict[str, str]) -> Quota:
@@ -27,9 +32,20 @@ def default_quota(values: dict[str, str]) -> Quota:
 
 
 def effective_quota(
+    base: Quota,
+    settings: dict[str, Any] | None,
+    upgrades: list[dict[str, Any]],
+    license_quotas: Sequence[dict[str, Any]] = (),
+) -> Quota:
+    """CoCalc's upgrade fields: memory (MB), cores, disk_quota (MB), mintime (s), network.
+    `upgrades` are members' and licenses' upgrades; `license_quotas` the `quota` maps of the
+    licenses that count (see `licensed_quota`)."""
+    return licensed_quota(_upgraded(base, settings, upgrades), license_quotas)
+
+
+def _upgraded(
     base: Quota, settings: dict[str, Any] | None, upgrades: list[dict[str, Any]]
 ) -> Quota:
-    """CoCalc's upgrade fields: memory (MB), cores, disk_quota (MB), mintime (s), network."""
     extra: dict[str, float] = {"memory": 0, "cores": 0, "disk_quota": 0, "mintime": 0}
     network = base.network
     for contribution in [settings or {}, *upgrades]:
@@ -43,4 +59,28 @@ def effective_quota(
         processes=base.processes,
         network=network,
         idle_timeout_s=base.idle_timeout_s + int(extra["mintime"]),
+    )
+
+
+GB_IN_MB = 1000  # CoCalc's license quotas count GB as 1000 MB, as its upgrades do
+
+
+def licensed_quota(quota: Quota, license_quotas: Sequence[dict[str, Any]]) -> Quota:
+    """A license's `quota` is what a project using it gets in total (ram and disk in GB,
+    cpu in cores; dedicated ram and cpu count too): several licenses add up, and the project
+    keeps its own quota where that is larger. Any license quota includes network access
+    (as in CoCalc); `always_running` turns off the idle timeout."""
+    if not license_quotas:
+        return quota
+    ram = sum(_number(q.get("ram")) + _number(q.get("dedicated_ram")) for q in license_quotas)
+    cpu = sum(_number(q.get("cpu")) + _number(q.get("dedicated_cpu")) for q in license_quotas)
+    disk = sum(_number(q.get("disk")) for q in license_quotas)
+    always_running = any(q.get("always_running") is True for q in license_quotas)
+    return Quota(
+        memory_mb=max(quota.memory_mb, int(max(0.0, ram) * GB_IN_MB)),
+        cores=max(quota.cores, cpu),
+        disk_mb=max(quota.disk_mb, int(max(0.0, disk) * GB_IN_MB)),
+        processes=quota.processes,
+        network=True,
+        idle_timeout_s=0 if always_running else quota.idle_timeout_s,
     )

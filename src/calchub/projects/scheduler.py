@@ -58,6 +58,8 @@ async def stop_idle_projects(hub: Hub) -> None:
             continue
         spec = await project_spec(hub, project)
         seen = row.last_activity or row.run_state_time
+        if spec.quota.idle_timeout_s == 0:  # never stopped for idleness (always running)
+            continue
         if now - seen < timedelta(seconds=spec.quota.idle_timeout_s):
             continue
         # The claim fails if the project was used (or restarted) since we looked.

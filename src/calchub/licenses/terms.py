@@ -1,0 +1,64 @@
+"""Which of a project's applied licenses count, and what each contributes.
+
+A license counts when it has been activated (CoCalc treats a license without an activation
+date as not activated yet), has not expired, and its run limit is not reached: fewer other
+running projects have it applied than `run_limit` allows (0 or none: no limit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.accounts.store import is_valid_uuid
+from calchub.db.tables import projects, site_licenses
+from calchub.licenses.store import running_with
+
+
+@dataclass(frozen=True)
+class LicenseTerms:
+    license_id: str
+    # Added like a member's upgrades: memory, cores, disk_quota, mintime, network, ...
+    upgrades: dict[str, Any] = field(default_factory=dict)
+    # Totals the project gets at least: ram and disk in GB, cpu in cores, always_running.
+    quota: dict[str, Any] = field(default_factory=dict)
+
+
+def in_force(activates: datetime | None, expires: datetime | None, now: datetime) -> bool:
+    return activates is not None and activates <= now and (expires is None or expires > now)
+
+
+async def counting_licenses(
+    conn: AsyncConnection, project_id: str, now: datetime
+) -> list[LicenseTerms]:
+    """The terms of the licenses that count for the project right now, by license id."""
+    applied = await conn.scalar(
+        select(projects.c.site_license).where(projects.c.project_id == project_id)
+    )
+    if not isinstance(applied, dict):
+        return []
+    ids = sorted(str(key).lower() for key in applied if is_valid_uuid(key))
+    if not ids:
+        return []
+    rows = await conn.execute(
+        select(site_licenses).where(site_licenses.c.id.in_(ids)).order_by(site_licenses.c.id)
+    )
+    terms = []
+    for row in rows:
+        if not in_force(row.activates, row.expires, now):
+            continue
+        if row.run_limit and await running_with(conn, row.id, other_than=project_id) >= (
+            row.run_limit
+        ):
+            continue
+        terms.append(
+            LicenseTerms(
+                license_id=row.id,
+                upgrades=row.upgrades if isinstance(row.upgrades, dict) else {},
+                quota=row.quota if isinstance(row.quota, dict) else {},
+            )
+        )
+    return terms
