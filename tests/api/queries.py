@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert
@@ -42,3 +43,18 @@ def join(db: Database, project_id: str, user: User, group: str = "collaborator")
             added=utcnow(),
         )
     )
+
+
+def make_team(api: ApiClient, db: Database, make_user: Callable[..., User]) -> dict[str, Any]:
+    """A project with its owner, a collaborator and a viewer, and a stranger."""
+    owner, collab, viewer, stranger = make_user(), make_user(), make_user(), make_user()
+    project_id = create(api, owner)
+    join(db, project_id, collab)
+    join(db, project_id, viewer, "viewer")
+    return {
+        "owner": owner,
+        "collab": collab,
+        "viewer": viewer,
+        "stranger": stranger,
+        "project_id": project_id,
+    }

@@ -15,23 +15,9 @@ from sqlalchemy import insert, select
 from calchub.db.tables import patches, project_users, projects, syncstrings
 from calchub.db.types import utcnow
 from tests.conftest import User
-from tests.harness import ApiClient, Database, Reply
+from tests.harness import ApiClient, Database
 
 MakeUser = Callable[..., User]
-
-
-def q(api: ApiClient, key: str, query: Any, **extra: Any) -> Reply:
-    return api.call("query", key, {"query": query, **extra})
-
-
-def ok(reply: Reply) -> Any:
-    assert reply.status == 200 and reply.event == "query", reply.body
-    return reply["query"]
-
-
-def err(reply: Reply) -> str:
-    assert reply.status == 200 and reply.event == "error", reply.body
-    return str(reply["error"])
 
 
 def sha1(text: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from calchub.db.tables import projects
 from tests.api.project_files import new_id, sh, write
-from tests.api.queries import create, err, join, ok, q
+from tests.api.queries import create, err, make_team, ok, q
 from tests.conftest import User
 from tests.harness import ApiClient, Database
 
@@ -25,17 +25,7 @@ PROJECT_CLIENT_ONLY = "FATAL: project_id must be specified"
 
 @pytest.fixture
 def team(api: ApiClient, db: Database, make_user: MakeUser) -> dict[str, Any]:
-    owner, collab, viewer, stranger = make_user(), make_user(), make_user(), make_user()
-    project_id = create(api, owner)
-    join(db, project_id, collab)
-    join(db, project_id, viewer, "viewer")
-    return {
-        "owner": owner,
-        "collab": collab,
-        "viewer": viewer,
-        "stranger": stranger,
-        "project_id": project_id,
-    }
+    return make_team(api, db, make_user)
 
 
 def run_state(db: Database, project_id: str) -> str:

@@ -11,15 +11,13 @@ from sqlalchemy import insert, select, update
 
 from calchub.db.tables import accounts, file_access_log, file_use
 from calchub.db.types import utcnow
+from tests.api.queries import err, ok, q
 from tests.api.sync_documents import (
     Team,
     add_patch,
     add_syncstring,
-    err,
     new_project,
-    ok,
     project_row,
-    q,
     sha1,
     team,
 )

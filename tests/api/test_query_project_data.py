@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from calchub.db.tables import project_invite_tokens, project_log, project_users
 from calchub.db.types import utcnow
-from tests.api.queries import create, err, join, ok, q
+from tests.api.queries import create, err, make_team, ok, q
 from tests.conftest import User
 from tests.harness import ApiClient, Database
 
@@ -22,17 +22,7 @@ MakeUser = Callable[..., User]
 
 @pytest.fixture
 def team(api: ApiClient, db: Database, make_user: MakeUser) -> dict[str, Any]:
-    owner, collab, viewer, stranger = make_user(), make_user(), make_user(), make_user()
-    project_id = create(api, owner)
-    join(db, project_id, collab)
-    join(db, project_id, viewer, "viewer")
-    return {
-        "owner": owner,
-        "collab": collab,
-        "viewer": viewer,
-        "stranger": stranger,
-        "project_id": project_id,
-    }
+    return make_team(api, db, make_user)
 
 
 def _iso(delta: timedelta) -> str:

@@ -23,16 +23,14 @@ from calchub.db.tables import (
     syncstrings,
 )
 from calchub.db.types import utcnow
+from tests.api.queries import err, ok, q
 from tests.api.sync_documents import (
     MakeUser,
     Team,
     add_patch,
     add_syncstring,
-    err,
     new_project,
-    ok,
     project_row,
-    q,
     sha1,
     team,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -14,6 +13,7 @@ from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.names import public_path_name_problem
 from calchub.userquery.output import finish
 from calchub.userquery.schema import GetContext, Rule, Scope, SetContext, TableSpec
+from calchub.userquery.sync_ids import sha1_of
 
 
 def path_id(query: dict[str, Any], caller: Caller) -> str:
@@ -21,7 +21,7 @@ def path_id(query: dict[str, Any], caller: Caller) -> str:
     project_id, path = query.get("project_id"), query.get("path")
     if not isinstance(project_id, str) or not isinstance(path, str):
         raise setting("id", "project_id and path must be strings")
-    return hashlib.sha1((project_id + path).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return sha1_of(project_id, path)
 
 
 def _visible(table: Table, caller: Caller) -> list[Any]:
