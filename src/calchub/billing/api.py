@@ -16,5 +16,6 @@ async def billing_not_configured(call: Call, msg: Any) -> dict[str, Any]:
     raise HandlerError(NOT_CONFIGURED)
 
 
-for _event in BILLING_EVENTS:
+# Available upgrades come from billing subscriptions, so they answer the same.
+for _event in (*BILLING_EVENTS, "get_available_upgrades"):
     handles(_event)(billing_not_configured)
