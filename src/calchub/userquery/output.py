@@ -14,7 +14,7 @@ def finish(spec: TableSpec, rows: list[dict[str, Any]], multi: bool) -> dict[str
     null-valued keys, the object form keeps them and answers `{}` when nothing matched."""
     rows = [
         {
-            name: apply_default(_dated(spec, name, value), spec.default(name))
+            name: apply_default(_dated(spec, name, value), spec.get_fields.get(name))
             for name, value in row.items()
         }
         for row in rows

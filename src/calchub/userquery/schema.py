@@ -4,7 +4,6 @@ their defaults, the row scope, the field rules and the hooks. The tables themsel
 
 from __future__ import annotations
 
-import copy
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -105,6 +104,8 @@ class TableSpec:
     remove_from_query: frozenset[str] = frozenset()
     # Fields assembled from other tables rather than read from a column.
     edges: dict[str, EdgeLoader] = field(default_factory=dict)
+    # The columns each edge reads from its rows; an edge not listed gets every column.
+    edge_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Extra conditions on the storage table for this caller (e.g. hide withdrawn paths).
     where: Callable[[Table, Caller], list[Any]] | None = None
     # Fields whose text is silently cut to this length on set.
@@ -128,9 +129,6 @@ class TableSpec:
     on_set: SetHook | None = None  # runs before the write, in the transaction
     # Replaces the write, after the field rules and the admin and delete checks.
     instead_of_set: Callable[[Caller, dict[str, Any], bool], Awaitable[None]] | None = None
-
-    def default(self, name: str) -> Any:
-        return copy.deepcopy(self.get_fields.get(name))
 
     @property
     def gettable(self) -> bool:

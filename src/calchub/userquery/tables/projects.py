@@ -155,6 +155,11 @@ PROJECTS = TableSpec(
     recent=("last_edited", timedelta(days=21)),
     default_options=[{"limit": 100, "order_by": "-last_edited"}],
     edges={"users": _users, "state": _state, "status": status_edge},
+    edge_columns={
+        "users": ("project_id",),
+        "state": ("run_state", "run_state_time", "run_state_error"),
+        "status": ("project_id", "run_state"),
+    },
     on_set=_on_project_set,
 )
 
