@@ -79,7 +79,8 @@ class ServerProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            if "Application startup complete" in line:
+            # Uvicorn accepts connections only once this is printed (after startup).
+            if "Uvicorn running on" in line:
                 self._ready.set()
         self._ended.set()
 

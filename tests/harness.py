@@ -217,7 +217,9 @@ class Server:
             self.output.append(line)
             if "API key" in line:
                 admin_key = line.strip().rsplit(" ", 1)[-1]
-            if "Application startup complete" in line:
+            # Uvicorn binds its socket after the application's startup: only this line
+            # means connections are accepted.
+            if "Uvicorn running on" in line:
                 break
         else:
             raise RuntimeError("calchub serve did not start:\n" + "".join(self.output))

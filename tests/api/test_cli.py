@@ -156,7 +156,8 @@ class ServeProcess:
             if line is None:
                 raise AssertionError("calchub serve exited:\n" + self.output)
             self.lines.append(line)
-            if "Application startup complete" in line:
+            # Uvicorn accepts connections only once this is printed (after startup).
+            if "Uvicorn running on" in line:
                 return
 
     @property
