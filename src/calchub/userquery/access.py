@@ -12,7 +12,7 @@ from calchub.accounts.store import is_valid_uuid
 from calchub.db.tables import project_users, projects
 from calchub.projects.store import READ_GROUPS, WRITE_GROUPS
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError
+from calchub.userquery.errors import QueryError, admin_only
 
 
 def member_project_ids(account_id: str, groups: Collection[str] = READ_GROUPS) -> Any:
@@ -62,5 +62,5 @@ async def check_write(
     if found is None:
         raise unknown
     if not caller.is_admin and (await group_of(conn, project_id, caller.account_id) not in groups):
-        raise QueryError("FATAL: user must be an admin")
+        raise admin_only()
     return project_id

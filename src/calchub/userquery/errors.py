@@ -29,5 +29,10 @@ def field_not_settable(table: str, field: str) -> QueryError:
     return QueryError(f"FATAL: changing {table}.{field} not allowed")
 
 
+def admin_only() -> QueryError:
+    """The answer to a non-admin on admin-only tables, and to a non-member writing a project."""
+    return QueryError("FATAL: user must be an admin")
+
+
 def setting(field: str, message: str) -> QueryError:
     return QueryError(f"FATAL: error setting '{field}' -- Error: {message}")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from calchub.db.tables import project_users, public_paths
 from calchub.userquery.access import check_read, member_project_ids
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError, field_not_gettable, get_not_allowed
+from calchub.userquery.errors import QueryError, admin_only, field_not_gettable, get_not_allowed
 from calchub.userquery.output import finish
 from calchub.userquery.parse import GetOptions, SingleQuery, get_options, with_defaults
 from calchub.userquery.schema import GetContext, Scope, TableSpec
@@ -29,8 +29,6 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-ADMIN_ONLY = "FATAL: user must be an admin"
 
 
 def _is_comparison(value: Any) -> bool:
@@ -182,7 +180,7 @@ async def run_get(
     for name, compute in spec.get_computed.items():
         q[name] = compute(q, caller)
     if spec.get_admin and not caller.is_admin:
-        raise QueryError(ADMIN_ONLY)
+        raise admin_only()
     if spec.instead_of_get is not None:
         return await spec.instead_of_get(GetContext(conn, caller, spec, query, entries))
     where = await _scope(conn, caller, spec, q)

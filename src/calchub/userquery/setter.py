@@ -9,13 +9,18 @@ from sqlalchemy.exc import IntegrityError
 
 from calchub.userquery.access import check_write
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError, field_not_settable, set_not_allowed, setting
+from calchub.userquery.errors import (
+    QueryError,
+    admin_only,
+    field_not_settable,
+    set_not_allowed,
+    setting,
+)
 from calchub.userquery.json_dates import json_ready
 from calchub.userquery.merge import deep_merge
 from calchub.userquery.schema import Rule, SetContext, TableSpec
 from calchub.userquery.values import check_length, to_column, to_uuid
 
-ADMIN_ONLY = "FATAL: user must be an admin"
 _FREE_RULES = (Rule.ACCOUNT_ID, Rule.PROJECT_WRITE)
 _PROJECT_RULES = {Rule.PROJECT_WRITE: ("owner", "collaborator"), Rule.PROJECT_OWNER: ("owner",)}
 
@@ -91,7 +96,7 @@ async def run_set(
     if deleting and not spec.delete:
         raise QueryError(f"FATAL: delete from {spec.name} not allowed")
     if spec.set_admin and not caller.is_admin:
-        raise QueryError(ADMIN_ONLY)
+        raise admin_only()
     for name in spec.uuid_fields:
         if q.get(name) is not None:
             q[name] = to_uuid(q[name])

@@ -13,7 +13,7 @@ from calchub.db.tables import syncstrings
 from calchub.projects.store import WRITE_GROUPS
 from calchub.userquery.access import check_write, group_of
 from calchub.userquery.context import Caller
-from calchub.userquery.errors import QueryError
+from calchub.userquery.errors import QueryError, admin_only
 
 STRING_ID_LENGTH = 40
 # A key the query does not have (JavaScript's `undefined` in CoCalc's messages).
@@ -73,4 +73,4 @@ async def check_sync_string(conn: AsyncConnection, caller: Caller, query: dict[s
     if project_id is None:
         raise QueryError("FATAL: no such syncstring")
     if not await may_write_project(conn, caller, project_id):
-        raise QueryError("FATAL: user must be an admin")
+        raise admin_only()
