@@ -12,13 +12,14 @@ from calchub.accounts.keys import create_api_key, list_api_keys, revoke_api_key
 from calchub.accounts.passwords import password_problem
 from calchub.accounts.store import get_account, is_valid_email
 from calchub.db.tables import accounts
+from calchub.errors import Invalid
 from calchub.hub import Hub
 
 ADMIN_BOOTSTRAP_EMAIL = "admin@localhost"
 
 
-class AdminError(Exception):
-    pass
+class AdminError(Invalid):
+    """An operator's request that cannot be carried out (bad value, unknown account)."""
 
 
 async def admin_create_account(

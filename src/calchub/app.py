@@ -10,14 +10,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-import calchub.api.handlers  # noqa: F401  (registers the handlers)
+import calchub.api.v1.handlers  # noqa: F401  (registers the handlers)
 from calchub import __version__
 from calchub.accounts.creation import verify_email
-from calchub.api.protocol import handle_v1, json_response
+from calchub.api.responses import json_response
+from calchub.api.support_page import ticket_page
+from calchub.api.v1.endpoint import handle_v1
 from calchub.config import Settings
 from calchub.hub import Hub
-from calchub.projects.scheduler import scheduler_loop
-from calchub.support.pages import ticket_page
+from calchub.scheduler import DUTIES, scheduler_loop
 
 
 async def index(request: Request) -> Response:
@@ -39,7 +40,7 @@ def build_app(settings: Settings) -> Starlette:
         hub = await Hub.open(settings)
         hub.check_runtime()
         app.state.hub = hub
-        hub.spawn(scheduler_loop(hub, settings.scheduler_interval_s), "scheduler")
+        hub.spawn(scheduler_loop(hub, DUTIES, settings.scheduler_interval_s), "scheduler")
         try:
             yield
         finally:

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--runtime-root", help="per-project sockets (default /run/calchub as root); keep it short"
     )
     serve.add_argument(
+        "--runtime", help="project runtime: local (sandboxes, default), fake (tests only)"
+    )
+    serve.add_argument(
         "--unsandboxed-projects",
         action="store_true",
         default=None,
@@ -111,6 +114,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_level",
         "projects_root",
         "runtime_root",
+        "runtime",
         "unsandboxed_projects",
         "forwarded_allow_ips",
     )
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "docs":
-            from calchub.api.docs import write_status_page
+            from calchub.api.v1.docs import write_status_page
 
             write_status_page(Path(args.output))
             return
@@ -253,10 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from calchub.admin import AdminError
-        from calchub.support.tickets import TicketError
+        from calchub.errors import DomainError
 
-        if isinstance(exc, AdminError | TicketError):
+        if isinstance(exc, DomainError):
             print(f"calchub: {exc}", file=sys.stderr)
             sys.exit(1)
         if isinstance(exc, SQLAlchemyError):

@@ -33,6 +33,9 @@ class Settings:
     # Per-project sockets and state; empty means /run/calchub as root, else data_dir/run.
     # Keep it short: Unix socket paths are limited to about 100 bytes.
     runtime_root: str = ""
+    # The project runtime backend: "local" (bubblewrap sandboxes on this machine), "fake"
+    # (in-process, no isolation: tests only) or "package.module:Class".
+    runtime: str = "local"
     # Run projects without a sandbox (every project as the server's user): development only.
     unsandboxed_projects: bool = False
     # How often each hub looks for idle projects and pending start/stop requests.

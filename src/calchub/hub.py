@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.config import Settings
 from calchub.db.engine import create_engine, migrate
+from calchub.locks import KeyedLocks
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.projects.aggregate import Aggregator
-from calchub.runtime import LocalRuntime, ProjectRuntime
+from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
 
 log = logging.getLogger("calchub")
@@ -28,9 +29,11 @@ class Hub:
     mailer: Mailer
     site: SiteSettings
     runtime: ProjectRuntime
-    # Why projects cannot run here (no sandbox), or None when they can.
-    runtime_problem: str | None = None
     aggregator: Aggregator = field(default_factory=Aggregator)
+    # One start at a time per project on this hub (the runtime serialises across hubs).
+    start_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # Copies this hub carries out at once.
+    copy_runners: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -44,26 +47,22 @@ class Hub:
             await engine.dispose()
             raise
         mailer = mailer_from_settings(settings.smtp_url or None, settings.data_dir)
-        runtime = LocalRuntime(
-            settings.resolved_projects_root,
-            settings.resolved_runtime_root,
+        options = RuntimeOptions(
+            projects_root=settings.resolved_projects_root,
+            runtime_root=settings.resolved_runtime_root,
             sandbox=not settings.unsandboxed_projects,
         )
-        hub = cls(settings, engine, mailer, SiteSettings(engine, settings), runtime)
-        return hub
+        try:
+            runtime = build_runtime(settings.runtime, options)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(settings, engine, mailer, SiteSettings(engine, settings), runtime)
 
     def check_runtime(self) -> None:
         """Decide (once, at server start) whether projects can run, and say so loudly."""
-        if self.settings.unsandboxed_projects:
-            return
-        assert isinstance(self.runtime, LocalRuntime)
-        check = self.runtime.check_available()
-        if not check.available:
-            self.runtime_problem = (
-                f"projects cannot run on this server: {check.reason}; an operator may start "
-                "it with --unsandboxed-projects to run them without isolation"
-            )
-            log.error("%s", self.runtime_problem)
+        if problem := self.runtime.check():
+            log.error("%s", problem)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run work after the response is sent; keeps a reference so it is not collected."""

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import new_id
 from calchub.db.tables import central_log
 from calchub.db.types import utcnow
+from calchub.ids import new_id
 
 
 async def log_event(conn: AsyncConnection, event: str, value: dict[str, Any]) -> None:

@@ -74,8 +74,8 @@ def test_unknown_endpoint_and_non_api(api: ApiClient, admin_key: str) -> None:
 
 def test_every_event_is_implemented(api: ApiClient, admin_key: str) -> None:
     """No v1 event answers 501 any more: each dispatchable one has a handler."""
-    import calchub.api.handlers  # noqa: F401  (registers what is implemented)
-    from calchub.api.registry import DEFINITIONS, status
+    import calchub.api.v1.handlers  # noqa: F401  (registers what is implemented)
+    from calchub.api.v1.registry import DEFINITIONS, status
 
     assert [event for event in sorted(DEFINITIONS) if status(event) == "planned"] == []
     reply = api.call("get_available_upgrades", admin_key, {})

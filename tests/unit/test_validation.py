@@ -4,10 +4,9 @@ import uuid
 
 import pytest
 
-from calchub.api import messages as m
-from calchub.api.errors import InvalidParameters
-from calchub.api.registry import DEFINITIONS
-from calchub.api.validation import build_message, coerce_form_value
+from calchub.api.v1 import messages as m
+from calchub.api.v1.registry import DEFINITIONS
+from calchub.api.v1.validation import InvalidParameters, build_message, coerce_form_value
 
 PREFIX = "invalid parameters 'Error: misc.defaults -- TypeError: "
 

@@ -9,8 +9,10 @@ from sqlalchemy import func, insert, select
 from calchub.accounts.passwords import verify_password
 from calchub.accounts.secret import digest, random_base62
 from calchub.accounts.store import get_account
+from calchub.actor import Actor
 from calchub.db.tables import auth_tokens, user_auth_failures
 from calchub.db.types import utcnow
+from calchub.errors import Refused
 from calchub.hub import Hub
 from calchub.logs import log_event
 
@@ -19,13 +21,12 @@ TOKEN_LIFETIME = timedelta(hours=12)
 LOCKOUT = timedelta(seconds=60)
 
 
-class AuthRefused(Exception):
-    pass
+class AuthRefused(Refused):
+    """user_auth said no (locked out, unknown account, wrong password)."""
 
 
-async def issue_auth_token(
-    hub: Hub, *, caller: str, caller_is_admin: bool, target: str, password: str
-) -> str:
+async def issue_auth_token(hub: Hub, actor: Actor, *, target: str, password: str) -> str:
+    caller, caller_is_admin = actor.caller, actor.is_admin
     now = utcnow()
     f = user_auth_failures.c
     async with hub.engine.connect() as conn:

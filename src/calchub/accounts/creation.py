@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from calchub.accounts.keys import create_api_key
 from calchub.accounts.passwords import hash_password, password_problem
 from calchub.accounts.secret import digest, random_base62
-from calchub.accounts.store import email_taken, is_valid_email, new_id
+from calchub.accounts.store import email_taken, is_valid_email
 from calchub.db.tables import accounts, registration_tokens
 from calchub.db.types import utcnow
+from calchub.errors import Invalid
 from calchub.hub import Hub
+from calchub.ids import new_id
 from calchub.logs import log_event
 from calchub.mail import welcome_email
 from calchub.projects.collaborators import run_creation_actions
@@ -34,9 +36,11 @@ _URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|org|net|io|de|ru|cn|inf
 _EMAIL_IN_TEXT = re.compile(r"\S+@\S+\.\S+")
 
 
-class CreationFailed(Exception):
+class CreationFailed(Invalid):
+    """The account was not created; `reason` is CoCalc's object naming each problem."""
+
     def __init__(self, reason: dict[str, str]) -> None:
-        super().__init__(str(reason))
+        super().__init__(str(reason), detail=reason)
         self.reason = reason
 
 

@@ -1,18 +1,23 @@
-"""Changing a password or email address, and deleting an account."""
+"""Changing a password or email address, unlinking a sign-in method, and deleting an account."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from calchub.access import may_act_for_account
 from calchub.accounts.creation import has_control_characters
 from calchub.accounts.keys import revoke_all_api_keys
 from calchub.accounts.passwords import hash_password, password_problem, verify_password
 from calchub.accounts.store import get_account, is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import accounts, auth_tokens, password_reset
+from calchub.errors import Conflict, Invalid, Refused
 from calchub.hub import Hub
 from calchub.logs import log_event
 from calchub.projects.collaborators import run_creation_actions
+
+EMAIL_TAKEN = "email_already_taken"
 
 
 async def _password_matches(password_hash: str | None, given: str) -> bool:
@@ -24,9 +29,10 @@ async def _password_matches(password_hash: str | None, given: str) -> bool:
 
 
 async def change_password(
-    hub: Hub, *, caller: str, account_id: str, old_password: str, new_password: str, ip: str
-) -> str | dict[str, str] | None:
-    """None on success, else the error for the `changed_password` event."""
+    hub: Hub, actor: Actor, *, account_id: str, old_password: str, new_password: str
+) -> None:
+    """Raises Refused ("invalid old password") or Invalid (`detail` {"new_password": ...})."""
+    caller, ip = actor.caller, actor.ip
     async with hub.engine.connect() as conn:
         account = await get_account(conn, caller)
     if (
@@ -40,10 +46,10 @@ async def change_password(
                 "change_password",
                 {"account_id": caller, "ip_address": ip, "error": "invalid old password"},
             )
-        return "invalid old password"
+        raise Refused("invalid old password")
     problem = password_problem(new_password)
     if problem:
-        return {"new_password": problem}
+        raise Invalid(problem, detail={"new_password": problem})
     new_hash = await hash_password(new_password)
     async with hub.engine.begin() as conn:
         await conn.execute(
@@ -52,24 +58,24 @@ async def change_password(
         # A password change signs out every browser session made from tokens.
         await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == caller))
         await log_event(conn, "change_password", {"account_id": caller, "ip_address": ip})
-    return None
 
 
 async def change_email_address(
-    hub: Hub, *, caller: str, account_id: str, new_email: str, password: str, ip: str
-) -> str | None:
-    """None on success, else the error string for `changed_email_address`."""
+    hub: Hub, actor: Actor, *, account_id: str, new_email: str, password: str
+) -> None:
+    """Raises Invalid, Refused or Conflict with CoCalc's error codes as messages."""
+    caller, ip = actor.caller, actor.ip
     new_email = new_email.lower()
     if not is_valid_email(new_email) or has_control_characters(new_email):
-        return "email_invalid"
+        raise Invalid("email_invalid")
     if account_id.lower() != caller:
-        return "account_id in mesg is not what user is signed in as"
+        raise Refused("account_id in mesg is not what user is signed in as")
     async with hub.engine.connect() as conn:
         account = await get_account(conn, caller)
     if account is None or not await _password_matches(account.password_hash, password):
-        return "invalid_password"
+        raise Refused("invalid_password")
     if account.email_address == new_email:
-        return None
+        return
     values: dict[str, object] = {"email_address": new_email}
     if account.password_hash is None and password and password_problem(password) is None:
         values["password_hash"] = await hash_password(password)
@@ -79,7 +85,7 @@ async def change_email_address(
                 select(accounts.c.account_id).where(accounts.c.email_address == new_email)
             )
             if taken:
-                return "email_already_taken"
+                raise Conflict(EMAIL_TAKEN)
             await conn.execute(
                 update(accounts).where(accounts.c.account_id == caller).values(**values)
             )
@@ -96,13 +102,36 @@ async def change_email_address(
                 {"account_id": caller, "client_ip_address": ip, "new_email_address": new_email},
             )
     except IntegrityError:
-        return "email_already_taken"
+        raise Conflict(EMAIL_TAKEN) from None
     await run_creation_actions(hub.engine, caller, new_email)
-    return None
 
 
-async def delete_account(hub: Hub, account_id: str) -> None:
-    """Mark deleted, free the address, and revoke every credential at once."""
+async def unlink_passport(
+    hub: Hub, actor: Actor, strategy: str, passport_id: str | int
+) -> None:
+    """Forget one external sign-in method of the caller's account (nothing if unknown)."""
+    caller = actor.caller
+    key = f"{strategy}-{passport_id}"
+    async with hub.engine.begin() as conn:
+        current = await conn.scalar(
+            select(accounts.c.passports)
+            .where(accounts.c.account_id == caller)
+            .with_for_update()
+        )
+        if current and key in current:
+            remaining = {k: v for k, v in current.items() if k != key}
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.account_id == caller)
+                .values(passports=remaining or None)
+            )
+
+
+async def delete_account(hub: Hub, actor: Actor, account_id: str) -> None:
+    """Mark deleted, free the address, and revoke every credential at once. Only the account
+    itself or an admin may."""
+    if not may_act_for_account(actor, account_id):
+        raise Refused("you may delete only your own account unless you are an admin")
     async with hub.engine.begin() as conn:
         account = await get_account(conn, account_id)
         if account is None or account.deleted:

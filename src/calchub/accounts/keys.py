@@ -22,6 +22,7 @@ _LAST_USED_RESOLUTION = timedelta(seconds=60)
 class KeyOwner:
     account_id: str
     banned: bool
+    is_admin: bool
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ async def create_api_key(conn: AsyncConnection, account_id: str, name: str = "")
 
 
 async def lookup_api_key(engine: AsyncEngine, key: str) -> KeyOwner | None:
-    """The live account owning `key`. Never cached, so revocation, deletion and bans take
-    effect on the very next request, on every hub process."""
+    """The live account owning `key`, with its ban and admin status. Never cached, so
+    revocation, deletion, bans and group changes take effect on the very next request, on
+    every hub process."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     key_hash = digest(key)
@@ -66,6 +68,7 @@ async def lookup_api_key(engine: AsyncEngine, key: str) -> KeyOwner | None:
             api_keys.c.last_used,
             accounts.c.account_id,
             accounts.c.banned,
+            accounts.c.groups,
         )
         .join(accounts, accounts.c.account_id == api_keys.c.account_id)
         .where(api_keys.c.key_hash == key_hash, accounts.c.deleted.is_(False))
@@ -80,7 +83,11 @@ async def lookup_api_key(engine: AsyncEngine, key: str) -> KeyOwner | None:
             await conn.execute(
                 update(api_keys).where(api_keys.c.id == row.id).values(last_used=now)
             )
-    return KeyOwner(account_id=row.account_id, banned=bool(row.banned))
+    return KeyOwner(
+        account_id=row.account_id,
+        banned=bool(row.banned),
+        is_admin="admin" in (row.groups or []),
+    )
 
 
 async def list_api_keys(conn: AsyncConnection, account_id: str | None = None) -> list[KeyInfo]:

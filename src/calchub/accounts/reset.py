@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 
 from calchub.accounts.creation import has_control_characters
 from calchub.accounts.passwords import hash_password, password_problem
 from calchub.accounts.secret import digest
 from calchub.accounts.store import get_account_by_email, is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import accounts, auth_tokens, password_reset, password_reset_attempts
 from calchub.db.types import utcnow
+from calchub.errors import Invalid, LimitExceeded, NotFound
 from calchub.hub import Hub
 from calchub.mail import password_reset_email
 
@@ -20,7 +22,7 @@ CODE_LIFETIME = timedelta(days=1)
 NO_LONGER_VALID = "Password reset request is no longer valid."
 
 
-async def _too_many(hub: Hub, email: str, ip: str) -> str | None:
+async def _throttle(hub: Hub, email: str, ip: str) -> None:
     now = utcnow()
     a = password_reset_attempts.c
     async with hub.engine.begin() as conn:
@@ -28,31 +30,30 @@ async def _too_many(hub: Hub, email: str, ip: str) -> str | None:
             insert(password_reset_attempts).values(email_address=email, ip_address=ip, time=now)
         )
 
-        async def count(*where: object) -> int:
+        async def count(*where: ColumnElement[bool]) -> int:
             query = select(func.count()).select_from(password_reset_attempts).where(*where)
             return int(await conn.scalar(query) or 0)
 
         if await count(a.email_address == email, a.time >= now - timedelta(hours=1)) >= 31:
-            return "Too many password resets for this email per hour; try again later."
+            raise LimitExceeded(
+                "Too many password resets for this email per hour; try again later."
+            )
         if await count(a.ip_address == ip, a.time >= now - timedelta(minutes=1)) > 10:
-            return "Too many password resets per minute; try again later."
+            raise LimitExceeded("Too many password resets per minute; try again later.")
         if await count(a.ip_address == ip, a.time >= now - timedelta(hours=1)) > 60:
-            return "Too many password resets per hour; try again later."
-    return None
+            raise LimitExceeded("Too many password resets per hour; try again later.")
 
 
-async def forgot_password(hub: Hub, email: str, ip: str) -> str | None:
-    """None once the email is sent, else the error string."""
+async def forgot_password(hub: Hub, actor: Actor, email: str) -> None:
+    """Mail a reset link to the address's account."""
     if not is_valid_email(email) or has_control_characters(email):
-        return "Invalid email address."
+        raise Invalid("Invalid email address.")
     email = email.lower()
-    throttled = await _too_many(hub, email, ip)
-    if throttled:
-        return throttled
+    await _throttle(hub, email, actor.ip)
     async with hub.engine.connect() as conn:
         account = await get_account_by_email(conn, email)
     if account is None:
-        return f"No account with e-mail address {email}"
+        raise NotFound(f"No account with e-mail address {email}")
     code = str(uuid.uuid4())
     async with hub.engine.begin() as conn:
         await conn.execute(
@@ -70,13 +71,12 @@ async def forgot_password(hub: Hub, email: str, ip: str) -> str | None:
             from_name=f"{site['site_name']} Help",
         )
     )
-    return None
 
 
-async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> str | None:
+async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> None:
     problem = password_problem(new_password)
     if problem:
-        return problem
+        raise Invalid(problem)
     new_hash = await hash_password(new_password)
     code_hash = digest(code.strip().lower())
     async with hub.engine.begin() as conn:
@@ -92,7 +92,7 @@ async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> str |
             )
         )
         if row is None or used.rowcount != 1:
-            return NO_LONGER_VALID
+            raise Invalid(NO_LONGER_VALID)
         # Only the account that held the address when the code was sent: an address given
         # up and registered again by someone else does not carry the code along.
         issued = row.expire - CODE_LIFETIME
@@ -107,7 +107,8 @@ async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> str |
             .returning(accounts.c.account_id)
         )
         account_id = changed.scalar()
-        if account_id is None:
-            return NO_LONGER_VALID
-        await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == account_id))
-    return None
+        if account_id is not None:
+            await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == account_id))
+    # Raised once the transaction is committed: the code is used up either way.
+    if account_id is None:
+        raise Invalid(NO_LONGER_VALID)

@@ -10,9 +10,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_email, is_valid_uuid
+from calchub.accounts.store import is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import accounts
 from calchub.db.types import utcnow
+from calchub.errors import Invalid, Refused
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
 
 MAX_LIMIT = 50
 # Larger limits mean "all" (SQL LIMIT must fit the database's integer type).
@@ -33,8 +37,11 @@ _UNIT_SECONDS = {
 }
 
 
-class SearchError(Exception):
-    pass
+ADMIN_ONLY = "must be logged in and a member of the admin group"
+
+
+class SearchError(Invalid):
+    """The query cannot be searched for (bad interval, too many names)."""
 
 
 @dataclass
@@ -116,6 +123,17 @@ def _sort_key(row: dict[str, Any]) -> tuple[str, float]:
     name = f"{row.get('first_name') or ''} {row.get('last_name') or ''}".lower()
     recent: datetime | None = row.get("last_active") or row.get("created")
     return name, -(recent.timestamp() if recent else 0.0)
+
+
+async def user_search(
+    hub: Hub, actor: Actor, query: str, *, admin: bool, active: str, limit: int
+) -> list[dict[str, Any]]:
+    """user_search for `actor`: admin mode (email addresses, banned accounts, substrings) only
+    for admins."""
+    if admin and not actor.is_admin:
+        raise Refused(ADMIN_ONLY)
+    async with hub.engine.connect() as conn:
+        return await search_accounts(conn, query, admin=admin, active=active, limit=limit)
 
 
 async def search_accounts(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from calchub.db.tables import accounts
+from calchub.errors import Invalid
+from calchub.ids import is_valid_uuid
 
 # CoCalc's (RFC 822 style) rule: something@something, no spaces; `a@b` is valid.
 _EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_EMAIL_LENGTH = 254
 
 
@@ -26,14 +27,6 @@ def is_valid_email(value: object) -> bool:
         and bool(_EMAIL.match(value))
         and not any(unicodedata.category(c) == "Cc" for c in value)
     )
-
-
-def is_valid_uuid(value: object) -> bool:
-    return isinstance(value, str) and bool(_UUID.match(value))
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
@@ -111,3 +104,24 @@ async def account_groups(engine: AsyncEngine, account_id: str | None) -> list[st
             select(accounts.c.groups).where(accounts.c.account_id == account_id)
         )
     return list(groups or [])
+
+
+async def usernames(engine: AsyncEngine, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """First and last names by account id, keyed as given; `{}` for an unknown account."""
+    for account_id in account_ids:
+        if not is_valid_uuid(account_id):
+            listed = json.dumps(account_ids, separators=(",", ":"))
+            raise Invalid(f"invalid uuid {account_id} in account_ids -- {listed}")
+    wanted = {a.lower() for a in account_ids}
+    if not wanted:
+        return {}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(accounts.c.account_id, accounts.c.first_name, accounts.c.last_name).where(
+                accounts.c.account_id.in_(wanted)
+            )
+        )
+        names = {
+            r.account_id: {"first_name": r.first_name, "last_name": r.last_name} for r in rows
+        }
+    return {a: names.get(a.lower(), {}) for a in account_ids}

@@ -1,1 +1,2 @@
-"""The HTTP edge: protocol parsing, the message registry and generated documentation."""
+"""The HTTP edges: each protocol parses requests, resolves the key to an Actor, calls the
+domain and renders its answers and refusals in its own words (see docs/architecture.md)."""

@@ -33,13 +33,9 @@ log = logging.getLogger("calchub.copies")
 # Heartbeats come several times within that delay, so a live copy never looks dead.
 HEARTBEATS_PER_STALE_DELAY = 4
 MAX_HEARTBEAT_S = 5.0
-MAX_PARALLEL = 4
 CLAIM_CANDIDATES = 10
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-_slots: dict[int, asyncio.Semaphore] = {}
-
 
 def _heartbeat_s(hub: Hub) -> float:
     return min(MAX_HEARTBEAT_S, hub.settings.copy_stale_after_s / HEARTBEATS_PER_STALE_DELAY)
@@ -89,8 +85,8 @@ async def claim_next(hub: Hub) -> Any | None:
 
 
 async def run_due_copies(hub: Hub) -> None:
-    """Run due copies until none is left, using at most MAX_PARALLEL runners per hub."""
-    slots = _slots.setdefault(id(hub), asyncio.Semaphore(MAX_PARALLEL))
+    """Run due copies until none is left, with at most `hub.copy_runners` at once."""
+    slots = hub.copy_runners
     if slots.locked():
         return  # every runner is busy; one of them picks up this row next
     async with slots:

@@ -82,7 +82,7 @@ async def wait_until_finished(engine: AsyncEngine, copy_id: str, timeout_s: floa
         if row is None:
             return "copy operation was deleted before it finished"
         if row.finished is not None:
-            return row.error
+            return None if row.error is None else str(row.error)
         if time.monotonic() > deadline:
             raise CopyNotFinished(copy_id)
         await asyncio.sleep(WAIT_POLL_S)

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from calchub.api.errors import HandlerError
 from calchub.db.tables import public_paths
+from calchub.errors import DomainError, LimitExceeded, Refused
 from calchub.hub import Hub
 from calchub.projects.lifecycle import ensure_running
+from calchub.projects.runtime_errors import domain_error
 from calchub.projects.store import get_project
 from calchub.runtime import FileFailure, RuntimeFailure
 
@@ -41,8 +42,8 @@ def not_public_message(project_id: str, path: str) -> str:
     return f"path '{path}' of project with id '{project_id}' is not public"
 
 
-def not_public(project_id: str, path: str) -> HandlerError:
-    return HandlerError(not_public_message(project_id, path))
+def not_public(project_id: str, path: str) -> DomainError:
+    return Refused(not_public_message(project_id, path))
 
 
 async def public_paths_of(engine: AsyncEngine, project_id: str) -> list[str]:
@@ -87,10 +88,10 @@ async def read_public_text(hub: Hub, project_id: str, path: str) -> str:
             # Even its error (its size, that it is a folder) is not for strangers.
             raise not_public(project_id, path) from None
         if isinstance(exc, FileFailure) and exc.code == "EFBIG":
-            raise HandlerError(
+            raise LimitExceeded(
                 f"file '{path}' is too large; public files are read up to 20MB"
             ) from None
-        raise HandlerError(str(exc)) from None
+        raise domain_error(exc) from None
     if not really_public(contents.real_path, public):
         raise not_public(project_id, path)
     return contents.data.decode("utf-8", errors="replace")

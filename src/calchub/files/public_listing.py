@@ -13,12 +13,13 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from calchub.api.errors import HandlerError
+from calchub.errors import Invalid, Refused
 from calchub.files.listing import list_folder, ordered, page
 from calchub.files.public import is_public, public_paths_of
 from calchub.hub import Hub
+from calchub.projects.runtime_errors import runtime_errors
 from calchub.projects.store import get_project
-from calchub.runtime import MAX_LISTING_ENTRIES, DirectoryEntry, RuntimeFailure
+from calchub.runtime import MAX_LISTING_ENTRIES, DirectoryEntry
 
 # CoCalc's error for a listing that is not public; its clients look for this exact text.
 NOT_PUBLIC = "not_public"
@@ -68,7 +69,7 @@ def _folders(public: Iterable[str]) -> list[str]:
 
 def _check_range(name: str, value: int, low: int) -> int:
     if not low <= value <= MAX_LISTING_ENTRIES:
-        raise HandlerError(
+        raise Invalid(
             f"ILLEGAL VALUE {name}='{value}' (must be in [{low}, {MAX_LISTING_ENTRIES}])"
         )
     return value
@@ -83,18 +84,16 @@ async def public_listing(hub: Hub, request: ListingRequest) -> dict[str, object]
     # Refused before the project is started: a stranger's request never starts anything.
     path = _canonical(request.path)
     if path is None or shown_entries(path, public) is None:
-        raise HandlerError(NOT_PUBLIC)
+        raise Refused(NOT_PUBLIC)
     async with hub.engine.connect() as conn:
         project = await get_project(conn, project_id)
     if project is None:
-        raise HandlerError(NOT_PUBLIC)  # a deleted project's paths are no longer public
-    try:
+        raise Refused(NOT_PUBLIC)  # a deleted project's paths are no longer public
+    with runtime_errors():
         listing = await list_folder(hub, project, path, request.hidden)
-    except RuntimeFailure as exc:
-        raise HandlerError(str(exc)) from None
     shown = None if listing.real_path is None else shown_entries(listing.real_path, public)
     if shown is None:
-        raise HandlerError(NOT_PUBLIC)
+        raise Refused(NOT_PUBLIC)
     visible: list[DirectoryEntry] = [e for e in listing.entries if shown(e.name)]
     files, more = page(ordered(visible, request.newest_first), start, limit)
     result: dict[str, object] = {"files": [entry.to_json() for entry in files]}

@@ -7,7 +7,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub.actor import Actor
 from calchub.db.tables import projects
+from calchub.errors import DomainError, Invalid
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
+from calchub.projects.access import check_project_access
 
 
 async def _change(engine: AsyncEngine, project_id: str, license_id: str, add: bool) -> None:
@@ -33,9 +38,15 @@ async def _change(engine: AsyncEngine, project_id: str, license_id: str, add: bo
         )
 
 
-async def add_license(engine: AsyncEngine, project_id: str, license_id: str) -> None:
-    await _change(engine, project_id, license_id, add=True)
-
-
-async def remove_license(engine: AsyncEngine, project_id: str, license_id: str) -> None:
-    await _change(engine, project_id, license_id, add=False)
+async def change_project_license(
+    hub: Hub, actor: Actor, project_id: str, license_id: str, *, add: bool
+) -> None:
+    """add_license_to_project / remove_license_from_project, for members who write to it."""
+    try:
+        project = await check_project_access(hub, actor, project_id)
+    except DomainError as exc:
+        raise type(exc)(f"must have write access to {project_id} -- {exc}") from None
+    # CoCalc stores any text as a key; only a license id can ever mean something there.
+    if not is_valid_uuid(license_id):
+        raise Invalid(f"invalid license_id -- {license_id}")
+    await _change(hub.engine, project.project_id, license_id.lower(), add=add)

@@ -8,8 +8,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_uuid
 from calchub.db.tables import accounts, site_licenses
+from calchub.ids import is_valid_uuid
 
 # A quoted phrase is one term, as in CoCalc's search boxes.
 _TERM = re.compile(r'"([^"]*)"|(\S+)')

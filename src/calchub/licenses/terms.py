@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_uuid
 from calchub.db.tables import projects, site_licenses
+from calchub.ids import is_valid_uuid
 from calchub.licenses.store import running_with
 
 

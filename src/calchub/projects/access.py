@@ -1,47 +1,70 @@
-"""Who may read or write a project, with CoCalc's error strings."""
+"""Project access for the project operations (exec, files, collaborators, licenses), worded
+as CoCalc words these refusals. The decision itself is calchub.access's rule."""
 
 from __future__ import annotations
 
-from calchub.accounts.store import is_valid_uuid
-from calchub.api.call import Call
-from calchub.api.errors import HandlerError
-from calchub.projects.store import READ_GROUPS, WRITE_GROUPS, ProjectRow, project_with_group
+from calchub.access import Role, role_of
+from calchub.actor import Actor
+from calchub.errors import Invalid, Refused
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
+from calchub.projects.store import ProjectRow, project_with_group
 
 
-async def _allowed(call: Call, project_id: str, write: bool) -> ProjectRow | None:
-    async with call.hub.engine.connect() as conn:
-        found = await project_with_group(conn, project_id, call.caller)
+def _who(actor: Actor) -> str:
+    return actor.account_id or actor.project_id or "anonymous"
+
+
+async def project_and_role(
+    hub: Hub, actor: Actor, project_id: str
+) -> tuple[ProjectRow, Role] | None:
+    """The project (not deleted) and the actor's role on it, in one query; None when there
+    is no such project. `project_id` must be in its stored, lower-case form."""
+    account = actor.account_id if actor.project_id is None else None
+    async with hub.engine.connect() as conn:
+        found = await project_with_group(conn, project_id, account)
     if found is None:
         return None
     project, group = found
-    if group in (WRITE_GROUPS if write else READ_GROUPS) or await call.is_admin():
-        return project
-    return None
+    return project, role_of(actor, project.project_id, group)
 
 
-async def require_project(call: Call, project_id: str, *, write: bool) -> ProjectRow:
+async def _allowed(hub: Hub, actor: Actor, project_id: str, write: bool) -> ProjectRow | None:
+    found = await project_and_role(hub, actor, project_id)
+    if found is None:
+        return None
+    project, role = found
+    return project if (role.may_write if write else role.may_read) else None
+
+
+async def require_project(hub: Hub, actor: Actor, project_id: str, *, write: bool) -> ProjectRow:
     """The get_project(read|write) check of project_exec and the file endpoints.
 
     A project that does not exist gets the same answer as one the caller may not use, so
     strangers learn nothing about which projects exist."""
     if not is_valid_uuid(project_id):
-        raise HandlerError(
+        raise Invalid(
             f"Internal error determining user permission -- invalid project_id -- {project_id}"
         )
-    project = await _allowed(call, project_id.lower(), write)
+    project = await _allowed(hub, actor, project_id.lower(), write)
     if project is None:
         kind = "write" if write else "read"
-        raise HandlerError(
-            f"User {call.caller} does not have {kind} access to project {project_id}"
-        )
+        raise Refused(f"User {_who(actor)} does not have {kind} access to project {project_id}")
     return project
 
 
-async def check_project_access(call: Call, project_id: str) -> ProjectRow:
-    """The shorter check of touch_project and disconnect_from_project (write access)."""
+async def may_use(hub: Hub, actor: Actor, project_id: str, *, write: bool) -> bool:
+    """Whether the actor may read (or write) the project; False for a malformed id."""
     if not is_valid_uuid(project_id):
-        raise HandlerError("project_id must be specified and valid")
-    project = await _allowed(call, project_id.lower(), write=True)
+        return False
+    return await _allowed(hub, actor, project_id.lower(), write) is not None
+
+
+async def check_project_access(hub: Hub, actor: Actor, project_id: str) -> ProjectRow:
+    """The shorter check of touch_project, disconnect_from_project and licenses (write)."""
+    if not is_valid_uuid(project_id):
+        raise Invalid("project_id must be specified and valid")
+    project = await _allowed(hub, actor, project_id.lower(), write=True)
     if project is None:
-        raise HandlerError("must have write access")
+        raise Refused("must have write access")
     return project

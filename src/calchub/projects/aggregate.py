@@ -27,7 +27,7 @@ class Aggregator:
         runs = self._runs.setdefault(key, [])
         for existing in runs:
             if not _greater(value, existing.value):
-                return await asyncio.shield(existing.future)  # type: ignore[no-any-return]
+                return await asyncio.shield(existing.future)
         previous = runs[-1] if runs else None
         run = _Run(value, asyncio.get_running_loop().create_future())
         runs.append(run)
@@ -52,4 +52,4 @@ def _greater(a: Any, b: Any) -> bool:
     try:
         return bool(a > b)
     except TypeError:
-        return a != b
+        return bool(a != b)

@@ -16,8 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
 from calchub.hub import Hub
+from calchub.projects.duties import request_action
 from calchub.projects.file_activity import parse_time
-from calchub.projects.scheduler import request_action
 
 log = logging.getLogger("calchub.projects")
 

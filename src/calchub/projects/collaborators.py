@@ -13,7 +13,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from calchub.accounts.store import is_valid_uuid, new_id
+from calchub.access import GROUPS_THAT_WRITE, project_role, role_of
+from calchub.actor import Actor
 from calchub.db.tables import (
     account_creation_actions,
     accounts,
@@ -22,7 +23,10 @@ from calchub.db.tables import (
     projects,
 )
 from calchub.db.types import utcnow
-from calchub.projects.store import WRITE_GROUPS
+from calchub.errors import DomainError, Invalid
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid, new_id
+from calchub.projects.access import require_project
 
 log = logging.getLogger("calchub.projects")
 
@@ -33,14 +37,13 @@ _ADD_ATTEMPTS = 3
 _INVITABLE_GROUPS = frozenset({"collaborator", "viewer"})
 
 
-class CollaboratorError(Exception):
+class CollaboratorError(DomainError):
     """A rule of add_collaborator was broken; the message is CoCalc's."""
 
 
 @dataclass(frozen=True)
 class AddRequest:
-    caller: str
-    caller_is_admin: bool
+    actor: Actor
     accounts: list[str]
     projects: list[str | None]
     tokens: list[str | None] | None
@@ -51,16 +54,14 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def add_request(
-    caller: str,
-    caller_is_admin: bool,
+    actor: Actor,
     account_id: str | list[str],
     project_id: str | list[str] | None,
     token_id: str | list[str | None] | None,
 ) -> AddRequest:
     """Normalise the single and array forms of the message to lists."""
     return AddRequest(
-        caller=caller,
-        caller_is_admin=caller_is_admin,
+        actor=actor,
         accounts=_as_list(account_id),
         projects=[] if project_id is None else _as_list(project_id),
         tokens=None if token_id is None else _as_list(token_id),
@@ -133,38 +134,42 @@ async def _existing_projects(conn: AsyncConnection, project_ids: set[str]) -> di
     return {row.project_id: row.course for row in rows}
 
 
-async def _check_self_add(conn: AsyncConnection, caller: str, project_id: str) -> None:
+async def _may_write(conn: AsyncConnection, actor: Actor, project_id: str) -> bool:
+    return (await project_role(conn, actor, project_id)).may_write
+
+
+async def _check_self_add(conn: AsyncConnection, actor: Actor, project_id: str) -> None:
     """CoCalc lets a student add themself to their project of a course they help run."""
     course = (await _existing_projects(conn, {project_id})).get(project_id, False)
     if course is False:
         raise CollaboratorError(f'no project with id "{project_id}"')
-    if (await _groups_of(conn, caller, {project_id})).get(project_id) in WRITE_GROUPS:
+    if await _may_write(conn, actor, project_id):
         return
     course_project = course.get("project_id") if isinstance(course, dict) else None
     if not isinstance(course_project, str) or not is_valid_uuid(course_project):
         raise CollaboratorError(f'cannot add self to "{project_id}" -- must be an admin')
-    if (await _groups_of(conn, caller, {course_project.lower()})).get(
-        course_project.lower()
-    ) not in WRITE_GROUPS:
+    if not await _may_write(conn, actor, course_project.lower()):
         raise CollaboratorError(
             f'cannot add self to "{project_id}" -- must be owner or collaborator on course project'
         )
 
 
 async def _check_write_access(conn: AsyncConnection, request: AddRequest, pids: list[str]) -> None:
-    if request.caller_is_admin:
+    actor = request.actor
+    if actor.is_admin:
         missing = set(pids) - set(await _existing_projects(conn, set(pids)))
         if missing:
             raise CollaboratorError(f'no project with id "{sorted(missing)[0]}"')
         return
-    if len(pids) == 1 and request.accounts == [request.caller]:
-        await _check_self_add(conn, request.caller, pids[0])
+    caller = actor.caller
+    if len(pids) == 1 and request.accounts == [caller]:
+        await _check_self_add(conn, actor, pids[0])
         return
-    groups = await _groups_of(conn, request.caller, set(pids))
+    groups = await _groups_of(conn, caller, set(pids))
     for project_id in pids:
-        if groups.get(project_id) not in WRITE_GROUPS:
+        if not role_of(actor, project_id, groups.get(project_id)).may_write:
             raise CollaboratorError(
-                f"user {request.caller} does not have write access to project {project_id}"
+                f"user {caller} does not have write access to project {project_id}"
             )
 
 
@@ -274,7 +279,7 @@ async def ensure_member(
     current = (await _groups_of(conn, account_id, {project_id})).get(project_id)
     if current is None:
         await insert_members(conn, [(project_id, account_id)], group)
-    elif current not in WRITE_GROUPS and group == "collaborator":
+    elif current not in GROUPS_THAT_WRITE and group == "collaborator":
         await conn.execute(
             update(project_users)
             .where(
@@ -295,21 +300,21 @@ async def add_member(engine: AsyncEngine, project_id: str, account_id: str) -> N
                 raise
 
 
-async def account_exists(engine: AsyncEngine, account_id: str) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.scalar(
-            select(accounts.c.account_id).where(accounts.c.account_id == account_id)
-        )
-    return found is not None
+def _account_id(value: str) -> str:
+    if not is_valid_uuid(value):
+        raise Invalid(f"invalid account_id -- {value}")
+    return value.lower()
 
 
-async def remove_collaborator(engine: AsyncEngine, project_id: str, account_id: str) -> None:
+async def remove_collaborator(hub: Hub, actor: Actor, project_id: str, account_id: str) -> None:
     """Owners are never removed; removing a non-member changes nothing."""
+    project = await require_project(hub, actor, project_id, write=True)
+    member = _account_id(account_id)
     pu = project_users.c
-    async with engine.begin() as conn:
+    async with hub.engine.begin() as conn:
         await conn.execute(
             delete(project_users).where(
-                pu.project_id == project_id, pu.account_id == account_id, pu.group != "owner"
+                pu.project_id == project.project_id, pu.account_id == member, pu.group != "owner"
             )
         )
 

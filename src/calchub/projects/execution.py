@@ -6,8 +6,13 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from calchub.api.errors import HandlerError
-from calchub.runtime import ExecRequest, ExecResult
+from calchub.actor import Actor
+from calchub.errors import Failed, Invalid
+from calchub.hub import Hub
+from calchub.projects.access import require_project
+from calchub.projects.lifecycle import ensure_running
+from calchub.projects.runtime_errors import domain_error
+from calchub.runtime import ExecRequest, ExecResult, RuntimeFailure
 
 REFUSED = {
     "smc-jupyter": "do not run smc-jupyter directly",
@@ -24,6 +29,80 @@ class ExecLimits:
     max_output: int
 
 
+@dataclass(frozen=True)
+class ExecOutput:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command as the caller gives it (CoCalc's project_exec fields)."""
+
+    command: str
+    args: list[str]
+    path: str = ""
+    timeout: float = 10
+    max_output: int | None = None
+    bash: bool = False
+    err_on_exit: bool = True
+    # Seconds within which identical commands share one run (CoCalc's `aggregate`).
+    aggregate: Any = None
+
+
+async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> ExecOutput:
+    """Run `cmd` in the project (started on demand) with CoCalc's semantics."""
+    project = await require_project(hub, actor, project_id, write=True)
+    site = await hub.site.all()
+    limits = ExecLimits(
+        max_timeout_s=float(site["exec_max_timeout_s"]), max_output=int(site["exec_max_output"])
+    )
+    request, requested = plan_exec(
+        command=cmd.command,
+        args=cmd.args,
+        path=cmd.path,
+        timeout=cmd.timeout,
+        max_output=cmd.max_output,
+        bash=cmd.bash,
+        limits=limits,
+    )
+
+    async def run() -> Any:
+        spec = await ensure_running(hub, project, site)
+        return await hub.runtime.exec(spec, request)
+
+    try:
+        if cmd.aggregate is None:
+            result = await run()
+        else:
+            key = (
+                project.project_id,
+                request.command,
+                tuple(request.args),
+                request.path,
+                request.timeout_s,
+                request.max_output,
+                request.bash,
+            )
+            result = await hub.aggregator.run(key, cmd.aggregate, run)
+    except RuntimeFailure as exc:
+        kind = type(domain_error(exc))
+        raise kind(
+            f"Error executing command '{cmd.command}' with args '{','.join(cmd.args)}' -- "
+            f"error {exc}"
+        ) from None
+    return exec_reply(
+        original_command=cmd.command,
+        original_args=cmd.args,
+        request=request,
+        result=result,
+        requested_max_output=requested,
+        err_on_exit=cmd.err_on_exit,
+        help_email=site["help_email"],
+    )
+
+
 def plan_exec(
     *,
     command: str,
@@ -36,7 +115,7 @@ def plan_exec(
 ) -> tuple[ExecRequest, int | None]:
     """The runtime request, and the output limit the caller asked for (None: site cap only)."""
     if command.strip() in REFUSED:
-        raise HandlerError(REFUSED[command.strip()])
+        raise Invalid(REFUSED[command.strip()])
     if not args and any(ch.isspace() for ch in command):
         bash = True
     if bash and args:
@@ -68,8 +147,8 @@ def exec_reply(
     requested_max_output: int | None,
     err_on_exit: bool,
     help_email: str,
-) -> dict[str, Any]:
-    """The `project_exec_output` message, or raise the CoCalc-formatted error."""
+) -> ExecOutput:
+    """The command's output, or raise the CoCalc-formatted error."""
     limit = request.max_output if request.max_output is not None else len(result.stdout)
     if requested_max_output is not None or result.stdout_truncated:
         stdout = _limit(result.stdout, result.stdout_truncated, limit)
@@ -84,12 +163,7 @@ def exec_reply(
         exit_code = 1
     failed = result.timed_out or result.could_not_run or result.exit_code != 0
     if not (failed and err_on_exit):
-        return {
-            "event": "project_exec_output",
-            "stdout": stdout,
-            "stderr": stderr,
-            "exit_code": exit_code,
-        }
+        return ExecOutput(stdout=stdout, stderr=stderr, exit_code=exit_code)
 
     if request.bash and result.script_path:
         cmd, cmd_args = "bash", [result.script_path]
@@ -111,4 +185,4 @@ def exec_reply(
     )
     if "Connection refused" in error:
         error += " " + NETWORK_HINT.format(help_email=help_email)
-    raise HandlerError(error)
+    raise Failed(error)

@@ -11,7 +11,11 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.actor import Actor
 from calchub.db.tables import accounts, file_access_log, projects
+from calchub.hub import Hub
+from calchub.projects.access import check_project_access
+from calchub.projects.creation import start_in_background
 
 # A project is marked used by an account at most this often.
 TOUCH_INTERVAL = timedelta(seconds=30)
@@ -87,3 +91,11 @@ async def log_file_access(
         )
     )
     return True
+
+
+async def touch_project(hub: Hub, actor: Actor, project_id: str) -> None:
+    """touch_project: the caller uses the project now, which starts it when stopped."""
+    project = await check_project_access(hub, actor, project_id)
+    async with hub.engine.begin() as conn:
+        await mark_project_used(conn, project.project_id, actor.caller, actor.now)
+    start_in_background(hub, project.project_id)

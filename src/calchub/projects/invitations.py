@@ -15,12 +15,16 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from calchub.accounts.store import get_account_by_email, is_valid_email
+from calchub.accounts.store import get_account, get_account_by_email, is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
+from calchub.errors import Failed, Invalid, NotFound
 from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
 from calchub.mail import invite_email
 from calchub.mail.sanitize import sanitize_html
+from calchub.projects.access import require_project
 from calchub.projects.collaborators import add_member, record_invite_action
 
 log = logging.getLogger("calchub.projects")
@@ -31,10 +35,6 @@ MAX_ADDRESS_LENGTH = 128
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
-class InviteError(Exception):
-    """The request cannot be carried out; the message is CoCalc's."""
-
-
 @dataclass(frozen=True)
 class Invitation:
     project_id: str
@@ -43,6 +43,63 @@ class Invitation:
     subject: str | None
     replyto: str | None
     replyto_name: str | None
+
+
+@dataclass(frozen=True)
+class InvitationText:
+    """What the inviter writes: the email's body (HTML), subject, title and reply address."""
+
+    body: str | None = None
+    subject: str | None = None
+    title: str | None = None
+    replyto: str | None = None
+    replyto_name: str | None = None
+
+
+async def invite_collaborator(
+    hub: Hub, actor: Actor, project_id: str, account_id: str, text: InvitationText
+) -> None:
+    """Add an existing account to the project and tell it by email."""
+    project = await require_project(hub, actor, project_id, write=True)
+    if not is_valid_uuid(account_id):
+        raise Invalid(f"invalid account_id -- {account_id}")
+    invitee = account_id.lower()
+    async with hub.engine.connect() as conn:
+        account = await get_account(conn, invitee)
+    if account is None:
+        raise NotFound(f'no account with id "{invitee}"')
+    await add_member(hub.engine, project.project_id, invitee)
+    invitation = Invitation(
+        project_id=project.project_id,
+        title=text.title if text.title is not None else project.title,
+        body=text.body,
+        subject=text.subject,
+        replyto=text.replyto,
+        replyto_name=text.replyto_name,
+    )
+    if account.email_address:
+        await send_invitation(hub, invitation, account.email_address, invite_subject(invitation))
+
+
+async def invite_noncloud_collaborators(
+    hub: Hub, actor: Actor, project_id: str, to: str, text: InvitationText
+) -> str:
+    """Invite addresses to the project: those with an account join at once (no email), the
+    others get an invitation to sign up. CoCalc's `mesg` saying what was done."""
+    project = await require_project(hub, actor, project_id, write=True)
+    invitation = Invitation(
+        project_id=project.project_id,
+        title=text.title or "",
+        body=text.body,
+        subject=text.subject,
+        replyto=text.replyto,
+        replyto_name=text.replyto_name,
+    )
+    added = await invite_by_email(hub, invitation, parse_recipients(to))
+    mesg = f"Invited {to} to collaborate on a project."
+    if added:
+        mesg += f" Added {', '.join(added)} directly, as they already have an account."
+    return mesg
 
 
 def _one_line(value: str) -> str:
@@ -101,8 +158,8 @@ async def _record_error(engine: AsyncEngine, project_id: str, email: str, error:
 
 
 async def send_invitation(hub: Hub, invitation: Invitation, to: str, subject: str) -> None:
-    """Email `to` unless it was invited to this project within a week; raises InviteError
-    with the transport's message when sending fails."""
+    """Email `to` unless it was invited to this project within a week; raises Failed with
+    the transport's message when sending fails."""
     if invitation.body is None or not await _claim(hub.engine, invitation.project_id, to):
         return
     site = await hub.site.all()
@@ -126,22 +183,22 @@ async def send_invitation(hub: Hub, invitation: Invitation, to: str, subject: st
     except Exception as exc:
         log.warning("could not send an invitation email", exc_info=True)
         await _record_error(hub.engine, invitation.project_id, to, str(exc) or type(exc).__name__)
-        raise InviteError(str(exc) or "could not send the invitation email") from None
+        raise Failed(str(exc) or "could not send the invitation email") from None
 
 
 def parse_recipients(to: str) -> list[str]:
     """The distinct, lower-cased addresses of invite_noncloud's `to`, all validated first."""
     if len(to) > MAX_TO_LENGTH:
-        raise InviteError("Specify less recipients when adding collaborators to project.")
+        raise Invalid("Specify less recipients when adding collaborators to project.")
     recipients: list[str] = []
     for part in _SEPARATORS.split(to):
         if not part:
             continue
         if not is_valid_email(part):
-            raise InviteError(f"invalid email address '{part}'")
+            raise Invalid(f"invalid email address '{part}'")
         address = part.lower()
         if len(address) > MAX_ADDRESS_LENGTH:
-            raise InviteError(
+            raise Invalid(
                 f"email address must be at most {MAX_ADDRESS_LENGTH} characters: '{address}'"
             )
         if address not in recipients:

@@ -5,7 +5,6 @@ processes exist, so each use re-checks it (a sandbox dies with the hub that star
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from datetime import timedelta
@@ -25,9 +24,6 @@ log = logging.getLogger("calchub.projects")
 # Recording activity on every call would turn reads into writes; this is precise enough for
 # idle timeouts measured in minutes.
 ACTIVITY_RESOLUTION = timedelta(seconds=10)
-
-_start_locks: dict[str, asyncio.Lock] = {}
-
 
 async def project_spec(
     hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
@@ -73,10 +69,9 @@ async def record_activity(hub: Hub, project: ProjectRow) -> None:
 
 async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
     """Start the project unless it already runs; returns its spec."""
-    if hub.runtime_problem:
-        raise SandboxUnavailable(hub.runtime_problem)
-    lock = _start_locks.setdefault(project.project_id, asyncio.Lock())
-    async with lock:
+    if hub.runtime.problem:
+        raise SandboxUnavailable(hub.runtime.problem)
+    async with hub.start_locks.hold(project.project_id):
         spec = await project_spec(hub, project)
         status = await hub.runtime.status(project.project_id)
         if status.running:
@@ -109,7 +104,7 @@ async def ensure_running(
     When the database already says "running" the runtime is not asked first: its own calls
     start a project whose processes have gone (its hub restarted, say), so the check would
     only add a round trip to every call."""
-    if project.run_state == "running" and not hub.runtime_problem:
+    if project.run_state == "running" and not hub.runtime.problem:
         spec = await project_spec(hub, project, site)
     else:
         spec = await start_project(hub, project)

@@ -10,16 +10,13 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from calchub.accounts.store import new_id
 from calchub.db.tables import project_users, projects
 from calchub.db.types import utcnow
+from calchub.ids import new_id
 
 # Project uids come from a range far above ordinary system and login users.
 UID_BASE = 1_000_000
 UID_ATTEMPTS = 20
-
-READ_GROUPS = frozenset({"owner", "collaborator", "viewer"})
-WRITE_GROUPS = frozenset({"owner", "collaborator"})
 
 
 @dataclass(frozen=True)
@@ -63,9 +60,13 @@ async def get_project(conn: AsyncConnection, project_id: str) -> ProjectRow | No
 
 
 async def project_with_group(
-    conn: AsyncConnection, project_id: str, account_id: str
+    conn: AsyncConnection, project_id: str, account_id: str | None
 ) -> tuple[ProjectRow, str | None] | None:
-    """The project and the caller's group in it (None when not a member), in one query."""
+    """The project and the account's group in it (None when not a member, or no account),
+    in one query."""
+    if account_id is None:
+        project = await get_project(conn, project_id)
+        return None if project is None else (project, None)
     membership = project_users.alias("membership")
     query = (
         select(projects, membership.c.group.label("member_group"))

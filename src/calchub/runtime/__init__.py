@@ -1,8 +1,10 @@
 """The project runtime: starting, stopping and working inside projects (files, processes).
 
 `ProjectRuntime` is the interface the projects domain uses; `LocalRuntime` runs every project
-in a bubblewrap sandbox on this machine."""
+in a bubblewrap sandbox on this machine, `FakeRuntime` runs them in-process for tests.
+`build_runtime` makes the one the settings name."""
 
+from calchub.runtime.backends import build_runtime
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     DirectoryEntry,
@@ -17,6 +19,7 @@ from calchub.runtime.base import (
     Quota,
     QuotaExceeded,
     RuntimeFailure,
+    RuntimeOptions,
     RuntimeStatus,
     SandboxUnavailable,
 )
@@ -38,7 +41,9 @@ __all__ = [
     "Quota",
     "QuotaExceeded",
     "RuntimeFailure",
+    "RuntimeOptions",
     "RuntimeStatus",
     "SandboxCheck",
     "SandboxUnavailable",
+    "build_runtime",
 ]

@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
@@ -27,6 +28,16 @@ class Quota:
     processes: int = 256
     network: bool = False
     idle_timeout_s: int = 1800  # 0 disables stopping idle projects
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """What the server tells a backend when it builds it (from its settings)."""
+
+    projects_root: Path
+    runtime_root: Path
+    # False runs projects without isolation (development only).
+    sandbox: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,7 +183,27 @@ class SandboxUnavailable(RuntimeFailure):
 
 class ProjectRuntime(ABC):
     """Starts, stops and works inside projects. Operations other than `stop`, `status` and
-    `close` start the project first when it is not running."""
+    `close` start the project first when it is not running.
+
+    A backend is chosen by configuration (see calchub.runtime.backends); `check` runs once
+    when the server starts."""
+
+    # Why projects cannot run on this backend, or None when they can; set by `check`.
+    problem: str | None = None
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: RuntimeOptions) -> ProjectRuntime:
+        """Build the backend from the server's settings."""
+
+    def check(self) -> str | None:
+        """Decide whether projects can run here; remember and return the reason if not."""
+        self.problem = self.unavailable_reason()
+        return self.problem
+
+    def unavailable_reason(self) -> str | None:
+        """Why projects cannot run here (None: they can). Backends override this."""
+        return None
 
     @abstractmethod
     async def start(self, spec: ProjectSpec) -> None:

@@ -11,9 +11,9 @@ def relative_to_home(real: Any, home: str) -> str | None:
     """`real` relative to `home` ("" for the home itself), or None when it is not inside it."""
     if not isinstance(real, str) or not real.startswith("/"):
         return None
-    real = posixpath.normpath(real)
-    if real == home:
+    normal = posixpath.normpath(real)
+    if normal == home:
         return ""
-    if real.startswith(home + "/"):
-        return real[len(home) + 1 :]
+    if normal.startswith(home + "/"):
+        return normal[len(home) + 1 :]
     return None

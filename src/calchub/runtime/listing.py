@@ -26,7 +26,7 @@ def _entry(item: Any) -> DirectoryEntry:
     name, mtime = item.get("name"), item.get("mtime")
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
         raise RuntimeFailure(MALFORMED)
-    if not _number(mtime):
+    if not isinstance(mtime, int | float) or not _number(mtime):
         raise RuntimeFailure(MALFORMED)
     if item.get("isdir") is True:
         return DirectoryEntry(name=name, mtime=float(mtime), isdir=True)

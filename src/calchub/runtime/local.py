@@ -43,6 +43,7 @@ from calchub.runtime.base import (
     ProjectSpec,
     QuotaExceeded,
     RuntimeFailure,
+    RuntimeOptions,
     RuntimeStatus,
     SandboxUnavailable,
 )
@@ -109,7 +110,22 @@ class LocalRuntime(ProjectRuntime):
                 os.geteuid(),
             )
 
+    @classmethod
+    def from_options(cls, options: RuntimeOptions) -> LocalRuntime:
+        return cls(options.projects_root, options.runtime_root, sandbox=options.sandbox)
+
     # -- availability and layout
+
+    def unavailable_reason(self) -> str | None:
+        if not self.sandboxed:
+            return None
+        check = self.check_available()
+        if check.available:
+            return None
+        return (
+            f"projects cannot run on this server: {check.reason}; an operator may start "
+            "it with --unsandboxed-projects to run them without isolation"
+        )
 
     def check_available(self) -> sandbox.SandboxCheck:
         """Whether sandboxed projects can run here (root, bubblewrap, usable folders)."""

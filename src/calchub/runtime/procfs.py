@@ -29,7 +29,7 @@ def start_time(pid: int) -> int | None:
 def is_alive(pid: int, started: int) -> bool:
     """True when `pid` is still the process that started at `started` and not a zombie."""
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == started
+    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == started
 
 
 def parent_map() -> dict[int, list[int]]:

@@ -3,6 +3,7 @@ help address, and worked on by operators with `calchub admin ticket`."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,10 +12,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.access import may_act_for_account
+from calchub.accounts.store import is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import support_tickets
 from calchub.db.types import utcnow
+from calchub.errors import Invalid, LimitExceeded, NotFound, Refused
 from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
 from calchub.mail.templates import support_ticket_email
 
 log = logging.getLogger(__name__)
@@ -22,10 +27,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("open", "pending", "solved", "closed", "archived")
 # Enough for anyone asking for help; a script gone wrong cannot flood the help address.
 MAX_TICKETS_PER_DAY = 20
-
-
-class TicketError(Exception):
-    pass
+MAX_INFO_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,16 @@ def describe(base_url: str, ticket: NewTicket) -> str:
     return "\n\n".join(parts)
 
 
-async def create_ticket(hub: Hub, caller: str, ticket: NewTicket) -> int:
+async def create_ticket(hub: Hub, actor: Actor, ticket: NewTicket) -> int:
+    """Store the ticket and mail it to the help address. A ticket shows in its account's list,
+    so nobody but an admin files tickets into another account's list."""
+    caller = actor.caller
+    if not is_valid_email(ticket.email_address):
+        raise Invalid(f"invalid email_address '{ticket.email_address}'")
+    if ticket.info is not None and len(json.dumps(ticket.info)) > MAX_INFO_BYTES:
+        raise Invalid(f"info must be at most {MAX_INFO_BYTES} bytes of JSON")
+    if ticket.account_id is not None and not may_act_for_account(actor, ticket.account_id):
+        raise Refused("account_id must be the account of the API key")
     now = utcnow()
     async with hub.engine.begin() as conn:
         recent = await conn.scalar(
@@ -67,7 +78,7 @@ async def create_ticket(hub: Hub, caller: str, ticket: NewTicket) -> int:
             )
         )
         if (recent or 0) >= MAX_TICKETS_PER_DAY:
-            raise TicketError(
+            raise LimitExceeded(
                 f"at most {MAX_TICKETS_PER_DAY} support tickets a day -- please add to an "
                 "existing one"
             )
@@ -75,7 +86,7 @@ async def create_ticket(hub: Hub, caller: str, ticket: NewTicket) -> int:
         result = await conn.execute(
             insert(support_tickets)
             .values(
-                account_id=ticket.account_id,
+                account_id=ticket.account_id.lower() if ticket.account_id else None,
                 created_by=caller,
                 username=ticket.username,
                 email_address=ticket.email_address,
@@ -144,13 +155,19 @@ async def tickets_of(hub: Hub, account_id: str) -> list[dict[str, Any]]:
         return [_public(hub, row) for row in rows]
 
 
-async def ticket_for(hub: Hub, ticket_id: int, account_id: str, is_admin: bool) -> Any:
+async def ticket_for(hub: Hub, actor: Actor, ticket_id: int) -> Any:
     """One ticket as its account (or its creator, or an admin) sees it; None otherwise."""
     async with hub.engine.connect() as conn:
         row = (
             await conn.execute(select(support_tickets).where(support_tickets.c.id == ticket_id))
         ).first()
-    if row is None or not (is_admin or account_id in (row.account_id, row.created_by)):
+    if row is None:
+        return None
+    involved = actor.account_id is not None and actor.account_id in (
+        row.account_id,
+        row.created_by,
+    )
+    if not (actor.is_admin or involved):
         return None
     return _public(hub, row)
 
@@ -178,7 +195,7 @@ async def list_tickets(engine: AsyncEngine, include_closed: bool) -> list[dict[s
 
 async def set_status(engine: AsyncEngine, ticket_id: int, status: str) -> None:
     if status not in STATUSES:
-        raise TicketError(f"status must be one of {', '.join(STATUSES)}")
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
     async with engine.begin() as conn:
         changed = await conn.execute(
             update(support_tickets)
@@ -186,4 +203,4 @@ async def set_status(engine: AsyncEngine, ticket_id: int, status: str) -> None:
             .values(status=status, updated_at=utcnow())
         )
     if changed.rowcount == 0:
-        raise TicketError(f"no support ticket {ticket_id}")
+        raise NotFound(f"no support ticket {ticket_id}")

@@ -8,16 +8,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_uuid
-from calchub.db.tables import accounts, patches, project_users, projects, syncstrings
-from calchub.projects.store import WRITE_GROUPS
+from calchub.access import project_role
+from calchub.actor import Actor
+from calchub.db.tables import accounts, patches, projects, syncstrings
+from calchub.errors import Invalid, NotFound, Refused
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
 
 STRING_ID_LENGTH = 40
 NAME_LENGTH = 80
-
-
-class HistoryError(Exception):
-    """Why the history cannot be given; its text follows CoCalc's."""
 
 
 def truncated(text: str, limit: int = NAME_LENGTH) -> str:
@@ -27,7 +26,7 @@ def truncated(text: str, limit: int = NAME_LENGTH) -> str:
 
 async def _project_of(conn: AsyncConnection, string_id: Any) -> tuple[str, list[Any]]:
     if not isinstance(string_id, str) or len(string_id) != STRING_ID_LENGTH:
-        raise HistoryError("string_id must be specified and valid")
+        raise Invalid("string_id must be specified and valid")
     row = (
         await conn.execute(
             select(syncstrings.c.project_id, syncstrings.c.users).where(
@@ -36,26 +35,17 @@ async def _project_of(conn: AsyncConnection, string_id: Any) -> tuple[str, list[
         )
     ).first()
     if row is None:
-        raise HistoryError("no such syncdoc")
+        raise NotFound("no such syncdoc")
     authors = row.users if isinstance(row.users, list) else []
     return str(row.project_id), authors
 
 
-async def _check_write(
-    conn: AsyncConnection, project_id: str, account_id: str, is_admin: bool
-) -> None:
+async def _check_write(conn: AsyncConnection, actor: Actor, project_id: str) -> None:
     """Owners, collaborators and admins (CoCalc's _check_project_access)."""
     if not is_valid_uuid(project_id):
-        raise HistoryError("project_id must be specified and valid")
-    if is_admin:
-        return
-    group = await conn.scalar(
-        select(project_users.c.group).where(
-            project_users.c.project_id == project_id, project_users.c.account_id == account_id
-        )
-    )
-    if group not in WRITE_GROUPS:
-        raise HistoryError("must have write access")
+        raise Invalid("project_id must be specified and valid")
+    if not (await project_role(conn, actor, project_id)).may_write:
+        raise Refused("must have write access")
 
 
 async def _author_entries(
@@ -87,15 +77,27 @@ async def _author_entries(
 
 
 async def syncdoc_history(
-    conn: AsyncConnection, string_id: Any, account_id: str, is_admin: bool, with_patches: bool
+    hub: Hub, actor: Actor, string_id: Any, with_patches: bool
 ) -> list[dict[str, Any]]:
     """Every patch of the document, oldest first: `time_utc`, `format`, the author
     (`account_id`, `user`) and either `patch_length` or the `patch` itself (and `snapshot`
     where one was taken)."""
+    async with hub.engine.connect() as conn:
+        try:
+            return await _history(conn, actor, string_id, with_patches)
+        except (Invalid, NotFound, Refused) as exc:
+            raise type(exc)(
+                f"unable to get syncdoc history for string_id {string_id} -- {exc}"
+            ) from None
+
+
+async def _history(
+    conn: AsyncConnection, actor: Actor, string_id: Any, with_patches: bool
+) -> list[dict[str, Any]]:
     project_id, authors = await _project_of(conn, string_id)
-    await _check_write(conn, project_id, account_id, is_admin)
+    await _check_write(conn, actor, project_id)
     people = await _author_entries(conn, project_id, authors)
-    columns = [patches.c.time, patches.c.user_id, patches.c.format]
+    columns: list[Any] = [patches.c.time, patches.c.user_id, patches.c.format]
     if with_patches:
         columns += [patches.c.patch, patches.c.snapshot]
     else:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from calchub.accounts.store import account_groups, is_valid_uuid
+from calchub.accounts.store import account_groups
+from calchub.actor import Actor
+from calchub.hub import Hub
+from calchub.ids import is_valid_uuid
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, get_not_allowed, no_table, set_not_allowed
 from calchub.userquery.getter import run_get
@@ -23,9 +26,12 @@ from calchub.userquery.schema import TableSpec
 from calchub.userquery.setter import run_set
 
 
-async def run_query(caller: Caller, query: Any, options: Any, changes: Any, message_id: Any) -> Any:
+async def run_query(
+    hub: Hub, actor: Actor, query: Any, options: Any, changes: Any, message_id: Any
+) -> Any:
+    """The query's answer for `actor` (an account; admins may sudo as another)."""
     opts = read_options(options)
-    caller = await _sudo(caller, opts)
+    caller = await _sudo(Caller.of(hub, actor), opts)
     if isinstance(query, list):
         if changes and len(query) > 1:
             raise QueryError("FATAL: changefeeds only implemented for single table")
@@ -43,7 +49,8 @@ async def _sudo(caller: Caller, opts: Options) -> Caller:
         raise QueryError(f"invalid account_id -- {opts.sudo}")
     account_id = str(opts.sudo).lower()
     groups = await account_groups(caller.hub.engine, account_id)
-    return replace(caller, account_id=account_id, is_admin="admin" in groups)
+    actor = replace(caller.actor, account_id=account_id, is_admin="admin" in groups)
+    return replace(caller, actor=actor)
 
 
 async def _run_one(

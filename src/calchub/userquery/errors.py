@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from calchub.errors import DomainError
 
-class QueryError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class QueryError(DomainError):
+    """A query the engine refuses; the message is CoCalc's query engine's."""
 
 
 def no_table(table: str) -> QueryError:

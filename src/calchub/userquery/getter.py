@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.access import member_projects
 from calchub.db.tables import project_users, public_paths
-from calchub.userquery.access import check_read, member_project_ids
+from calchub.userquery.access import check_read
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, admin_only, field_not_gettable, get_not_allowed
 from calchub.userquery.output import finish
@@ -85,7 +86,7 @@ async def _scope(conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict
             project_id = await check_read(conn, caller, q["project_id"], groups)
             where.append(table.c.project_id == project_id)
         else:
-            where.append(table.c.project_id.in_(member_project_ids(caller.account_id, groups)))
+            where.append(table.c.project_id.in_(member_projects(caller.account_id, groups)))
     elif spec.scope is Scope.PROJECT_MEMBER:
         where.append(table.c.project_id == await check_read(conn, caller, _project(q), groups))
     elif spec.scope is Scope.PROJECT_ANY:
@@ -100,7 +101,7 @@ async def _scope(conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict
         where.append(table.c.project_id == project_id)
     elif spec.scope is Scope.COLLABORATORS:
         shared = select(project_users.c.account_id).where(
-            project_users.c.project_id.in_(member_project_ids(caller.account_id, groups)),
+            project_users.c.project_id.in_(member_projects(caller.account_id, groups)),
             project_users.c.group.in_(groups),
         )
         where.append(table.c.account_id.in_(shared))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.ids import is_valid_uuid
 
 _ACCOUNT_NAME = re.compile(r"^[a-z\d](?:[a-z\d]|-(?=[a-z\d])){0,38}$", re.IGNORECASE)
 _PROJECT_NAME = re.compile(r"^[.a-z\d](?:[.a-z\d]|-(?=[.a-z\d])){0,99}$", re.IGNORECASE)

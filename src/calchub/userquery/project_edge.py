@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.access import GROUPS_THAT_READ
 from calchub.db.tables import project_users
-from calchub.projects.store import READ_GROUPS
 from calchub.runtime.base import RuntimeFailure
 from calchub.userquery import users_map
 from calchub.userquery.context import Caller
@@ -35,7 +35,7 @@ async def users_maps(
         return maps
     rows = await conn.execute(
         select(project_users).where(
-            project_users.c.project_id.in_(ids), project_users.c.group.in_(READ_GROUPS)
+            project_users.c.project_id.in_(ids), project_users.c.group.in_(GROUPS_THAT_READ)
         )
     )
     for row in rows:
@@ -54,8 +54,8 @@ async def status_edge(conn: AsyncConnection, caller: Caller, rows: list[Any]) ->
     """What the runtime reports about running projects; null for the others."""
     out: list[Any] = []
     for row in rows:
-        status = None
-        if row.run_state == "running" and caller.hub.runtime_problem is None:
+        status: dict[str, Any] | None = None
+        if row.run_state == "running" and caller.hub.runtime.problem is None:
             try:
                 found = await caller.hub.runtime.status(row.project_id)
             except RuntimeFailure:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.projects.store import READ_GROUPS
+from calchub.access import GROUPS_THAT_READ
 
 if TYPE_CHECKING:
     from calchub.userquery.context import Caller
@@ -89,7 +89,7 @@ class TableSpec:
     set_fields: dict[str, Rule] = field(default_factory=dict)  # in rule order; {}: no sets
     scope: Scope = Scope.ALL
     # Who counts as a member for the scope (e.g. writers only for invite tokens).
-    read_groups: frozenset[str] = READ_GROUPS
+    read_groups: frozenset[str] = GROUPS_THAT_READ
     get_admin: bool = False
     set_admin: bool = False
     delete: bool = False

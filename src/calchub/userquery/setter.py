@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from calchub.access import GROUPS_THAT_OWN, GROUPS_THAT_WRITE
 from calchub.userquery.access import check_write
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import (
@@ -22,7 +23,7 @@ from calchub.userquery.schema import Rule, SetContext, TableSpec
 from calchub.userquery.values import check_length, to_column, to_uuid
 
 _FREE_RULES = (Rule.ACCOUNT_ID, Rule.PROJECT_WRITE)
-_PROJECT_RULES = {Rule.PROJECT_WRITE: ("owner", "collaborator"), Rule.PROJECT_OWNER: ("owner",)}
+_PROJECT_RULES = {Rule.PROJECT_WRITE: GROUPS_THAT_WRITE, Rule.PROJECT_OWNER: GROUPS_THAT_OWN}
 
 
 def _prepare(caller: Caller, spec: TableSpec, query: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.access import project_role
 from calchub.db.tables import syncstrings
-from calchub.projects.store import WRITE_GROUPS
-from calchub.userquery.access import check_write, group_of
+from calchub.ids import is_valid_uuid
+from calchub.userquery.access import check_write
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, admin_only
 
@@ -55,9 +55,7 @@ async def project_of_string(conn: AsyncConnection, string_id: Any) -> str | None
 
 
 async def may_write_project(conn: AsyncConnection, caller: Caller, project_id: str) -> bool:
-    if caller.is_admin:
-        return True
-    return await group_of(conn, project_id, caller.account_id) in WRITE_GROUPS
+    return (await project_role(conn, caller.actor, project_id)).may_write
 
 
 async def check_sync_string(conn: AsyncConnection, caller: Caller, query: dict[str, Any]) -> None:

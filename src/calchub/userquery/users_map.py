@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.ids import is_valid_uuid
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.merge import deep_merge
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String
 
-from calchub.accounts.store import is_valid_uuid
 from calchub.db.types import UtcDateTime
+from calchub.ids import is_valid_uuid
 from calchub.userquery.errors import QueryError
 
 # PostgreSQL's integer ranges; asyncpg refuses larger values before the database sees them.

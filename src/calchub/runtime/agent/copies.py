@@ -175,8 +175,9 @@ def op_rsync_send(
             os.close(pinned)
     assert proc.stderr is not None
     stderr = bytearray()
+    watched: list[Any] = [proc.stderr, conn]
     while True:
-        ready = select.select([proc.stderr, conn], [], [])[0]
+        ready = select.select(watched, [], [])[0]
         if conn in ready and hub_gone(conn):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -98,7 +98,7 @@ def own_user_namespace() -> bool:
 def new_pid_namespace_for_children() -> bool:
     """Make our next child PID 1 of a new PID namespace."""
     with _sys_admin():
-        return _libc.unshare(CLONE_NEWPID) == 0
+        return bool(_libc.unshare(CLONE_NEWPID) == 0)
 
 
 def back_to_own_pid_namespace(own: int) -> None:

@@ -8,11 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.access import project_role
 from calchub.db.tables import file_access_log, file_use, patches
+from calchub.ids import is_valid_uuid
 from calchub.projects.file_activity import log_file_access, mark_project_used
-from calchub.projects.store import WRITE_GROUPS
-from calchub.userquery.access import group_of
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError
 from calchub.userquery.json_dates import as_time
@@ -106,9 +105,9 @@ async def _file_use_times(ctx: GetContext) -> dict[str, Any]:
     project_id, account_id, path = (query.get(k) for k in ("project_id", "account_id", "path"))
     if project_id is None or account_id is None or path is None:
         raise QueryError("project_id, account_id, and path must all be specified")
-    allowed = is_valid_uuid(project_id) and (
-        ctx.caller.is_admin
-        or await group_of(ctx.conn, str(project_id).lower(), ctx.caller.account_id) in WRITE_GROUPS
+    allowed = (
+        is_valid_uuid(project_id)
+        and (await project_role(ctx.conn, ctx.caller.actor, str(project_id).lower())).may_write
     )
     if not allowed:
         raise QueryError("Error: user does not have read access to the given project")

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from calchub.accounts.store import is_valid_uuid
 from calchub.db.tables import projects, site_licenses
+from calchub.ids import is_valid_uuid
 from calchub.licenses.search import matching_licenses
 from calchub.licenses.store import count_projects, running_usage, using
 from calchub.userquery.errors import QueryError

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from calchub.accounts.store import is_valid_uuid
 from calchub.db.tables import site_licenses
+from calchub.ids import is_valid_uuid
 from calchub.licenses.store import (
     applied_to,
     count_projects,

@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from calchub.access import GROUPS_THAT_WRITE
 from calchub.db.tables import mentions, project_invite_tokens, project_log
-from calchub.projects.store import WRITE_GROUPS
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.schema import Rule, Scope, SetContext, TableSpec
@@ -42,7 +42,7 @@ PROJECT_INVITE_TOKENS = TableSpec(
         "usage_limit": Rule.ALLOW,
     },
     scope=Scope.MEMBER_PROJECTS,
-    read_groups=WRITE_GROUPS,
+    read_groups=GROUPS_THAT_WRITE,
     default_options=[{"order_by": "-created"}],
     on_set=_check_token,
 )

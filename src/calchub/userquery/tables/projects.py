@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import project_users, projects
-from calchub.projects.scheduler import ACTIONS, request_action
+from calchub.projects.duties import ACTIONS, request_action
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.merge import deep_merge

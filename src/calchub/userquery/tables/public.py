@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import Table, func, select
 
+from calchub.access import member_projects
 from calchub.db.tables import project_users, projects, public_paths
-from calchub.userquery.access import member_project_ids
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.names import public_path_name_problem
@@ -30,7 +30,7 @@ def _visible(table: Table, caller: Caller) -> list[Any]:
     if caller.is_admin:
         return []
     return [
-        table.c.disabled.is_(False) | table.c.project_id.in_(member_project_ids(caller.account_id))
+        table.c.disabled.is_(False) | table.c.project_id.in_(member_projects(caller.account_id))
     ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.store import is_valid_uuid
+from calchub.access import GROUPS_THAT_WRITE
 from calchub.db.tables import (
     cursors,
     eval_inputs,
@@ -19,9 +19,9 @@ from calchub.db.tables import (
     patches,
     syncstrings,
 )
+from calchub.ids import is_valid_uuid
 from calchub.projects.awaken import awaken_project
 from calchub.projects.file_activity import log_file_access
-from calchub.projects.store import WRITE_GROUPS
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError
 from calchub.userquery.json_dates import as_time
@@ -113,7 +113,7 @@ SYNCSTRINGS = TableSpec(
     # The check names the project; the scope repeats it so no row of another project can
     # ever match, whatever the filters.
     scope=Scope.PROJECT_MEMBER,
-    read_groups=WRITE_GROUPS,
+    read_groups=GROUPS_THAT_WRITE,
     json_fields=frozenset({"save", "init", "settings"}),
     json_dates={"init": frozenset({"time"})},
     computed={"string_id": string_id_of},
@@ -165,7 +165,7 @@ RECENT_SYNCSTRINGS_IN_PROJECT = TableSpec(
         "doctype": None,
     },
     scope=Scope.PROJECT_MEMBER,
-    read_groups=WRITE_GROUPS,
+    read_groups=GROUPS_THAT_WRITE,
     remove_from_query=frozenset({"max_age_m"}),
     query_where=_recently_active,
     check_get=check_sync_project,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from calchub.api.registry import NON_API_EVENTS, MessageDef, NoIdRequest, Request, define
+from calchub.api.v1.registry import NON_API_EVENTS, MessageDef, NoIdRequest, Request, define
 
 Short = Annotated[str, Field(max_length=1024)]
 Text = Annotated[str, Field(max_length=100_000)]

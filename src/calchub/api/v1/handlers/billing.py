@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from calchub.api.call import Call
-from calchub.api.errors import HandlerError
-from calchub.api.messages import BILLING_EVENTS
-from calchub.api.registry import handles
-
-NOT_CONFIGURED = "billing is not configured on this server"
+from calchub import billing
+from calchub.api.v1.call import Call
+from calchub.api.v1.messages import BILLING_EVENTS
+from calchub.api.v1.registry import handles
 
 
 async def billing_not_configured(call: Call, msg: Any) -> dict[str, Any]:
-    raise HandlerError(NOT_CONFIGURED)
+    billing.not_configured()
 
 
 # Available upgrades come from billing subscriptions, so they answer the same.

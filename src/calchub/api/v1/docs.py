@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-import calchub.api.handlers  # noqa: F401  (so implemented events are known)
-from calchub.api.registry import DEFINITIONS, status
+import calchub.api.v1.handlers  # noqa: F401  (so implemented events are known)
+from calchub.api.v1.registry import DEFINITIONS, status
 
 HEADER = """# CoCalc HTTP API v1: events and their status
 

@@ -15,8 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from calchub.api.errors import InvalidParameters
-from calchub.api.registry import Request
+from calchub.api.errors import ProtocolError
+from calchub.api.v1.registry import Request
+
+
+class InvalidParameters(ProtocolError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid parameters '{reason}'")
+
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}

@@ -1,20 +1,22 @@
-"""The one registry of API messages.
+"""The one registry of v1 messages.
 
-Every v1 event is declared once (in `calchub.api.messages`) as a `MessageDef`: its name, request
-model, response event, description and examples. Domain modules attach handlers with
-`@handles("<event>")`. Validation, the status page and the reference docs all read from here.
+Every v1 event is declared once (in `calchub.api.v1.messages`) as a `MessageDef`: its name,
+request model, response event, description and examples. Handler modules attach handlers
+with `@handles("<event>")`. Validation, the status page and the reference docs all read from
+here. A handler returns the fields of its reply; the endpoint adds the declared response
+event (a `Reply` names another event where the message has more than one answer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from calchub.api.call import Call
+    from calchub.api.v1.call import Call
 
 
 class Request(BaseModel):
@@ -30,8 +32,17 @@ class NoIdRequest(Request):
     has_id: ClassVar[bool] = False
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A reply with an event other than the declared one (e.g. `account_creation_failed`)."""
+
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
 R = TypeVar("R", bound=Request)
-Handler = Callable[["Call", Any], Awaitable[dict[str, Any]]]
+Fields = dict[str, Any]
+Handler = Callable[["Call", Any], Awaitable[Fields | Reply]]
 
 
 @dataclass(frozen=True)

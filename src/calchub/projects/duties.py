@@ -1,5 +1,4 @@
-"""Background duties of every hub: stop idle projects, carry out `action_request`s and
-start due copies.
+"""The projects' scheduled duties: stop idle projects and carry out `action_request`s.
 
 Each duty is claimed with a conditional UPDATE, so with several hubs on one database every
 project is stopped, and every request carried out, exactly once."""
@@ -14,13 +13,12 @@ from sqlalchemy import select, update
 
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
-from calchub.files.copy_worker import start_due_copies
 from calchub.hub import Hub
 from calchub.projects.lifecycle import project_spec, restart_project, start_project, stop_project
 from calchub.projects.store import get_project
 from calchub.runtime import RuntimeFailure
 
-log = logging.getLogger("calchub.scheduler")
+log = logging.getLogger("calchub.projects")
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -141,13 +139,3 @@ async def _perform(hub: Hub, project_id: str, action: str) -> None:
         project = await get_project(conn, project_id)
     if project is not None:
         await start_project(hub, project)
-
-
-async def scheduler_loop(hub: Hub, interval_s: float) -> None:
-    while True:
-        for duty in (run_action_requests, stop_idle_projects, start_due_copies):
-            try:
-                await duty(hub)
-            except Exception:
-                log.exception("scheduled duty %s failed", duty.__name__)
-        await hub.sleep_or_wake(interval_s)

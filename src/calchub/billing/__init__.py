@@ -1,1 +1,0 @@
-"""Billing (Stripe): this server has no payment backend."""
