@@ -1,0 +1,46 @@
+"""KeyedLocks: one holder per key at a time, and nothing kept once a key is unused."""
+
+from __future__ import annotations
+
+import asyncio
+
+from calchub.locks import KeyedLocks
+
+
+async def test_one_holder_per_key_and_an_empty_table_after() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def hold(key: str, name: str, release: asyncio.Event) -> None:
+        async with locks.hold(key):
+            order.append(f"{name} in")
+            await release.wait()
+            order.append(f"{name} out")
+
+    first, second, other = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    tasks = [
+        asyncio.create_task(hold("a", "first", first)),
+        asyncio.create_task(hold("a", "second", second)),
+        asyncio.create_task(hold("b", "other", other)),
+    ]
+    await asyncio.sleep(0)
+    assert order == ["first in", "other in"]  # "second" waits for "first", not for "b"
+    assert len(locks) == 2
+    first.set()
+    other.set()
+    second.set()
+    await asyncio.gather(*tasks)
+    assert order.index("second in") > order.index("first out")
+    assert len(locks) == 0
+
+
+async def test_a_failing_holder_releases_its_key() -> None:
+    locks = KeyedLocks()
+    try:
+        async with locks.hold("a"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert len(locks) == 0
+    async with locks.hold("a"):
+        assert len(locks) == 1

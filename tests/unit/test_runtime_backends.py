@@ -1,0 +1,35 @@
+"""Choosing the runtime backend by name, as the `runtime` setting does."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from calchub.runtime import LocalRuntime, RuntimeOptions, build_runtime
+from calchub.runtime.backends import UnknownBackend, backend_class
+from calchub.runtime.fake import FakeRuntime
+
+
+def test_names_and_dotted_paths(tmp_path: Path) -> None:
+    # Socket paths must stay short, so the runtime folder does not live in tmp_path.
+    with tempfile.TemporaryDirectory(prefix="/tmp/crb-") as short:
+        options = RuntimeOptions(tmp_path, Path(short), sandbox=False)
+        local = build_runtime("local", options)
+    assert isinstance(local, LocalRuntime) and not local.sandboxed
+    assert isinstance(build_runtime("fake", options), FakeRuntime)
+    assert backend_class("calchub.runtime.fake:FakeRuntime") is FakeRuntime
+
+
+@pytest.mark.parametrize(
+    "name", ["docker", "calchub.runtime.fake:Nope", "no.such.module:X", "calchub.hub:Hub"]
+)
+def test_unknown_backends_are_refused_with_a_reason(name: str) -> None:
+    with pytest.raises(UnknownBackend):
+        backend_class(name)
+
+
+def test_the_fake_runtime_can_always_run_projects(tmp_path: Path) -> None:
+    runtime = build_runtime("fake", RuntimeOptions(tmp_path, tmp_path))
+    assert runtime.check() is None and runtime.problem is None
