@@ -4,6 +4,8 @@ they send and the sign-up that turns an email invitation into membership."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -85,6 +87,22 @@ def _invites_to(smtp: SmtpSink, address: str) -> list[Received]:
         if address.lower() in (a.lower() for a in m.envelope_to)
         and m.message["X-Calchub-Category"] == "invite"
     ]
+
+
+def verify_address(api: ApiClient, smtp: SmtpSink, address: str) -> None:
+    """Follow the newest verification link mailed to `address`, as its owner would."""
+    deadline = time.monotonic() + 10
+    links: list[str] = []
+    while not links and time.monotonic() < deadline:
+        for received in smtp.messages:
+            if address.lower() in (a.lower() for a in received.envelope_to):
+                part = received.message.get_body(("plain",))
+                text = str(part.get_content()) if part else ""
+                links += re.findall(r"\S+/auth/verify\?\S+", text)
+        if not links:
+            time.sleep(0.05)
+    assert links, f"no verification link was mailed to {address}"
+    assert api.http.get(links[-1]).status_code == 200
 
 
 def _html(received: Received) -> str:
@@ -689,6 +707,9 @@ def test_noncloud_invite_then_sign_up(
     )
     assert len(_invites_to(smtp, first)) == 1
     newcomer = make_user(email=first)
+    # Signing up with the address is not enough: its owner must follow the mailed link.
+    assert newcomer.account_id not in _members(db, project)
+    verify_address(api, smtp, first)
     assert _members(db, project)[newcomer.account_id] == "collaborator"
     left = db.execute(
         select(account_creation_actions).where(account_creation_actions.c.email_address == first)
@@ -699,6 +720,7 @@ def test_noncloud_invite_then_sign_up(
 def test_noncloud_existing_account_added_directly(
     api: ApiClient, owner: User, project: str, user: User, smtp: SmtpSink, db: Database
 ) -> None:
+    verify_address(api, smtp, user.email)
     other = _fresh_address()
     reply = api.call(
         "invite_noncloud_collaborators",
@@ -721,8 +743,8 @@ def test_noncloud_existing_account_added_directly(
     assert mail.message["Subject"] == "Come along"
 
 
-def test_noncloud_email_change_claims_invitation(
-    api: ApiClient, owner: User, project: str, user: User, db: Database
+def test_noncloud_email_change_claims_invitation_once_confirmed(
+    api: ApiClient, owner: User, project: str, user: User, db: Database, smtp: SmtpSink
 ) -> None:
     address = _fresh_address()
     assert (
@@ -735,11 +757,60 @@ def test_noncloud_email_change_claims_invitation(
         {"account_id": user.account_id, "new_email_address": address, "password": user.password},
     )
     assert reply.event == "changed_email_address" and not reply.get("error"), reply.body
+    assert user.account_id not in _members(db, project)
+    verify_address(api, smtp, address)
     assert _members(db, project)[user.account_id] == "collaborator"
 
 
+def test_claiming_an_invited_address_grants_nothing(
+    api: ApiClient,
+    owner: User,
+    project: str,
+    make_user: MakeUser,
+    db: Database,
+    smtp: SmtpSink,
+) -> None:
+    """Whoever sets an invited address on their own account, by signing up with it or by
+    changing to it, must not become a member: only the mailbox's owner can confirm it."""
+    victim_address, squatted = _fresh_address(), _fresh_address()
+    assert _noncloud(api, owner.api_key, project, victim_address).event == (
+        "invite_noncloud_collaborators_resp"
+    )
+    attacker = make_user()
+    reply = api.call(
+        "change_email_address",
+        attacker.api_key,
+        {
+            "account_id": attacker.account_id,
+            "new_email_address": victim_address,
+            "password": attacker.password,
+        },
+    )
+    assert reply.event == "changed_email_address" and not reply.get("error"), reply.body
+    assert attacker.account_id not in _members(db, project)
+    # The pending invitation is still there for the address's real owner.
+    pending = db.execute(
+        select(account_creation_actions).where(
+            account_creation_actions.c.email_address == victim_address
+        )
+    )
+    assert len(pending) == 1
+    # An account holding an unconfirmed address is not "an existing account" either: the
+    # address gets an invitation email instead of a direct add.
+    squatter = make_user(email=squatted)
+    reply = _noncloud(api, owner.api_key, project, squatted)
+    assert reply["mesg"] == f"Invited {squatted} to collaborate on a project.", reply.body
+    assert squatter.account_id not in _members(db, project)
+    assert len(_invites_to(smtp, squatted)) == 1
+
+
 def test_expired_invitation_is_not_applied(
-    api: ApiClient, owner: User, project: str, db: Database, make_user: MakeUser
+    api: ApiClient,
+    owner: User,
+    project: str,
+    db: Database,
+    make_user: MakeUser,
+    smtp: SmtpSink,
 ) -> None:
     address = _fresh_address()
     assert (
@@ -752,6 +823,7 @@ def test_expired_invitation_is_not_applied(
         .values(expire=utcnow() - timedelta(minutes=1))
     )
     newcomer = make_user(email=address)
+    verify_address(api, smtp, address)
     assert newcomer.account_id not in _members(db, project)
 
 

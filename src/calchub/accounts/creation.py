@@ -6,7 +6,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from calchub.errors import Invalid
 from calchub.hub import Hub
 from calchub.ids import new_id
 from calchub.logs import log_event
-from calchub.mail import welcome_email
+from calchub.mail import verify_address_email, welcome_email
 from calchub.projects.collaborators import run_creation_actions
 
 log = logging.getLogger("calchub.accounts")
@@ -184,8 +184,8 @@ async def create_account(
     email = new.email_address.lower() if new.email_address else None
     password_hash = await hash_password(new.password) if new.password else None
     account_id = new_id()
-    verify_token = random_base62(16).lower()
     now = utcnow()
+    verify_token, challenge = email_challenge(email, now) if email else (None, None)
     api_key: str | None = None
     try:
         async with hub.engine.begin() as conn:
@@ -209,15 +209,7 @@ async def create_account(
                     created=now,
                     created_by=ip,
                     sign_up_usage_intent=new.usage_intent,
-                    email_address_challenge=(
-                        {
-                            "email": email,
-                            "token_hash": digest(verify_token),
-                            "time": now.isoformat(),
-                        }
-                        if email
-                        else None
-                    ),
+                    email_address_challenge=challenge,
                 )
             )
             if get_api_key:
@@ -230,20 +222,31 @@ async def create_account(
     except IntegrityError:
         # Another request registered the same address between our check and insert.
         raise CreationFailed({"email_address": "This e-mail address is already taken."}) from None
-    await run_creation_actions(hub.engine, account_id, email)
-    if email and welcome:
+    # Invitations waiting for this address are carried out once the account proves that it
+    # owns the address (verify_email), never merely because it claims it.
+    if email and verify_token and welcome:
         await send_welcome(hub, email, verify_token)
     return Created(account_id=account_id, api_key=api_key)
 
 
+def email_challenge(email: str, now: datetime) -> tuple[str, dict[str, str]]:
+    """A fresh verification token for `email`, and the challenge that stores its digest."""
+    token = random_base62(16).lower()
+    return token, {"email": email, "token_hash": digest(token), "time": now.isoformat()}
+
+
+def verify_url(hub: Hub, email: str, token: str) -> str:
+    query = urlencode({"email": email, "token": token})
+    return f"{hub.settings.resolved_site_url}/auth/verify?{query}"
+
+
 async def send_welcome(hub: Hub, email: str, verify_token: str) -> None:
     site = await hub.site.all()
-    query = urlencode({"email": email, "token": verify_token})
     message = welcome_email(
         to=email,
         site_name=site["site_name"],
         dns=site["dns"],
-        verify_url=f"{hub.settings.resolved_site_url}/auth/verify?{query}",
+        verify_url=verify_url(hub, email, verify_token),
         from_addr=site["organization_email"],
         from_name=site["organization_name"],
     )
@@ -253,8 +256,25 @@ async def send_welcome(hub: Hub, email: str, verify_token: str) -> None:
         log.exception("could not send the welcome email to a new account")
 
 
+async def send_verification(hub: Hub, email: str, verify_token: str) -> None:
+    """Ask the owner of a newly set address to confirm it."""
+    site = await hub.site.all()
+    message = verify_address_email(
+        to=email,
+        site_name=site["site_name"],
+        verify_url=verify_url(hub, email, verify_token),
+        from_addr=site["organization_email"],
+        from_name=site["organization_name"],
+    )
+    try:
+        await hub.mailer.send(message)
+    except Exception:
+        log.exception("could not send an address verification email")
+
+
 async def verify_email(hub: Hub, email: str, token: str) -> bool:
-    """Confirm an address with the token from the welcome email."""
+    """Confirm an address with the token from the welcome (or change) email, then carry out
+    what invitations to that address promised."""
     email = email.lower()
     async with hub.engine.begin() as conn:
         row = (
@@ -282,4 +302,5 @@ async def verify_email(hub: Hub, email: str, token: str) -> bool:
             .where(accounts.c.account_id == row.account_id)
             .values(email_address_verified=verified, email_address_challenge=None)
         )
+    await run_creation_actions(hub.engine, row.account_id, email)
     return True

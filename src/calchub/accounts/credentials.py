@@ -6,7 +6,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from calchub.access import may_act_for_account
-from calchub.accounts.creation import has_control_characters
+from calchub.accounts.creation import email_challenge, has_control_characters, send_verification
 from calchub.accounts.keys import revoke_all_api_keys
 from calchub.accounts.passwords import hash_password, password_problem, verify_password
 from calchub.accounts.store import get_account, is_valid_email
@@ -15,7 +15,6 @@ from calchub.db.tables import accounts, auth_tokens, password_reset
 from calchub.errors import Conflict, Invalid, Refused
 from calchub.hub import Hub
 from calchub.logs import log_event
-from calchub.projects.collaborators import run_creation_actions
 
 EMAIL_TAKEN = "email_already_taken"
 
@@ -76,7 +75,8 @@ async def change_email_address(
         raise Refused("invalid_password")
     if account.email_address == new_email:
         return
-    values: dict[str, object] = {"email_address": new_email}
+    verify_token, challenge = email_challenge(new_email, actor.now)
+    values: dict[str, object] = {"email_address": new_email, "email_address_challenge": challenge}
     if account.password_hash is None and password and password_problem(password) is None:
         values["password_hash"] = await hash_password(password)
     try:
@@ -103,7 +103,8 @@ async def change_email_address(
             )
     except IntegrityError:
         raise Conflict(EMAIL_TAKEN) from None
-    await run_creation_actions(hub.engine, caller, new_email)
+    # Invitations to the new address wait until its owner confirms it (verify_email).
+    await send_verification(hub, new_email, verify_token)
 
 
 async def unlink_passport(

@@ -40,10 +40,15 @@ class AccountRow:
     banned: bool
     deleted: bool
     passports: dict[str, Any] | None
+    # Addresses the account has confirmed through a mailed link: {address: when}.
+    verified_emails: dict[str, Any]
 
     @property
     def is_admin(self) -> bool:
         return "admin" in self.groups
+
+    def has_verified(self, email: str) -> bool:
+        return email.lower() in self.verified_emails
 
 
 _COLUMNS = (
@@ -56,6 +61,7 @@ _COLUMNS = (
     accounts.c.banned,
     accounts.c.deleted,
     accounts.c.passports,
+    accounts.c.email_address_verified,
 )
 
 
@@ -70,6 +76,7 @@ def _row(row: Any) -> AccountRow:
         banned=bool(row.banned),
         deleted=bool(row.deleted),
         passports=row.passports,
+        verified_emails=dict(row.email_address_verified or {}),
     )
 
 

@@ -5,7 +5,12 @@ from calchub.mail.factory import mailer_from_settings
 from calchub.mail.message import Email
 from calchub.mail.outbox import OutboxMailer, list_messages
 from calchub.mail.smtp import SmtpMailer
-from calchub.mail.templates import invite_email, password_reset_email, welcome_email
+from calchub.mail.templates import (
+    invite_email,
+    password_reset_email,
+    verify_address_email,
+    welcome_email,
+)
 
 __all__ = [
     "Email",
@@ -17,5 +22,6 @@ __all__ = [
     "list_messages",
     "mailer_from_settings",
     "password_reset_email",
+    "verify_address_email",
     "welcome_email",
 ]

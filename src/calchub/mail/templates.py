@@ -15,6 +15,7 @@ from calchub.mail.message import Email
 PASSWORD_RESET_CATEGORY = "password_reset"  # noqa: S105 - a category tag, not a secret
 INVITE_CATEGORY = "invite"
 WELCOME_CATEGORY = "welcome"
+VERIFY_CATEGORY = "verify_address"
 SUPPORT_TICKET_CATEGORY = "support_ticket"
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -124,6 +125,42 @@ def welcome_email(
         from_addr=from_addr,
         from_name=from_name,
         category=WELCOME_CATEGORY,
+    )
+
+
+def verify_address_email(
+    *,
+    to: str,
+    site_name: str,
+    verify_url: str,
+    from_addr: str,
+    from_name: str | None,
+) -> Email:
+    """Sent to an address an account has just switched to, to confirm the account owns it."""
+    text = (
+        f"Your {site_name} account now uses this email address.\n\n"
+        "Please confirm it by opening this link:\n"
+        f"{verify_url}\n\n"
+        "If you did not ask for this, ignore this message: the address stays unconfirmed.\n\n"
+        f"-- {site_name}\n"
+    )
+    html = _document(
+        [
+            f"<p>Your {escape(site_name)} account now uses this email address.</p>",
+            f"<p>Please confirm it by opening this link:<br>{_link(verify_url)}</p>",
+            "<p>If you did not ask for this, ignore this message: the address stays "
+            "unconfirmed.</p>",
+            f"<p>&mdash; {escape(site_name)}</p>",
+        ]
+    )
+    return Email(
+        to=to,
+        subject=f"Confirm your email address for {site_name}",
+        text=text,
+        html=html,
+        from_addr=from_addr,
+        from_name=from_name,
+        category=VERIFY_CATEGORY,
     )
 
 

@@ -207,14 +207,17 @@ def parse_recipients(to: str) -> list[str]:
 
 
 async def invite_by_email(hub: Hub, invitation: Invitation, recipients: list[str]) -> list[str]:
-    """Add recipients who have an account; invite the others to sign up. Returns the
-    addresses that were added directly."""
+    """Add recipients whose account has confirmed the address; invite the others (to sign
+    up, or to confirm the address they set). Returns the addresses added directly.
+
+    An account that merely claims an address gets nothing: anyone can set any address on
+    their own account, and only the mailbox's owner can follow the mailed link."""
     added: list[str] = []
     subject = invite_subject(invitation, default="CoCalc Invitation")
     for address in recipients:
         async with hub.engine.connect() as conn:
             account = await get_account_by_email(conn, address)
-        if account is not None and not account.deleted:
+        if account is not None and not account.deleted and account.has_verified(address):
             await add_member(hub.engine, invitation.project_id, account.account_id)
             added.append(address)
             continue
