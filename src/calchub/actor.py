@@ -32,6 +32,11 @@ class Actor:
         return cls(account_id=None, is_admin=True)
 
     @property
+    def signed_in(self) -> bool:
+        """Whether a key stands behind the request (an account's or a project's)."""
+        return self.account_id is not None or self.project_id is not None
+
+    @property
     def caller(self) -> str:
         """The caller's account id; every operation but the public ones needs one."""
         if self.account_id is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import uuid
 
 from tests.harness import ApiClient, Server
@@ -222,3 +223,52 @@ def test_non_json_constants_are_rejected(api: ApiClient, admin_key: str) -> None
         )
         assert reply.status == 400
         assert reply["error"].startswith("invalid JSON body: ")
+
+
+def _raw_request(server: Server, head: str, body_start: bytes, wait_s: float = 5.0) -> bytes:
+    """Send the headers and only the start of a body, then read what comes back."""
+    host, port = server.url.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=wait_s) as conn:
+        conn.sendall(head.encode() + b"\r\n\r\n" + body_start)
+        while b"\r\n\r\n" not in answer or not _complete(answer):
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def _complete(answer: bytes) -> bool:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":", 1)[1])
+    return True
+
+
+def test_a_keyless_request_is_refused_before_its_body_is_read(server: Server) -> None:
+    """A sender without a key announces 9 MB and sends 10 bytes: the refusal comes at once,
+    without waiting for (let alone parsing) the rest."""
+    head = (
+        "POST /api/v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 9000000"
+    )
+    answer = _raw_request(server, head, b"[1,2,3,4,5")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"You must provide authentication via an API key." in answer
+    wrong = head + "\r\nAuthorization: Bearer sk_wrongwrongwrongwrongwrong"
+    answer = _raw_request(server, wrong, b"[1,2,3,4,5")
+    assert b"No account found. Is your API key wrong?" in answer
+
+
+def test_anonymous_bodies_are_small(api: ApiClient) -> None:
+    body = {"project_id": str(uuid.uuid4()), "path": "x" * 70_000}
+    reply = api.call("public_get_text_file", "", body)
+    assert reply.status == 413
+    assert reply["error"] == "request body too large (limit 65536 bytes)"
+    reply = api.call("public_get_text_file", "", {"project_id": str(uuid.uuid4()), "path": "a"})
+    assert reply.status == 200 and reply.event == "error"

@@ -1,7 +1,12 @@
-"""Reading and parsing request bodies (JSON or form), with a size limit, for every edge."""
+"""Reading and parsing request bodies (JSON or form), with a size limit, for every edge.
+
+Edges authenticate before they read a body, so a caller without a key never makes the server
+read (let alone parse) more than ANONYMOUS_LIMIT bytes; bodies larger than PARSE_INLINE are
+parsed on a worker thread, so one large body never stalls every other request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,6 +14,19 @@ from starlette.requests import Request
 
 from calchub.api.errors import ProtocolError
 from calchub.api.forms import FormError, parse_form
+
+# Public requests (no key) carry a project id and a path, nothing more.
+ANONYMOUS_LIMIT = 64 * 1024
+PARSE_INLINE = 64 * 1024
+
+
+async def read_request(request: Request, limit: int) -> tuple[Any, bool]:
+    """The request's body, parsed (see parse_body), read up to `limit` bytes."""
+    raw = await read_body(request, limit)
+    content_type = request.headers.get("content-type", "")
+    if len(raw) <= PARSE_INLINE:
+        return parse_body(content_type, raw)
+    return await asyncio.to_thread(parse_body, content_type, raw)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

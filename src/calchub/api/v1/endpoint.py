@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from calchub.api.auth import authenticate
-from calchub.api.bodies import parse_body, read_body
+from calchub.api.bodies import ANONYMOUS_LIMIT, read_request
 from calchub.api.errors import ProtocolError
 from calchub.api.responses import json_response
 from calchub.api.v1.call import Call
@@ -41,11 +41,11 @@ async def handle_v1(request: Request) -> Response:
 
 async def _handle(hub: Hub, request: Request) -> Response:
     event = request.url.path.rsplit("/", 1)[-1]
-    raw = await read_body(request, hub.settings.max_body_bytes)
-    body, from_form = parse_body(request.headers.get("content-type", ""), raw)
-
     defn = DEFINITIONS.get(event)
+    # The key is checked before the body is read: a caller without one costs next to nothing.
     actor = await authenticate(hub, request, public=defn is not None and defn.public)
+    limit = hub.settings.max_body_bytes if actor.signed_in else ANONYMOUS_LIMIT
+    body, from_form = await read_request(request, min(limit, hub.settings.max_body_bytes))
     if defn is None:
         if event in NON_API_EVENTS:
             raise ProtocolError(f"endpoint '{event}' is not part of the HTTP API")
