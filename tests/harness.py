@@ -192,6 +192,9 @@ class Server:
             "CALCHUB_RUNTIME_ROOT": str(runtime_root),
             "CALCHUB_PROJECTS_ROOT": str(self.projects_root),
             "CALCHUB_SCHEDULER_INTERVAL_S": "1",
+            # The tests stand in for a proxy on this machine to give requests client
+            # addresses of their choosing (per-IP limits).
+            "CALCHUB_FORWARDED_ALLOW_IPS": "127.0.0.1",
         }
         if smtp_url:
             self.env["CALCHUB_SMTP_URL"] = smtp_url

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, help="request body limit (default 10 MB)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument(
-        "--forwarded-allow-ips", help="proxies whose X-Forwarded-For is trusted (default 127.0.0.1)"
+        "--forwarded-allow-ips",
+        help="proxies whose X-Forwarded-For is trusted, comma separated (default: none)",
     )
     serve.add_argument("--projects-root", help="project homes (default <data-dir>/projects)")
     serve.add_argument(
@@ -143,6 +144,7 @@ def _serve(settings: Settings) -> None:
 
     from calchub.admin import ensure_admin
     from calchub.app import build_app
+    from calchub.http_protocol import head_deadline_protocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -167,8 +169,11 @@ def _serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         lifespan="on",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Client addresses come from X-Forwarded-For only behind proxies the operator named.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        http=head_deadline_protocol(settings.header_timeout_s),
+        timeout_keep_alive=int(settings.keep_alive_timeout_s),
     )
 
 

@@ -26,7 +26,12 @@ class Settings:
     site_url: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Proxies whose X-Forwarded-For is believed (comma separated; "*" trusts everyone).
-    forwarded_allow_ips: str = "127.0.0.1"
+    # None by default: any local process could otherwise claim any client address.
+    forwarded_allow_ips: str = ""
+    # A request's head must arrive within this many seconds (slow senders are cut off).
+    header_timeout_s: float = 10.0
+    # Idle keep-alive connections are closed after this many seconds.
+    keep_alive_timeout_s: float = 5.0
     log_level: str = "info"
     # Project homes; empty means data_dir/projects.
     projects_root: str = ""
