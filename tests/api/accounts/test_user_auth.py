@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from calchub.db.tables import (
     accounts,
@@ -284,3 +286,51 @@ def test_user_auth_bad_parameters(api: ApiClient, user: User) -> None:
     )
     # None of that counted as a failed attempt.
     assert auth_ok(api, user, user, user.password)
+
+
+def test_concurrent_guesses_are_verified_one_at_a_time(
+    api: ApiClient, make_user: MakeUser, db: Database
+) -> None:
+    """16 guesses sent at once, the right one among them: at most one is checked, the rest
+    are locked out, so the right password cannot win a race against the lockout."""
+    target, attacker = make_user(), make_user()
+    guesses = [f"wrong-{n}" for n in range(15)] + [target.password]
+
+    def guess(password: str) -> Any:
+        return api.call(
+            "user_auth", attacker.api_key, {"account_id": target.account_id, "password": password}
+        )
+
+    with ThreadPoolExecutor(max_workers=len(guesses)) as pool:
+        replies = list(pool.map(guess, guesses))
+    verdicts = [reply.get("error") or reply.event for reply in replies]
+    assert verdicts.count(LOCKED) >= len(guesses) - 1, verdicts
+    checked = [v for v in verdicts if v != LOCKED]
+    # Whichever guess was checked first, every other one was refused unseen.
+    assert len(checked) <= 1, verdicts
+    rows = db.execute(
+        select(user_auth_failures).where(user_auth_failures.c.target_id == target.account_id)
+    )
+    assert len(rows) == (0 if checked == ["user_auth_token"] else 1)
+
+
+def test_many_callers_cannot_keep_guessing_one_account(
+    api: ApiClient, make_user: MakeUser, db: Database
+) -> None:
+    target = make_user()
+    callers = [make_user() for _ in range(21)]
+    answers = [
+        api.call(
+            "user_auth", c.api_key, {"account_id": target.account_id, "password": "nope-nope"}
+        ).get("error")
+        for c in callers
+    ]
+    assert answers[:20] == ["incorrect password"] * 20
+    assert answers[20] == "too many failed attempts for this account; try again later"
+    # The account's owner is not locked out of their own account by strangers.
+    reply = api.call(
+        "user_auth", target.api_key, {"account_id": target.account_id, "password": target.password}
+    )
+    assert reply.event == "user_auth_token", reply.body
+    failures = user_auth_failures.c
+    db.execute(delete(user_auth_failures).where(failures.target_id == target.account_id))
