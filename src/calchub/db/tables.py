@@ -8,6 +8,7 @@ their SHA-256 digest, which is enough to look them up and useless to a reader of
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 from calchub.db.types import Json, UtcDateTime
@@ -160,6 +162,15 @@ registration_tokens = Table(
     Column("disabled", Boolean, nullable=False, default=False),
 )
 
+# Named counters advanced with one atomic UPDATE ... RETURNING, so that hubs sharing the
+# database never hand out the same value (e.g. "project_uid").
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 server_settings = Table(
     "server_settings",
     metadata,
@@ -223,6 +234,8 @@ projects = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     # A short name, unique (case-insensitively) among the projects of its owner.
     Column("name", String(100), nullable=True),
+    # The owner (also in project_users), here so the database can enforce unique names.
+    Column("owner_id", String(UUID_LEN), nullable=True),
     # {NAME: value} of extra environment variables.
     Column("env", Json, nullable=True),
     # {account_id: {timestamp, message}} of requests to join.
@@ -242,6 +255,14 @@ projects = Table(
     Column("action_state", String(16), nullable=True),
     Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
     Index("ix_projects_action_state", "action_state"),
+)
+Index(
+    "ix_projects_owner_name",
+    projects.c.owner_id,
+    func.lower(projects.c.name),
+    unique=True,
+    sqlite_where=projects.c.name.is_not(None) & (projects.c.name != ""),
+    postgresql_where=projects.c.name.is_not(None) & (projects.c.name != ""),
 )
 
 project_users = Table(

@@ -6,17 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from calchub.db.tables import project_users, projects
+from calchub.db.tables import counters, project_users, projects
 from calchub.db.types import utcnow
 from calchub.ids import new_id
 
 # Project uids come from a range far above ordinary system and login users.
 UID_BASE = 1_000_000
-UID_ATTEMPTS = 20
+UID_COUNTER = "project_uid"
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,19 @@ async def member_upgrades(conn: AsyncConnection, project_id: str) -> list[dict[s
     return [row.upgrades for row in rows if row.upgrades]
 
 
+async def next_uid(conn: AsyncConnection) -> int:
+    """The next project uid, from a counter every hub advances atomically."""
+    uid = await conn.scalar(
+        update(counters)
+        .where(counters.c.name == UID_COUNTER)
+        .values(value=counters.c.value + 1)
+        .returning(counters.c.value)
+    )
+    if uid is None:
+        raise RuntimeError("the project uid counter is missing (run `calchub db upgrade`)")
+    return max(UID_BASE, int(uid))
+
+
 async def insert_project(
     engine: AsyncEngine,
     *,
@@ -101,40 +113,34 @@ async def insert_project(
     compute_image: str,
     site_license: dict[str, Any] | None,
 ) -> str:
-    """Insert a project owned by `owner`, allocating the next free uid (retrying when another
-    hub took the same one at the same moment)."""
+    """Insert a project owned by `owner` with a uid of its own."""
     project_id = new_id()
-    for _ in range(UID_ATTEMPTS):
-        now = utcnow()
-        try:
-            async with engine.begin() as conn:
-                highest = await conn.scalar(select(func.max(projects.c.uid)))
-                uid = max(UID_BASE, (highest or UID_BASE - 1) + 1)
-                await conn.execute(
-                    insert(projects).values(
-                        project_id=project_id,
-                        title=title,
-                        description=description,
-                        compute_image=compute_image,
-                        created=now,
-                        last_edited=now,
-                        site_license=site_license,
-                        deleted=False,
-                        uid=uid,
-                        run_state="opened",
-                        run_state_time=now,
-                    )
-                )
-                await conn.execute(
-                    insert(project_users).values(
-                        project_id=project_id,
-                        account_id=owner,
-                        group="owner",
-                        hide=False,
-                        added=now,
-                    )
-                )
-            return project_id
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not allocate a uid for the new project")
+    now = utcnow()
+    async with engine.begin() as conn:
+        uid = await next_uid(conn)
+        await conn.execute(
+            insert(projects).values(
+                project_id=project_id,
+                title=title,
+                description=description,
+                compute_image=compute_image,
+                created=now,
+                last_edited=now,
+                site_license=site_license,
+                deleted=False,
+                uid=uid,
+                owner_id=owner,
+                run_state="opened",
+                run_state_time=now,
+            )
+        )
+        await conn.execute(
+            insert(project_users).values(
+                project_id=project_id,
+                account_id=owner,
+                group="owner",
+                hide=False,
+                added=now,
+            )
+        )
+    return project_id
