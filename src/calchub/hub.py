@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import hosttools
 from calchub.config import Settings
 from calchub.db.engine import create_engine, migrate
 from calchub.mail import Mailer, mailer_from_settings
@@ -30,6 +31,8 @@ class Hub:
     runtime: ProjectRuntime
     # Why projects cannot run here (no sandbox), or None when they can.
     runtime_problem: str | None = None
+    # Why copies between projects cannot run here (no rsync), or None when they can.
+    copy_problem: str | None = None
     aggregator: Aggregator = field(default_factory=Aggregator)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -54,13 +57,20 @@ class Hub:
 
     def check_runtime(self) -> None:
         """Decide (once, at server start) whether projects can run, and say so loudly."""
+        self.copy_problem = hosttools.copy_problem()
+        if self.copy_problem:
+            log.warning("%s; projects still run", self.copy_problem)
         if self.settings.unsandboxed_projects:
             return
         assert isinstance(self.runtime, LocalRuntime)
-        check = self.runtime.check_available()
-        if not check.available:
+        # Named here by the package that ships each program, before the runtime's own probe.
+        reason = hosttools.sandbox_tools_problem()
+        if reason is None:
+            check = self.runtime.check_available()
+            reason = None if check.available else check.reason
+        if reason is not None:
             self.runtime_problem = (
-                f"projects cannot run on this server: {check.reason}; an operator may start "
+                f"projects cannot run on this server: {reason}; an operator may start "
                 "it with --unsandboxed-projects to run them without isolation"
             )
             log.error("%s", self.runtime_problem)
