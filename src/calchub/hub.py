@@ -15,6 +15,7 @@ from calchub import hosttools
 from calchub.config import Settings
 from calchub.db.engine import create_engine, migrate
 from calchub.mail import Mailer, mailer_from_settings
+from calchub.metrics import CountingMailer
 from calchub.projects.aggregate import Aggregator
 from calchub.runtime import LocalRuntime, ProjectRuntime
 from calchub.site import SiteSettings
@@ -46,7 +47,10 @@ class Hub:
         except BaseException:
             await engine.dispose()
             raise
-        mailer = mailer_from_settings(settings.smtp_url or None, settings.data_dir)
+        mailer = CountingMailer(
+            mailer_from_settings(settings.smtp_url or None, settings.data_dir),
+            "smtp" if settings.smtp_url.strip() else "outbox",
+        )
         runtime = LocalRuntime(
             settings.resolved_projects_root,
             settings.resolved_runtime_root,
