@@ -80,9 +80,7 @@ def _serve_parser(sub: Any) -> None:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--smtp-url", help="smtp[s]://user:pass@host:port (env CALCHUB_SMTP_URL)")
-    serve.add_argument(
-        "--site-url", help="public URL used in email links (env CALCHUB_SITE_URL)"
-    )
+    serve.add_argument("--site-url", help="public URL used in email links (env CALCHUB_SITE_URL)")
     serve.add_argument(
         "--url-prefix",
         help="serve under this path too, e.g. /calchub, and put it into links "
@@ -280,8 +278,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) ->
     widths = [max([len(h), *(len(line[i]) for line in cells)]) for i, h in enumerate(header)]
     lines = [header, *cells]
     return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
 
 

@@ -26,9 +26,7 @@ def shown_database_url(settings: Settings) -> str:
 
 
 def describe(settings: Settings) -> str:
-    return (
-        f"data folder {settings.data_dir.resolve()}, database {shown_database_url(settings)}"
-    )
+    return f"data folder {settings.data_dir.resolve()}, database {shown_database_url(settings)}"
 
 
 def sqlite_path(settings: Settings) -> Path | None:
