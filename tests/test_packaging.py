@@ -74,7 +74,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves(tmp_path: Path) -> None
     )
     try:
         assert server.stdout is not None
-        lines = []
+        lines: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = server.stdout.readline()

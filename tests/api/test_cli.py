@@ -106,7 +106,7 @@ def query(url: str, loop: Loop, statement: Any) -> list[Any]:
 def account_count(url: str, loop: Loop) -> int:
     if "accounts" not in table_names(url, loop):
         return 0
-    return query(url, loop, text("SELECT count(*) FROM accounts"))[0][0]
+    return int(query(url, loop, text("SELECT count(*) FROM accounts"))[0][0])
 
 
 def dump_database(url: str, loop: Loop) -> str:
@@ -254,7 +254,7 @@ def new_email() -> str:
 
 
 def create(site: Site, *extra: str, email: str | None = None) -> dict[str, Any]:
-    return site.cli_json(
+    created: dict[str, Any] = site.cli_json(
         "admin",
         "create-account",
         "--email",
@@ -266,6 +266,7 @@ def create(site: Site, *extra: str, email: str | None = None) -> dict[str, Any]:
         "--init",
         *extra,
     )
+    return created
 
 
 # --- admin create-account ---------------------------------------------------------------
