@@ -187,7 +187,8 @@ class CountingMailer:
     async def send(self, email: Email) -> None:
         try:
             await self.inner.send(email)
-        except BaseException:
+        except Exception:
+            # A cancelled send (shutdown) is no failure of the transport: not counted.
             MAIL_FAILED.labels(self.transport).inc()
             raise
         MAIL_SENT.labels(self.transport).inc()
