@@ -47,7 +47,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        access_log=args.log_level == "debug",
+        access_log=True,
         lifespan="on",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",

@@ -79,8 +79,8 @@ class ServerProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            # Uvicorn accepts connections only once this is printed (after startup).
-            if "Uvicorn running on" in line:
+            # Each server prints its line once it accepts connections (after startup).
+            if "Uvicorn running on" in line or "calchub listening on" in line:
                 self._ready.set()
         self._ended.set()
 

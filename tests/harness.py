@@ -220,9 +220,8 @@ class Server:
             self.output.append(line)
             if "API key" in line:
                 admin_key = line.strip().rsplit(" ", 1)[-1]
-            # Uvicorn binds its socket after the application's startup: only this line
-            # means connections are accepted.
-            if "Uvicorn running on" in line:
+            # Printed once the application has started on its (already bound) socket.
+            if "calchub listening on" in line:
                 break
         else:
             raise RuntimeError("calchub serve did not start:\n" + "".join(self.output))
@@ -260,7 +259,7 @@ class Server:
         return result
 
     def cli_json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args).stdout)
+        return json.loads(self.cli(*args, "--json").stdout)
 
 
 class Database:

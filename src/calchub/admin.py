@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from calchub.accounts.creation import CreationFailed, NewAccount, create_account
 from calchub.accounts.keys import create_api_key, list_api_keys, revoke_api_key
@@ -99,6 +99,59 @@ async def describe_api_keys(hub: Hub, account_id: str | None) -> list[dict[str, 
         }
         for k in keys
     ]
+
+
+async def find_accounts(
+    hub: Hub, query: str | None = None, *, admins_only: bool = False, deleted: bool = False
+) -> list[dict[str, Any]]:
+    """Accounts, oldest first; `query` matches a part of the email address or either name,
+    or the start of the account id, case-insensitively."""
+    stmt = select(
+        accounts.c.account_id,
+        accounts.c.email_address,
+        accounts.c.first_name,
+        accounts.c.last_name,
+        accounts.c.groups,
+        accounts.c.banned,
+        accounts.c.deleted,
+        accounts.c.created,
+        accounts.c.last_active,
+    ).order_by(accounts.c.created, accounts.c.account_id)
+    if not deleted:
+        stmt = stmt.where(accounts.c.deleted.is_(False))
+    if query:
+        needle = query.strip().lower()
+        stmt = stmt.where(
+            or_(
+                *(
+                    func.lower(column).contains(needle, autoescape=True)
+                    for column in (
+                        accounts.c.email_address,
+                        accounts.c.first_name,
+                        accounts.c.last_name,
+                    )
+                ),
+                accounts.c.account_id.startswith(needle, autoescape=True),
+            )
+        )
+    async with hub.engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    found = [
+        {
+            "account_id": row.account_id,
+            "email_address": row.email_address,
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "admin": "admin" in (row.groups or []),
+            "banned": bool(row.banned),
+            "deleted": bool(row.deleted),
+            "created": row.created.isoformat(),
+            "last_active": row.last_active.isoformat() if row.last_active else None,
+        }
+        for row in rows
+    ]
+    # The groups column is JSON, whose containment tests differ between the two databases.
+    return [a for a in found if a["admin"]] if admins_only else found
 
 
 async def ensure_admin(hub: Hub) -> dict[str, Any] | None:

@@ -6,18 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import calchub.api.v1.handlers  # noqa: F401  (registers the handlers)
-from calchub import __version__
+from calchub import __version__, metrics
 from calchub.accounts.creation import verify_email
 from calchub.api.responses import json_response
 from calchub.api.support_page import ticket_page
 from calchub.api.v1.endpoint import handle_v1
+from calchub.api.v1.registry import DEFINITIONS
 from calchub.config import Settings
+from calchub.health import healthz, readyz
 from calchub.hub import Hub
+from calchub.prefix import UrlPrefix
 from calchub.scheduler import DUTIES, scheduler_loop
 
 
@@ -52,5 +56,14 @@ def build_app(settings: Settings) -> Starlette:
         Route("/support/tickets/{ticket_id}", ticket_page, methods=["GET"]),
         # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Each v1 event is its own route in the metrics; unknown names share one label.
+    metrics.name_route("/api/v1/{rest:path}", "rest", DEFINITIONS, "/api/v1/{event}")
+    middleware = [
+        Middleware(UrlPrefix, prefix=settings.url_prefix),
+        Middleware(metrics.MetricsMiddleware),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

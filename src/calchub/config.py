@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -33,6 +34,12 @@ class Settings:
     # Idle keep-alive connections are closed after this many seconds.
     keep_alive_timeout_s: float = 5.0
     log_level: str = "info"
+    # "text" (one line per record) or "json" (one JSON object per line, for log shippers).
+    log_format: str = "text"
+    # Serve under this path (e.g. "/calchub") as well as at the root, and put it into links.
+    url_prefix: str = ""
+    # Bearer token that opens /metrics to other hosts; without it only loopback may scrape.
+    metrics_token: str = ""
     # Project homes; empty means data_dir/projects.
     projects_root: str = ""
     # Per-project sockets and state; empty means /run/calchub as root, else data_dir/run.
@@ -66,12 +73,16 @@ class Settings:
 
     @property
     def resolved_site_url(self) -> str:
-        if self.site_url:
-            return self.site_url.rstrip("/")
-        return f"http://{self.host}:{self.port}"
+        """The public base of every link calchub writes, its URL prefix included."""
+        base = self.site_url.rstrip("/") if self.site_url else f"http://{self.host}:{self.port}"
+        if self.url_prefix and not urlsplit(base).path.endswith(self.url_prefix):
+            base += self.url_prefix
+        return base
 
 
 _ENV_PREFIX = "CALCHUB_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -104,10 +115,14 @@ def load_settings(
     config_path = flags.pop("config", None) or env.get(f"{_ENV_PREFIX}CONFIG")
     if config_path:
         with open(config_path, "rb") as fh:
-            for key, value in tomllib.load(fh).items():
-                if key not in known:
-                    raise ValueError(f"unknown setting {key!r} in {config_path}")
-                values[key] = _coerce(key, value)
+            try:
+                document = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{config_path} is not valid TOML: {exc}") from None
+        for key, value in document.items():
+            if key not in known:
+                raise ValueError(_unknown_name(key, config_path, known))
+            values[key] = _coerce(key, value)
     for name in known:
         env_value = env.get(_ENV_PREFIX + name.upper())
         if env_value:
@@ -115,4 +130,28 @@ def load_settings(
     for name, value in flags.items():
         if name in known:
             values[name] = _coerce(name, value)
-    return replace(Settings(), **values)
+    return _checked(replace(Settings(), **values))
+
+
+def _unknown_name(key: str, config_path: str, known: set[str]) -> str:
+    message = f"unknown setting {key!r} in {config_path}"
+    if (spelled := key.strip().lower().replace("-", "_")) in known:
+        message += f" (did you mean {spelled!r}?)"
+    # The dataclass order groups related settings, which reads better than sorting.
+    names = [f.name for f in fields(Settings)]
+    return f"{message}; valid names: {', '.join(names)}"
+
+
+def _checked(settings: Settings) -> Settings:
+    """Refuse values the server would only trip over later, and normalise the URL prefix."""
+    level = settings.log_level.lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    if settings.log_format not in LOG_FORMATS:
+        raise ValueError(
+            f"log_format must be one of {', '.join(LOG_FORMATS)}, not {settings.log_format!r}"
+        )
+    prefix = settings.url_prefix.strip().strip("/")
+    if any(c in prefix for c in "?#%{} ") or "//" in prefix:
+        raise ValueError(f"url_prefix must be a plain path such as /calchub, not {prefix!r}")
+    return replace(settings, log_level=level, url_prefix=f"/{prefix}" if prefix else "")

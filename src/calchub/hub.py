@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import hosttools
 from calchub.config import Settings
 from calchub.db.engine import create_engine, migrate
 from calchub.locks import KeyedLocks
 from calchub.mail import Mailer, mailer_from_settings
+from calchub.metrics import CountingMailer
 from calchub.projects.aggregate import Aggregator
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
@@ -29,6 +31,8 @@ class Hub:
     mailer: Mailer
     site: SiteSettings
     runtime: ProjectRuntime
+    # Why copies between projects cannot run here (no rsync), or None when they can.
+    copy_problem: str | None = None
     aggregator: Aggregator = field(default_factory=Aggregator)
     # One start at a time per project on this hub (the runtime serialises across hubs).
     start_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -46,7 +50,10 @@ class Hub:
         except BaseException:
             await engine.dispose()
             raise
-        mailer = mailer_from_settings(settings.smtp_url or None, settings.data_dir)
+        mailer = CountingMailer(
+            mailer_from_settings(settings.smtp_url or None, settings.data_dir),
+            "smtp" if settings.smtp_url.strip() else "outbox",
+        )
         options = RuntimeOptions(
             projects_root=settings.resolved_projects_root,
             runtime_root=settings.resolved_runtime_root,
@@ -61,6 +68,9 @@ class Hub:
 
     def check_runtime(self) -> None:
         """Decide (once, at server start) whether projects can run, and say so loudly."""
+        self.copy_problem = hosttools.copy_problem()
+        if self.copy_problem:
+            log.warning("%s; projects still run", self.copy_problem)
         if problem := self.runtime.check():
             log.error("%s", problem)
 

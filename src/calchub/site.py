@@ -26,7 +26,7 @@ class SettingDef:
 SETTINGS: dict[str, SettingDef] = {
     s.name: s
     for s in [
-        SettingDef("site_name", "Name of the site, used in emails.", "CoCalc"),
+        SettingDef("site_name", "Name of the site, used in emails.", "calchub"),
         SettingDef("dns", "Host name of the site, used in emails (default: from site_url).", None),
         SettingDef("organization_name", "Sender name of emails.", "calchub"),
         SettingDef(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, func, inspect, select, text
 
+from calchub import __version__
+from calchub.cli import build_parser
 from calchub.db.engine import create_engine
 from tests.harness import (
     PG_ADMIN_URL,
@@ -102,7 +106,7 @@ def query(url: str, loop: Loop, statement: Any) -> list[Any]:
 def account_count(url: str, loop: Loop) -> int:
     if "accounts" not in table_names(url, loop):
         return 0
-    return query(url, loop, text("SELECT count(*) FROM accounts"))[0][0]
+    return int(query(url, loop, text("SELECT count(*) FROM accounts"))[0][0])
 
 
 def dump_database(url: str, loop: Loop) -> str:
@@ -156,8 +160,8 @@ class ServeProcess:
             if line is None:
                 raise AssertionError("calchub serve exited:\n" + self.output)
             self.lines.append(line)
-            # Uvicorn accepts connections only once this is printed (after startup).
-            if "Uvicorn running on" in line:
+            # Printed once the application has started on its (already bound) socket.
+            if "calchub listening on" in line:
                 return
 
     @property
@@ -198,7 +202,7 @@ class Site:
         return result
 
     def cli_json(self, *args: str) -> Any:
-        lines = self.cli(*args).stdout.splitlines()
+        lines = self.cli(*args, "--json").stdout.splitlines()
         assert len(lines) == 1, lines
         return json.loads(lines[0])
 
@@ -250,7 +254,7 @@ def new_email() -> str:
 
 
 def create(site: Site, *extra: str, email: str | None = None) -> dict[str, Any]:
-    return site.cli_json(
+    created: dict[str, Any] = site.cli_json(
         "admin",
         "create-account",
         "--email",
@@ -259,8 +263,10 @@ def create(site: Site, *extra: str, email: str | None = None) -> dict[str, Any]:
         "Ada",
         "--last-name",
         "Lovelace",
+        "--init",
         *extra,
     )
+    return created
 
 
 # --- admin create-account ---------------------------------------------------------------
@@ -302,7 +308,10 @@ def test_create_account_options_take_effect_over_http(site: Site) -> None:
 
 
 def test_create_account_rejects_bad_input_and_creates_nothing(site: Site) -> None:
-    base = ["admin", "create-account", "--first-name", "A", "--last-name", "B", "--api-key"]
+    base = [
+        *("admin", "create-account", "--first-name", "A", "--last-name", "B", "--api-key"),
+        "--init",
+    ]
     assert "not a valid email address" in site.cli_fails(*base, "--email", "not-an-email")
     messages = site.cli_all_fail(
         [*base, "--email", new_email(), "--password", "short"],
@@ -359,8 +368,8 @@ def test_api_key_create_list_and_revoke(site: Site) -> None:
     results = run_cli_together(
         site.env,
         [
-            ["admin", "api-key", "list", "--account-id", first["account_id"]],
-            ["admin", "api-key", "list"],
+            ["admin", "api-key", "list", "--account-id", first["account_id"], "--json"],
+            ["admin", "api-key", "list", "--json"],
         ],
     )
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
@@ -395,7 +404,7 @@ def test_api_key_create_list_and_revoke(site: Site) -> None:
 
 
 def test_settings_show_change_and_reset(site: Site) -> None:
-    settings = site.cli_json("admin", "setting")
+    settings = site.cli_json("admin", "setting", "--init")
     assert settings["email_signup"] == "yes"
     assert settings["account_creation"] == "any"
     assert {"site_name", "help_email", "account_creation_ip_limit"} <= set(settings)
@@ -421,8 +430,13 @@ def test_settings_show_change_and_reset(site: Site) -> None:
 
 
 def test_db_upgrade_creates_the_schema_and_is_repeatable(site: Site) -> None:
-    for _ in range(2):
-        assert site.cli_json("db", "upgrade") == {"database": "up to date"}
+    refused = site.cli_fails("db", "upgrade")
+    assert "--init" in refused and str(site.data_dir) in refused
+    assert not site.data_dir.exists()
+    for args in (["--init"], []):
+        upgraded = site.cli_json("db", "upgrade", *args)
+        assert upgraded == {"database": "up to date", "revision": upgraded["revision"]}
+        assert upgraded["revision"]
         tables = set(table_names(site.database_url, site.loop))
         assert {"accounts", "api_keys", "server_settings", "alembic_version"} <= tables
         versions = query(site.database_url, site.loop, text("SELECT * FROM alembic_version"))
@@ -436,8 +450,8 @@ def test_unusable_database_is_reported_without_a_traceback(tmp_path: Path) -> No
     results = run_cli_together(
         env,
         [
-            ["db", "upgrade", "--database-url", missing],
-            ["db", "upgrade", "--database-url", "mysql://localhost/calchub"],
+            ["db", "upgrade", "--init", "--database-url", missing],
+            ["db", "upgrade", "--init", "--database-url", "mysql://localhost/calchub"],
         ],
     )
     messages = [assert_failed_cleanly(result) for result in results]
@@ -544,3 +558,227 @@ def test_no_plaintext_secret_is_stored(site: Site) -> None:
         assert secret not in stored
     count = query(site.database_url, site.loop, select(func.count()).select_from(text("api_keys")))
     assert count[0][0] == 2
+
+
+# --- the command line itself --------------------------------------------------------------
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: str = "calchub") -> Iterator[Any]:
+    """(path, parser, help text) of every command below `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield f"{path} {name}", sub, helps.get(name)
+                yield from _subcommands(sub, f"{path} {name}")
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+def test_version_help_and_a_description_for_every_command(tmp_path: Path) -> None:
+    env = clean_env()
+    version = run_cli(env, "--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"calchub {__version__}")
+    for args in ([], ["admin"], ["admin", "api-key"], ["db"]):
+        bare = run_cli(env, *args)
+        assert bare.returncode == 0, bare.stderr
+        assert bare.stdout.startswith(f"usage: calchub {' '.join(args)}".rstrip()), bare.stdout
+        assert "commands:" in bare.stdout
+    assert not (tmp_path / "calchub-data").exists()
+
+    commands = list(_subcommands(build_parser()))
+    assert {"calchub serve", "calchub admin accounts find", "calchub admin backup"} <= {
+        path for path, _, _ in commands
+    }
+    for path, parser, summary in commands:
+        assert summary and "\n" not in summary, f"{path} has no one-line description"
+        assert parser.description, path
+        leaf = not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+        if path.startswith(("calchub admin", "calchub db")) and leaf:
+            offered = _options(parser)
+            serve_only = {"--host", "--port", "--smtp-url", "--site-url", "--log-level"}
+            assert not offered & serve_only, (path, offered & serve_only)
+            assert {"--data-dir", "--database-url", "--config"} <= offered, path
+    docs_help = run_cli(env, "docs", "--help").stdout
+    assert "--output" in docs_help and "default docs/api.md" in docs_help
+    serve_help = run_cli(env, "serve", "--help").stdout
+    for flag in ("--log-level", "--log-format", "--url-prefix", "--forwarded-allow-ips"):
+        assert flag in serve_help
+
+
+def test_admin_commands_name_the_site_and_never_create_one_unasked(
+    tmp_path: Path, fresh_database_url: str, loop: Loop
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = clean_env()
+    commands = [
+        ["admin", "api-key", "list"],
+        ["admin", "accounts", "list"],
+        ["admin", "create-account", "--email", "a@b.org", "--first-name", "A", "--last-name", "B"],
+        ["admin", "setting"],
+        ["db", "upgrade"],
+    ]
+    for args in commands:
+        result = subprocess.run(
+            [*CLI, *args], env=env, cwd=elsewhere, capture_output=True, text=True, check=False
+        )
+        message = assert_failed_cleanly(result)
+        folder = elsewhere / "calchub-data"
+        assert f"calchub: using data folder {folder}, database sqlite:///" in message
+        assert f"no data folder {folder}" in message and "--init" in message
+        assert list(elsewhere.iterdir()) == [], args
+
+    # The same against the test database: named (password hidden), refused while empty.
+    site_env = clean_env(
+        CALCHUB_DATA_DIR=str(tmp_path / "data"), CALCHUB_DATABASE_URL=fresh_database_url
+    )
+    message = assert_failed_cleanly(run_cli(site_env, "admin", "accounts", "list"))
+    assert "no calchub database at" in message
+    assert account_count(fresh_database_url, loop) == 0
+
+    created = run_cli(site_env, "admin", "accounts", "list", "--init")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == "No accounts.\n"
+    assert created.stderr.startswith(f"calchub: using data folder {tmp_path / 'data'}")
+    again = run_cli(site_env, "admin", "accounts", "list")
+    assert again.returncode == 0 and again.stdout == "No accounts.\n", again.stderr
+
+
+def test_accounts_list_and_find_as_tables_and_json(site: Site) -> None:
+    boss = create(site, "--admin", email="Boss.Person@example.org")
+    ada = create(site)
+    lines = site.cli("admin", "accounts", "list").stdout.splitlines()
+    assert lines[0].split() == [
+        *("ACCOUNT", "ID", "EMAIL", "NAME", "ADMIN", "BANNED", "CREATED", "LAST", "ACTIVE")
+    ]
+    assert [line.split()[0] for line in lines[1:]] == [boss["account_id"], ada["account_id"]]
+    assert lines[1].split()[1:5] == ["boss.person@example.org", "Ada", "Lovelace", "yes"]
+    assert lines[2].split()[4] == "no"
+
+    admins = site.cli_json("admin", "accounts", "list", "--admins")
+    assert [(a["account_id"], a["admin"], a["banned"]) for a in admins] == [
+        (boss["account_id"], True, False)
+    ]
+    assert set(admins[0]) >= {"email_address", "first_name", "last_name", "created"}
+    for query in ("BOSS.p", "person@", boss["account_id"][:8]):
+        found = site.cli_json("admin", "accounts", "find", query)
+        assert [a["account_id"] for a in found] == [boss["account_id"]], query
+    assert len(site.cli_json("admin", "accounts", "find", "lovelace")) == 2
+    assert site.cli_json("admin", "accounts", "find", "%") == []
+    assert site.cli("admin", "accounts", "find", "nobody-like-this").stdout == "No accounts.\n"
+
+    site.cli("admin", "ban", ada["account_id"])
+    banned = site.cli("admin", "accounts", "find", ada["account_id"]).stdout.splitlines()
+    assert banned[1].split()[5] == "yes"
+
+
+def test_api_key_list_is_a_table_by_default(site: Site) -> None:
+    owner = create(site, "--api-key")
+    text = site.cli("admin", "api-key", "create", owner["account_id"], "--name", "ci box").stdout
+    assert text.startswith(f"New API key for account {owner['account_id']}, shown only now: sk_")
+    lines = site.cli("admin", "api-key", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "ACCOUNT", "ID", "PREFIX", "NAME", "CREATED", "LAST", "USED"]
+    assert len(lines) == 3
+    assert "ci box" in lines[2] and owner["api_key"][:7] in lines[1]
+    assert not API_KEY.search("\n".join(lines))
+    revoked = site.cli("admin", "api-key", "revoke", lines[2].split()[0]).stdout
+    assert revoked == f"Revoked API key {lines[2].split()[0]}.\n"
+
+
+def test_a_second_server_on_a_busy_port_says_so_and_announces_nothing(site: Site) -> None:
+    server, _, _ = site.serve()
+    second = ServeProcess(site.env, "--port", str(server.port))
+    try:
+        second.process.wait(timeout=60)
+    finally:
+        second.stop()
+    time.sleep(0.2)  # the reader thread collects the last lines
+    output = "".join(iter_queue(second))
+    assert second.process.returncode == 1, output
+    assert f"calchub: cannot listen on 127.0.0.1:{server.port}: address already in use" in output
+    assert "listening" not in output and "Created the admin account" not in output
+    assert "Traceback" not in output
+
+
+def iter_queue(serve: ServeProcess) -> Iterator[str]:
+    while True:
+        try:
+            line = serve._queue.get(timeout=5)
+        except queue.Empty:
+            return
+        if line is None:
+            return
+        yield line
+
+
+def test_config_file_errors_list_the_valid_names(tmp_path: Path) -> None:
+    config = tmp_path / "calchub.toml"
+    config.write_text('data-dir = "/srv/calchub"\n')
+    for args in (["serve"], ["admin", "accounts", "list"]):
+        message = assert_failed_cleanly(run_cli(clean_env(), *args, "--config", str(config)))
+        assert "unknown setting 'data-dir'" in message
+        assert "did you mean 'data_dir'?" in message
+        assert "valid names: host, port, data_dir, database_url" in message
+        assert "url_prefix" in message and "metrics_token" in message
+    config.write_text('log_format = "xml"\n')
+    message = assert_failed_cleanly(run_cli(clean_env(), "serve", "--config", str(config)))
+    assert "log_format must be one of text, json" in message
+
+
+def test_json_logs_with_an_access_log_that_keeps_query_strings_out(site: Site) -> None:
+    port = free_port()
+    serve = ServeProcess(site.env, "--port", str(port), "--log-format", "json")
+    try:
+        serve.wait_started()
+        api = ApiClient(f"http://127.0.0.1:{port}")
+        try:
+            assert serve.api_key is not None
+            assert api.call("ping", serve.api_key).event == "pong"
+            api.http.get("/auth/verify", params={"email": "a@b.c", "token": "secret-token"})
+        finally:
+            api.close()
+    finally:
+        serve.stop()
+    time.sleep(0.2)
+    lines = [*serve.lines, *iter_queue(serve)]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records and {"time", "level", "logger", "message"} <= set(records[0])
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert [(r["method"], r["path"], r["status"]) for r in access] == [
+        ("POST", "/api/v1/ping", 200),
+        ("GET", "/auth/verify", 400),
+    ]
+    assert all(r["level"] == "info" for r in access)
+    assert "secret-token" not in "".join(lines)
+
+
+def test_missing_tools_are_named_with_the_package_that_ships_them(
+    site: Site, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        (bin_dir / "bwrap").symlink_to(bwrap)
+    port = free_port()
+    serve = ServeProcess({**site.env, "PATH": str(bin_dir)}, "--port", str(port))
+    try:
+        serve.wait_started()
+        api = ApiClient(f"http://127.0.0.1:{port}")
+        try:
+            assert serve.api_key is not None
+            assert api.call("ping", serve.api_key).event == "pong"
+        finally:
+            api.close()
+    finally:
+        serve.stop()
+    output = serve.output
+    assert "rsync is not installed (Debian: apt-get install rsync)" in output
+    assert "projects still run" in output
+    missing = "bwrap is not installed (Debian: apt-get install bubblewrap)"
+    if bwrap:
+        missing = "setpriv is not installed (Debian: apt-get install util-linux)"
+    assert missing in output

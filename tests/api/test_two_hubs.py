@@ -68,13 +68,16 @@ def test_concurrent_renames_never_give_one_owner_a_name_twice(
             for _ in range(8)
         ]
         name = f"same-{uuid.uuid4().hex[:8]}"
+
+        def rename(n: int, pid: str) -> Any:
+            # Names are not case sensitive: NAME and name clash.
+            wanted = name.upper() if n else name
+            query = {"projects": {"project_id": pid, "name": wanted}}
+            return (api if n % 2 else other).call("query", user.api_key, {"query": query})
+
         replies = _in_threads(
             [
-                lambda n=n, pid=pid: (api if n % 2 else other).call(
-                    "query",
-                    user.api_key,
-                    {"query": {"projects": {"project_id": pid, "name": name.upper() if n else name}}},
-                )
+                lambda n=n, pid=pid: rename(n, pid)
                 for n, pid in enumerate(ids)
             ]
         )

@@ -93,6 +93,17 @@ async def _migrate(engine: AsyncEngine, revision: str) -> None:
         await conn.run_sync(_upgrade, revision)
 
 
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The schema revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
 @asynccontextmanager
 async def _file_lock(path: Path) -> AsyncIterator[None]:
     handle = path.open("a")

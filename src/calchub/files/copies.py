@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from calchub.actor import Actor
-from calchub.errors import Conflict, Failed, Invalid, NotFound, Refused, TimedOut
+from calchub.errors import Conflict, Failed, Invalid, NotFound, Refused, TimedOut, Unavailable
 from calchub.files import copy_worker, copying
 from calchub.files.copying import HISTORY_PATTERN, CopyFilter, CopyJob, CopyNotFinished
 from calchub.files.public import require_public
@@ -78,8 +78,14 @@ async def wait_for_copy(hub: Hub, copy_id: str) -> None:
         raise Failed(error)
 
 
+def _require_copies(hub: Hub) -> None:
+    if hub.copy_problem:
+        raise Unavailable(hub.copy_problem)
+
+
 async def copy_between_projects(hub: Hub, actor: Actor, order: CopyOrder) -> str:
     """Record the copy for a hub to carry out; its id."""
+    _require_copies(hub)
     if not is_valid_uuid(order.src_project_id):
         raise Invalid(f"src_project_id='{order.src_project_id}' not valid")
     if not is_valid_uuid(order.target_project_id):
@@ -107,6 +113,7 @@ async def copy_between_projects(hub: Hub, actor: Actor, order: CopyOrder) -> str
 
 async def copy_public_path(hub: Hub, actor: Actor, order: CopyOrder) -> None:
     """Copy a public path of any project into one the caller writes to, and wait for it."""
+    _require_copies(hub)
     target = order.target_project_id
     if not await may_use(hub, actor, target, write=True):
         raise Refused(f"user must have write access to target project {target}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from calchub import metrics
 from calchub.actor import Actor
 from calchub.errors import Failed, Invalid
 from calchub.hub import Hub
@@ -70,7 +72,10 @@ async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> 
 
     async def run() -> Any:
         spec = await ensure_running(hub, project, site)
-        return await hub.runtime.exec(spec, request)
+        began = time.monotonic()
+        result = await hub.runtime.exec(spec, request)
+        metrics.observe_exec(time.monotonic() - began, result.exit_code == 0)
+        return result
 
     try:
         if cmd.aggregate is None:

@@ -108,9 +108,11 @@ def check_host() -> SandboxCheck:
     Python, and a trial sandbox that actually starts."""
     if os.geteuid() != 0:
         return SandboxCheck(False, "sandboxing needs root (to run each project as its own uid)")
-    for tool in ("bwrap", "setpriv"):
+    # The Debian package that ships each program.
+    for tool, package in (("bwrap", "bubblewrap"), ("setpriv", "util-linux")):
         if shutil.which(tool) is None:
-            return SandboxCheck(False, f"{tool} is not installed (apt-get install -y bubblewrap)")
+            reason = f"{tool} is not installed (Debian: apt-get install {package})"
+            return SandboxCheck(False, reason)
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return SandboxCheck(False, f"{SYSTEM_PYTHON} is missing; the project agent runs on it")
     probe = [
