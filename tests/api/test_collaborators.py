@@ -248,6 +248,41 @@ def test_add_by_collaborator_and_admin(
     assert _members(db, project)[b.account_id] == "collaborator"
 
 
+def test_deleted_projects_and_accounts_take_no_members(
+    api: ApiClient, owner: User, make_user: MakeUser, db: Database, admin_key: str
+) -> None:
+    project = _create(api, owner, "doomed")
+    token = _token(db, project)
+    newcomer, gone = make_user(), make_user()
+    db.execute(update(projects).where(projects.c.project_id == project).values(deleted=True))
+    for key in (owner.api_key, admin_key):
+        reply = api.call(
+            "add_collaborator", key, {"project_id": project, "account_id": newcomer.account_id}
+        )
+        assert _error(reply) == f'Error: no project with id "{project}"'
+    reply = api.call(
+        "add_collaborator",
+        newcomer.api_key,
+        {"account_id": newcomer.account_id, "token_id": token},
+    )
+    assert _error(reply) == f'Error: no project with id "{project}"'
+    assert newcomer.account_id not in _members(db, project)
+    # A deleted account is not added to a live project either, by any route.
+    live = _create(api, owner, "live")
+    assert api.call("delete_account", gone.api_key, {"account_id": gone.account_id}).event == (
+        "account_deleted"
+    )
+    reply = api.call(
+        "add_collaborator", owner.api_key, {"project_id": live, "account_id": gone.account_id}
+    )
+    assert _error(reply) == f'Error: no account with id "{gone.account_id}"'
+    reply = api.call(
+        "invite_collaborator", owner.api_key, {"project_id": live, "account_id": gone.account_id}
+    )
+    assert _error(reply) == f'no account with id "{gone.account_id}"'
+    assert gone.account_id not in _members(db, live)
+
+
 def test_add_to_missing_project(api: ApiClient, admin_key: str, owner: User, user: User) -> None:
     ghost = str(uuid.uuid4())
     reply = api.call(

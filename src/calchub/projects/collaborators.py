@@ -174,8 +174,11 @@ async def _check_write_access(conn: AsyncConnection, request: AddRequest, pids: 
 
 
 async def _check_accounts_exist(conn: AsyncConnection, account_ids: list[str]) -> None:
+    """Deleted accounts count as gone: nobody adds them to anything."""
     rows = await conn.execute(
-        select(accounts.c.account_id).where(accounts.c.account_id.in_(set(account_ids)))
+        select(accounts.c.account_id).where(
+            accounts.c.account_id.in_(set(account_ids)), accounts.c.deleted.is_(False)
+        )
     )
     known = {row.account_id for row in rows}
     for account_id in account_ids:
@@ -252,6 +255,10 @@ async def _add_once(engine: AsyncEngine, request: AddRequest) -> list[str]:
         pids = [(p or "").lower() for p in project_ids]
         if request.tokens is None:
             await _check_write_access(conn, request, pids)
+        # A deleted project takes no new members, whoever asks and however.
+        missing = set(pids) - set(await _existing_projects(conn, set(pids)))
+        if missing:
+            raise CollaboratorError(f'no project with id "{sorted(missing)[0]}"')
         await _check_accounts_exist(conn, account_ids)
         pairs = list(zip(pids, account_ids, strict=True))
         added = await _new_pairs(conn, pairs)

@@ -66,7 +66,7 @@ async def invite_collaborator(
     invitee = account_id.lower()
     async with hub.engine.connect() as conn:
         account = await get_account(conn, invitee)
-    if account is None:
+    if account is None or account.deleted:
         raise NotFound(f'no account with id "{invitee}"')
     await add_member(hub.engine, project.project_id, invitee)
     invitation = Invitation(
