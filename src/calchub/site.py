@@ -92,6 +92,32 @@ SETTINGS: dict[str, SettingDef] = {
             "exec_max_timeout_s", "Longest project_exec allowed (seconds).", "3600", integer=True
         ),
         SettingDef(
+            "max_projects_per_account",
+            "Projects one account may own (0: no limit; admins are not limited).",
+            "1000",
+            integer=True,
+        ),
+        SettingDef(
+            "max_running_projects_per_account",
+            "Projects of one owner that may run at once (0: no limit; admins' projects are "
+            "not limited).",
+            "50",
+            integer=True,
+        ),
+        SettingDef(
+            "project_creations_per_minute",
+            "Projects one account may create per minute (0: no limit; admins are not limited).",
+            "30",
+            integer=True,
+        ),
+        SettingDef(
+            "invitation_emails_per_hour",
+            "Invitation emails one account may have sent per hour (0: no limit; admins are not "
+            "limited).",
+            "50",
+            integer=True,
+        ),
+        SettingDef(
             "exec_max_output",
             "Most characters project_exec returns per stream.",
             "10000000",

@@ -162,6 +162,17 @@ registration_tokens = Table(
     Column("disabled", Boolean, nullable=False, default=False),
 )
 
+# What accounts did when, for the per-account rate limits (e.g. "invitation_email").
+account_actions = Table(
+    "account_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(UUID_LEN), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Index("ix_account_actions_lookup", "account_id", "action", "time"),
+)
+
 # Named counters advanced with one atomic UPDATE ... RETURNING, so that hubs sharing the
 # database never hand out the same value (e.g. "project_uid").
 counters = Table(

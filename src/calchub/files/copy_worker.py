@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_, select, update
 
 from calchub.db.tables import copy_paths
 from calchub.db.types import utcnow
+from calchub.errors import DomainError
 from calchub.files.public import not_public_message, public_source_check
 from calchub.hub import Hub
 from calchub.projects.lifecycle import ensure_running
@@ -160,7 +161,7 @@ async def _execute(hub: Hub, row: Any) -> None:
         await _copy(hub, row, latest)
     except PathRefused:
         error = not_public_message(row.source_project_id, row.source_path)
-    except RuntimeFailure as exc:
+    except (RuntimeFailure, DomainError) as exc:
         error = str(exc)
     except Exception as exc:
         log.exception("copy %s failed unexpectedly", row.id)

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
+from calchub.errors import DomainError
 from calchub.hub import Hub
 from calchub.projects.lifecycle import project_spec, restart_project, start_project, stop_project
 from calchub.projects.store import get_project
@@ -112,7 +113,7 @@ async def run_action_requests(hub: Hub) -> None:
         error: str | None = None
         try:
             await _perform(hub, project_id, str(request.get("action")))
-        except (RuntimeFailure, ValueError) as exc:
+        except (RuntimeFailure, DomainError, ValueError) as exc:
             error = str(exc)
             log.warning("action %s on %s failed: %s", request.get("action"), project_id, exc)
         request["finished"] = utcnow().isoformat()

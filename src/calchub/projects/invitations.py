@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import limits
 from calchub.accounts.store import get_account, get_account_by_email, is_valid_email
 from calchub.actor import Actor
 from calchub.db.tables import projects
@@ -78,7 +79,9 @@ async def invite_collaborator(
         replyto_name=text.replyto_name,
     )
     if account.email_address:
-        await send_invitation(hub, invitation, account.email_address, invite_subject(invitation))
+        await send_invitation(
+            hub, actor, invitation, account.email_address, invite_subject(invitation)
+        )
 
 
 async def invite_noncloud_collaborators(
@@ -95,7 +98,7 @@ async def invite_noncloud_collaborators(
         replyto=text.replyto,
         replyto_name=text.replyto_name,
     )
-    added = await invite_by_email(hub, invitation, parse_recipients(to))
+    added = await invite_by_email(hub, actor, invitation, parse_recipients(to))
     mesg = f"Invited {to} to collaborate on a project."
     if added:
         mesg += f" Added {', '.join(added)} directly, as they already have an account."
@@ -129,6 +132,14 @@ def _recently_invited(entry: Any) -> bool:
     return sent.tzinfo is not None and utcnow() - sent < RESEND_AFTER
 
 
+async def _sent_lately(engine: AsyncEngine, project_id: str, email: str) -> bool:
+    async with engine.connect() as conn:
+        invite = await conn.scalar(
+            select(projects.c.invite).where(projects.c.project_id == project_id)
+        )
+    return _recently_invited((invite or {}).get(email))
+
+
 async def _claim(engine: AsyncEngine, project_id: str, email: str) -> bool:
     """Reserve this week's invitation to `email`; False when one was already sent."""
     async with engine.begin() as conn:
@@ -157,10 +168,28 @@ async def _record_error(engine: AsyncEngine, project_id: str, email: str, error:
         )
 
 
-async def send_invitation(hub: Hub, invitation: Invitation, to: str, subject: str) -> None:
+async def send_invitation(
+    hub: Hub, inviter: Actor, invitation: Invitation, to: str, subject: str
+) -> None:
     """Email `to` unless it was invited to this project within a week; raises Failed with
-    the transport's message when sending fails."""
-    if invitation.body is None or not await _claim(hub.engine, invitation.project_id, to):
+    the transport's message when sending fails, LimitExceeded when the inviter sent too
+    many invitations lately (the site's mail is not for mass mailing)."""
+    if invitation.body is None or await _sent_lately(hub.engine, invitation.project_id, to):
+        return
+    # Only emails that will really go out count towards the inviter's limit.
+    if not inviter.is_admin:
+        per_hour = await hub.site.get_int("invitation_emails_per_hour")
+        async with hub.engine.begin() as conn:
+            await limits.take(
+                conn,
+                inviter.caller,
+                "invitation_email",
+                limit=per_hour,
+                window=timedelta(hours=1),
+                now=inviter.now,
+                refusal=f"too many invitation emails: at most {per_hour} an hour; try again later",
+            )
+    if not await _claim(hub.engine, invitation.project_id, to):
         return
     site = await hub.site.all()
     reply_to = invitation.replyto if is_valid_email(invitation.replyto) else None
@@ -206,7 +235,9 @@ def parse_recipients(to: str) -> list[str]:
     return recipients
 
 
-async def invite_by_email(hub: Hub, invitation: Invitation, recipients: list[str]) -> list[str]:
+async def invite_by_email(
+    hub: Hub, inviter: Actor, invitation: Invitation, recipients: list[str]
+) -> list[str]:
     """Add recipients whose account has confirmed the address; invite the others (to sign
     up, or to confirm the address they set). Returns the addresses added directly.
 
@@ -222,5 +253,5 @@ async def invite_by_email(hub: Hub, invitation: Invitation, recipients: list[str
             added.append(address)
             continue
         await record_invite_action(hub.engine, address, invitation.project_id)
-        await send_invitation(hub, invitation, address, subject)
+        await send_invitation(hub, inviter, invitation, address, subject)
     return added

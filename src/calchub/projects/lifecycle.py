@@ -9,10 +9,11 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from calchub.db.tables import projects
+from calchub.db.tables import accounts, projects
 from calchub.db.types import utcnow
+from calchub.errors import LimitExceeded
 from calchub.hub import Hub
 from calchub.licenses.terms import counting_licenses
 from calchub.projects.quotas import default_quota, effective_quota
@@ -78,6 +79,7 @@ async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
             if project.run_state != "running":
                 await set_state(hub, project.project_id, "running")
             return spec
+        await _check_running_limit(hub, project)
         await set_state(hub, project.project_id, "starting")
         try:
             await hub.runtime.start(spec)
@@ -94,6 +96,33 @@ async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
             )
         log.info("started project %s (uid %s)", project.project_id, project.uid)
         return spec
+
+
+async def _check_running_limit(hub: Hub, project: ProjectRow) -> None:
+    """One owner's projects may not take more than their share of the machine at once."""
+    most = await hub.site.get_int("max_running_projects_per_account")
+    if most <= 0 or project.owner_id is None:
+        return
+    async with hub.engine.connect() as conn:
+        groups = await conn.scalar(
+            select(accounts.c.groups).where(accounts.c.account_id == project.owner_id)
+        )
+        if "admin" in (groups or []):
+            return
+        running = await conn.scalar(
+            select(func.count())
+            .select_from(projects)
+            .where(
+                projects.c.owner_id == project.owner_id,
+                projects.c.project_id != project.project_id,
+                projects.c.run_state.in_(("starting", "running")),
+            )
+        )
+    if int(running or 0) >= most:
+        raise LimitExceeded(
+            f"the owner of this project has {most} projects running, the most this site "
+            "allows at once; stop one of them first"
+        )
 
 
 async def ensure_running(

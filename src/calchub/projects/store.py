@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import counters, project_users, projects
 from calchub.db.types import utcnow
@@ -30,6 +30,7 @@ class ProjectRow:
     run_state_error: str | None
     settings: dict[str, Any] | None
     last_activity: datetime | None
+    owner_id: str | None
 
 
 def _row(row: Any) -> ProjectRow:
@@ -44,6 +45,7 @@ def _row(row: Any) -> ProjectRow:
         run_state_error=row.run_state_error,
         settings=row.settings,
         last_activity=row.last_activity,
+        owner_id=row.owner_id,
     )
 
 
@@ -105,7 +107,7 @@ async def next_uid(conn: AsyncConnection) -> int:
 
 
 async def insert_project(
-    engine: AsyncEngine,
+    conn: AsyncConnection,
     *,
     owner: str,
     title: str,
@@ -116,31 +118,30 @@ async def insert_project(
     """Insert a project owned by `owner` with a uid of its own."""
     project_id = new_id()
     now = utcnow()
-    async with engine.begin() as conn:
-        uid = await next_uid(conn)
-        await conn.execute(
-            insert(projects).values(
-                project_id=project_id,
-                title=title,
-                description=description,
-                compute_image=compute_image,
-                created=now,
-                last_edited=now,
-                site_license=site_license,
-                deleted=False,
-                uid=uid,
-                owner_id=owner,
-                run_state="opened",
-                run_state_time=now,
-            )
+    uid = await next_uid(conn)
+    await conn.execute(
+        insert(projects).values(
+            project_id=project_id,
+            title=title,
+            description=description,
+            compute_image=compute_image,
+            created=now,
+            last_edited=now,
+            site_license=site_license,
+            deleted=False,
+            uid=uid,
+            owner_id=owner,
+            run_state="opened",
+            run_state_time=now,
         )
-        await conn.execute(
-            insert(project_users).values(
-                project_id=project_id,
-                account_id=owner,
-                group="owner",
-                hide=False,
-                added=now,
-            )
+    )
+    await conn.execute(
+        insert(project_users).values(
+            project_id=project_id,
+            account_id=owner,
+            group="owner",
+            hide=False,
+            added=now,
         )
+    )
     return project_id
