@@ -25,6 +25,10 @@ from calchub.userquery.registry import INTERNAL_TABLES, TABLES
 from calchub.userquery.schema import TableSpec
 from calchub.userquery.setter import run_set
 
+# Queries one request may carry in its list form: with the per-value caps of the setter this
+# bounds what one request can write.
+MAX_QUERIES = 50
+
 
 async def run_query(
     hub: Hub, actor: Actor, query: Any, options: Any, changes: Any, message_id: Any
@@ -33,6 +37,8 @@ async def run_query(
     opts = read_options(options)
     caller = await _sudo(Caller.of(hub, actor), opts)
     if isinstance(query, list):
+        if len(query) > MAX_QUERIES:
+            raise QueryError(f"FATAL: at most {MAX_QUERIES} queries per request")
         if changes and len(query) > 1:
             raise QueryError("FATAL: changefeeds only implemented for single table")
         # In order; an error aborts the rest and earlier sets stay done (spec §1.3).

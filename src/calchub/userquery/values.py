@@ -3,14 +3,19 @@ same text on both backends)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Integer, String
 
 from calchub.db.types import UtcDateTime
 from calchub.ids import is_valid_uuid
-from calchub.userquery.errors import QueryError
+from calchub.userquery.errors import QueryError, setting
+
+# The largest value one field of one row may hold (a document's patch, a settings map).
+MAX_TEXT_CHARS = 1_000_000
+MAX_JSON_BYTES = 64 * 1024
 
 # PostgreSQL's integer ranges; asyncpg refuses larger values before the database sees them.
 _INT32 = (-(2**31), 2**31 - 1)
@@ -77,7 +82,20 @@ def to_uuid(value: Any) -> str:
 
 def check_length(column: Column[Any], value: Any) -> None:
     """A text longer than its column allows: PostgreSQL's error, on both backends (SQLite
-    would store it)."""
+    would store it). Texts without a declared length, and JSON values (measured as stored,
+    i.e. after merging into the old value), are capped too: no request grows a row without
+    bound."""
     limit = getattr(column.type, "length", None)
     if isinstance(column.type, String) and limit and isinstance(value, str) and len(value) > limit:
         raise QueryError(f"error: value too long for type character varying({limit})")
+    if isinstance(column.type, String) and not limit and isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS:
+            raise setting(
+                column.name, f"text too long ({len(value)} characters; at most {MAX_TEXT_CHARS})"
+            )
+    elif isinstance(column.type, JSON):
+        size = len(json.dumps(value, separators=(",", ":"), default=str))
+        if size > MAX_JSON_BYTES:
+            raise setting(
+                column.name, f"value too large ({size} bytes of JSON; at most {MAX_JSON_BYTES})"
+            )
