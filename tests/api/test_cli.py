@@ -769,8 +769,30 @@ def test_missing_tools_are_named_with_the_package_that_ships_them(
         serve.wait_started()
         api = ApiClient(f"http://127.0.0.1:{port}")
         try:
-            assert serve.api_key is not None
-            assert api.call("ping", serve.api_key).event == "pong"
+            key = serve.api_key
+            assert key is not None
+            assert api.call("ping", key).event == "pong"
+            # Every project call answers the reason, never a 500 nor a false success.
+            project = api.call("create_project", key, {"title": "no sandbox"})["project_id"]
+            target = {"project_id": project}
+            calls = [
+                ("touch_project", target),
+                ("project_exec", {**target, "command": "true"}),
+                ("read_text_file_from_project", {**target, "path": "a.txt"}),
+                ("write_text_file_to_project", {**target, "path": "a.txt", "content": "x"}),
+            ]
+            for event, body in calls:
+                reply = api.call(event, key, body)
+                assert reply.status == 200 and reply.event == "error", (event, reply.body)
+                assert "projects cannot run on this server" in reply["error"], reply.body
+            copy = {
+                "src_project_id": project,
+                "src_path": "a.txt",
+                "target_project_id": project,
+                "target_path": "b.txt",
+            }
+            reply = api.call("copy_path_between_projects", key, copy)
+            assert reply["error"].startswith("copies between projects cannot run on this server")
         finally:
             api.close()
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.actor import Actor
 from calchub.db.tables import accounts, file_access_log, projects
+from calchub.errors import Unavailable
 from calchub.hub import Hub
 from calchub.projects.access import check_project_access
 from calchub.projects.creation import start_in_background
@@ -98,4 +99,7 @@ async def touch_project(hub: Hub, actor: Actor, project_id: str) -> None:
     project = await check_project_access(hub, actor, project_id)
     async with hub.engine.begin() as conn:
         await mark_project_used(conn, project.project_id, actor.caller, actor.now)
+    # Said at once: a start that can never happen is not a success.
+    if hub.runtime.problem:
+        raise Unavailable(hub.runtime.problem)
     start_in_background(hub, project.project_id)
