@@ -35,10 +35,9 @@ def read(api: ApiClient, key: str, project_id: str, path: str) -> str | None:
     return reply["content"] if reply.event == "text_file_read_from_project" else None
 
 
-def sh(api: ApiClient, key: str, project_id: str, command: str) -> str:
-    reply = api.call(
-        "project_exec", key, {"project_id": project_id, "command": command, "bash": True}
-    )
+def sh(api: ApiClient, key: str, project_id: str, command: str, timeout: float = 10) -> str:
+    body = {"project_id": project_id, "command": command, "bash": True, "timeout": timeout}
+    reply = api.call("project_exec", key, body)
     assert reply.event == "project_exec_output", reply.body
     return str(reply["stdout"])
 

@@ -433,6 +433,8 @@ def test_copy_progress_and_takeover_after_the_hub_is_killed(tmp_path: Path) -> N
                     "mkdir tree && cd tree && for d in $(seq 0 299); do mkdir d$d; "
                     "for f in $(seq 0 299); do echo $d-$f > d$d/f$f; done; done; "
                     "find . -type f | wc -l",
+                    # 90,000 files take a while on a busy machine.
+                    timeout=600,
                 )
                 assert made.strip() == str(files)
                 reply = _copy(
