@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import scratch
 from tests.harness import ApiClient, Database, Loop, Server, throwaway_database
 from tests.smtp_sink import SmtpSink
 
@@ -129,3 +130,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server = getattr(item, "funcargs", {}).get("server")
     if report.failed and isinstance(server, Server):
         report.sections.append(("calchub server log (tail)", "".join(server.output[-60:])))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the session's sandboxes and remove its project folders, whatever the outcome
+    (a killed session's are swept by the next one)."""
+    scratch.session.finish()

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
@@ -24,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.db.engine import create_engine
+from tests.scratch import scratch_folder
 
 T = TypeVar("T")
 
@@ -179,10 +179,8 @@ class Server:
         self.database_url = database_url
         self.url = f"http://127.0.0.1:{self.port}"
         # Project users must be able to reach their homes: pytest's own folders are 0700.
-        self.projects_root = Path(tempfile.mkdtemp(prefix="/tmp/chp-"))
-        self.projects_root.chmod(0o711)
-        runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chr-"))
-        runtime_root.chmod(0o711)
+        self.projects_root = scratch_folder("p")
+        runtime_root = scratch_folder("r")
         self.env = {
             **os.environ,
             "CALCHUB_DATA_DIR": str(data_dir),

@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from sqlalchemy import select
 from calchub.db.tables import accounts
 from tests.api.test_cli import ServeProcess, clean_env
 from tests.harness import Database, Loop, free_port, throwaway_database
+from tests.scratch import scratch_folder
 
 PREFIX = "/calchub"
 
@@ -83,15 +83,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
 
 def reachable_roots() -> dict[str, str]:
     """Project and runtime folders project uids can reach (pytest's own folders are 0700)."""
-    roots = {}
-    for name, prefix in (
-        ("CALCHUB_PROJECTS_ROOT", "/tmp/chp-"),
-        ("CALCHUB_RUNTIME_ROOT", "/tmp/chr-"),
-    ):
-        root = Path(tempfile.mkdtemp(prefix=prefix))
-        root.chmod(0o711)
-        roots[name] = str(root)
-    return roots
+    return {
+        "CALCHUB_PROJECTS_ROOT": str(scratch_folder("p")),
+        "CALCHUB_RUNTIME_ROOT": str(scratch_folder("r")),
+    }
 
 
 @dataclass

@@ -6,12 +6,9 @@ under CI=true, where that is a failure)."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -23,6 +20,7 @@ from calchub.hub import Hub
 from calchub.projects.creation import create_project
 from tests.harness import Loop, throwaway_database
 from tests.runtime.conftest import sandbox_problem
+from tests.scratch import scratch_folder
 
 RUNTIMES = ("fake", "local")
 
@@ -37,13 +35,6 @@ def domain_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         loop.close()
 
 
-def _private_dir(prefix: str) -> Path:
-    # Short (socket paths) and traversable by project uids.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o711)
-    return path
-
-
 @pytest_asyncio.fixture(scope="session", params=RUNTIMES)
 async def hub(
     request: pytest.FixtureRequest,
@@ -55,7 +46,7 @@ async def hub(
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and sandboxing is unavailable: {problem}")
         pytest.skip(problem)
-    projects_root, runtime_root = _private_dir("/tmp/cdp-"), _private_dir("/tmp/cdr-")
+    projects_root, runtime_root = scratch_folder("p"), scratch_folder("r")
     settings = Settings(
         data_dir=tmp_path_factory.mktemp(f"hub-{name}"),
         database_url=domain_database,
@@ -70,8 +61,6 @@ async def hub(
         yield hub
     finally:
         await hub.close()
-        shutil.rmtree(projects_root, ignore_errors=True)
-        shutil.rmtree(runtime_root, ignore_errors=True)
 
 
 @dataclass(frozen=True)

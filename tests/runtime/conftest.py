@@ -8,15 +8,15 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from calchub.runtime import ExecRequest, ExecResult, LocalRuntime, ProjectSpec, Quota
+from tests.scratch import scratch_folder
 
 FIRST_UID, LAST_UID = 61000, 64999
 UID_LOCKS = Path("/tmp/calchub-test-uids")
@@ -71,19 +71,10 @@ def _require_sandbox() -> None:
     pytest.skip(problem)
 
 
-def _make_dir(prefix: str) -> Path:
-    # Short, and traversable by project uids (pytest's tmp_path is not: it sits under 0700).
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o711)
-    return path
-
-
 @pytest.fixture(scope="session")
-def roots() -> Iterator[tuple[Path, Path]]:
-    projects_root, runtime_root = _make_dir("/tmp/chp"), _make_dir("/tmp/chr")
-    yield projects_root, runtime_root
-    shutil.rmtree(projects_root, ignore_errors=True)
-    shutil.rmtree(runtime_root, ignore_errors=True)
+def roots() -> tuple[Path, Path]:
+    # Removed, sandboxes stopped, at the end of the session (tests/scratch.py).
+    return scratch_folder("p"), scratch_folder("r")
 
 
 def cgroups_of(project_id: str) -> list[Path]:
