@@ -3,14 +3,17 @@ also work before the first `serve`, and beside a running server."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
+from calchub.accounts import api_keys
 from calchub.accounts.creation import CreationFailed, NewAccount, create_account
-from calchub.accounts.keys import create_api_key, list_api_keys, revoke_api_key
+from calchub.accounts.keys import change_key, get_key, list_api_keys, revoke_api_key
 from calchub.accounts.passwords import password_problem
 from calchub.accounts.store import get_account, is_valid_email
+from calchub.actor import Actor
 from calchub.db.tables import accounts
 from calchub.errors import Invalid
 from calchub.hub import Hub
@@ -70,13 +73,63 @@ async def set_banned(hub: Hub, account_id: str, banned: bool) -> None:
         )
 
 
-async def new_api_key(hub: Hub, account_id: str, name: str) -> dict[str, Any]:
-    async with hub.engine.begin() as conn:
+def parse_expiry(text: str | None) -> datetime | None:
+    """An expiry given on the command line: an ISO 8601 moment (UTC unless it says
+    otherwise), or `never`."""
+    if text is None or text == "never":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise AdminError(f"not an ISO 8601 date and time, nor 'never': {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _key_owner(hub: Hub, account_id: str) -> Actor:
+    """The account, as the actor managing its own keys."""
+    async with hub.engine.connect() as conn:
         account = await get_account(conn, account_id)
-        if account is None or account.deleted:
-            raise AdminError(f"no account {account_id}")
-        key = await create_api_key(conn, account.account_id, name=name)
-    return {"account_id": account.account_id, "api_key": key}
+    if account is None or account.deleted:
+        raise AdminError(f"no account {account_id}")
+    return Actor(account_id=account.account_id)
+
+
+async def new_api_key(
+    hub: Hub,
+    account_id: str,
+    name: str,
+    *,
+    expire: str | None = None,
+    project_id: str | None = None,
+) -> dict[str, Any]:
+    owner = await _key_owner(hub, account_id)
+    created = await api_keys.create(
+        hub, owner, name=name, expire=parse_expiry(expire), project_id=project_id
+    )
+    return {
+        "id": created["id"],
+        "account_id": created["account_id"],
+        "project_id": project_id.lower() if project_id else None,
+        "expire": created["expire"].isoformat() if created["expire"] else None,
+        "api_key": created["secret"],
+    }
+
+
+async def edit_api_key(
+    hub: Hub, key_id: int, *, name: str | None = None, expire: str | None = None
+) -> dict[str, Any]:
+    async with hub.engine.begin() as conn:
+        key = await get_key(conn, key_id)
+        if key is None:
+            raise AdminError(f"no API key with id {key_id}")
+        changes: dict[str, object] = {}
+        if name is not None:
+            changes["name"] = name
+        if expire is not None:
+            changes["expire"] = parse_expiry(expire)
+        if changes:
+            await change_key(conn, key_id, changes)
+    return (await describe_api_keys(hub, None, key_id=key_id))[0]
 
 
 async def remove_api_key(hub: Hub, key_id: int) -> None:
@@ -85,19 +138,29 @@ async def remove_api_key(hub: Hub, key_id: int) -> None:
             raise AdminError(f"no API key with id {key_id}")
 
 
-async def describe_api_keys(hub: Hub, account_id: str | None) -> list[dict[str, Any]]:
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def describe_api_keys(
+    hub: Hub, account_id: str | None, *, key_id: int | None = None
+) -> list[dict[str, Any]]:
     async with hub.engine.connect() as conn:
         keys = await list_api_keys(conn, account_id)
     return [
         {
             "id": k.id,
             "account_id": k.account_id,
+            "project_id": k.project_id,
             "prefix": k.prefix,
+            "trunc": k.trunc,
             "name": k.name,
             "created": k.created.isoformat(),
-            "last_used": k.last_used.isoformat() if k.last_used else None,
+            "expire": _iso(k.expire),
+            "last_used": _iso(k.last_used),
         }
         for k in keys
+        if key_id is None or k.id == key_id
     ]
 
 

@@ -146,15 +146,27 @@ def _admin_parser(sub: Any) -> None:
     find.add_argument("query")
     find.add_argument("--deleted", action="store_true", help="include deleted accounts")
 
-    keys = _command(admin_sub, "api-key", "create, list and revoke API keys")
+    keys = _command(admin_sub, "api-key", "create, list, edit and delete API keys")
     keys_sub = _group(keys, "key_command")
     key_create = _command(keys_sub, "create", "create a key for an account (shown only once)")
     _admin_options(key_create)
     key_create.add_argument("account_id")
     key_create.add_argument("--name", default="", help="a label to tell keys apart")
-    key_revoke = _command(keys_sub, "revoke", "revoke a key by its id (see list)")
-    _admin_options(key_revoke)
-    key_revoke.add_argument("key_id", type=int)
+    key_create.add_argument(
+        "--expire", help="when the key stops working: ISO 8601 (UTC unless given), or never"
+    )
+    key_create.add_argument(
+        "--project", help="scope the key to this project (the account must be a collaborator)"
+    )
+    key_edit = _command(keys_sub, "edit", "rename a key or change when it expires")
+    _admin_options(key_edit)
+    key_edit.add_argument("key_id", type=int)
+    key_edit.add_argument("--name", help="a new label")
+    key_edit.add_argument("--expire", help="ISO 8601 (UTC unless given), or never")
+    for verb in ("delete", "revoke"):
+        key_delete = _command(keys_sub, verb, "delete a key by its id (see list)")
+        _admin_options(key_delete)
+        key_delete.add_argument("key_id", type=int)
     key_list = _command(keys_sub, "list", "list keys (never the secrets)")
     _admin_options(key_list)
     key_list.add_argument("--account-id", help="only this account's keys")
@@ -298,9 +310,11 @@ ACCOUNT_COLUMNS = (
 KEY_COLUMNS = (
     ("id", "ID"),
     ("account_id", "ACCOUNT ID"),
-    ("prefix", "PREFIX"),
+    ("trunc", "KEY"),
     ("name", "NAME"),
+    ("project_id", "PROJECT"),
     ("created", "CREATED"),
+    ("expire", "EXPIRES"),
     ("last_used", "LAST USED"),
 )
 TICKET_COLUMNS = (
@@ -467,16 +481,29 @@ def _admin_api_key(
     from calchub import admin
 
     if args.key_command == "create":
-        created = run(lambda hub: admin.new_api_key(hub, args.account_id, args.name))
+        created = run(
+            lambda hub: admin.new_api_key(
+                hub, args.account_id, args.name, expire=args.expire, project_id=args.project
+            )
+        )
+        scope = (
+            f"project {created['project_id']}"
+            if created["project_id"]
+            else f"account {created['account_id']}"
+        )
         _emit(
             args,
             created,
-            f"New API key for account {created['account_id']}, shown only now: "
-            f"{created['api_key']}",
+            f"New API key {created['id']} for {scope}, shown only now: {created['api_key']}",
         )
-    elif args.key_command == "revoke":
+    elif args.key_command == "edit":
+        edited = run(
+            lambda hub: admin.edit_api_key(hub, args.key_id, name=args.name, expire=args.expire)
+        )
+        _emit(args, edited, table([edited], KEY_COLUMNS))
+    elif args.key_command in ("delete", "revoke"):
         run(lambda hub: admin.remove_api_key(hub, args.key_id))
-        _emit(args, {"revoked": args.key_id}, f"Revoked API key {args.key_id}.")
+        _emit(args, {"deleted": args.key_id}, f"Deleted API key {args.key_id}.")
     else:
         keys = run(lambda hub: admin.describe_api_keys(hub, args.account_id))
         _emit(args, keys, table(keys, KEY_COLUMNS) if keys else "No API keys.")

@@ -51,4 +51,7 @@ async def authenticate(hub: Hub, request: Request, *, public: bool) -> Actor:
         raise ProtocolError(WRONG_KEY)
     if found.banned:
         raise ProtocolError(BANNED.format(help_email=await hub.site.get("help_email")))
+    if found.project_id is not None:
+        # A project key acts as its project alone: no account, no admin rights.
+        return Actor(account_id=None, project_id=found.project_id, ip=ip)
     return Actor(account_id=found.account_id, is_admin=found.is_admin, ip=ip)

@@ -99,11 +99,22 @@ api_keys = Table(
         index=True,
     ),
     Column("key_hash", String(DIGEST_LEN), nullable=False, unique=True),
-    # The first characters of the key, so an owner can tell keys apart without the secret.
+    # What an owner sees to tell keys apart without the secret: the first characters of a
+    # v1 key, or CoCalc's `trunc` (`sk-...<last 6>`) of a current one.
     Column("prefix", String(16), nullable=False),
     Column("name", String(200), nullable=False, default=""),
     Column("created", UtcDateTime, nullable=False),
     Column("last_used", UtcDateTime, nullable=True),
+    # The key is refused (and deleted) from this moment on.
+    Column("expire", UtcDateTime, nullable=True),
+    # A key scoped to one project acts as that project, never as its creator.
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
 )
 
 auth_tokens = Table(
