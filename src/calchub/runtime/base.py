@@ -177,6 +177,17 @@ class PathRefused(RuntimeFailure):
     """The caller's check refused the place a path really leads to."""
 
 
+class JupyterFailure(RuntimeFailure):
+    """A Jupyter request failed. `kind` says how: "unavailable" (Jupyter cannot run in
+    projects here), "no_kernel" (no such kernel), "no_session", "died" (the kernel died,
+    e.g. killed at the project's memory limit), "timeout" (killed after a timeout that an
+    interrupt did not end), "limit", "invalid" or "internal"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class SandboxUnavailable(RuntimeFailure):
     """Projects cannot be sandboxed on this machine (not root, no bubblewrap, ...)."""
 
@@ -284,6 +295,14 @@ class ProjectRuntime(ABC):
     @abstractmethod
     async def disk_usage(self, spec: ProjectSpec) -> int:
         """Bytes used by the project's home."""
+
+    async def jupyter_call(
+        self, spec: ProjectSpec, request: dict[str, Any], wait_s: float
+    ) -> dict[str, Any]:
+        """Send one request to the project's Jupyter kernel manager and return its reply
+        (untrusted: calchub.runtime.jupyter checks it). Starts the project first. Raises
+        JupyterFailure; backends without kernels raise it with kind "unavailable"."""
+        raise JupyterFailure("unavailable", "Jupyter kernels are not available on this server")
 
     async def touch(self, project_id: str) -> None:  # noqa: B027 - optional hook
         """Record user activity, postponing the idle-timeout stop; a no-op by default."""

@@ -51,6 +51,7 @@ from calchub.runtime.cgroups import CgroupManager, Limits
 from calchub.runtime.errors import agent_error
 from calchub.runtime.home_paths import relative_to_home
 from calchub.runtime.install import install_agent
+from calchub.runtime.jupyter import jupyter_reply
 from calchub.runtime.listing import parse_listing
 from calchub.runtime.state import AgentState, ProjectLocks, load, save
 
@@ -541,6 +542,12 @@ class LocalRuntime(ProjectRuntime):
             "quota_bytes": spec.quota.disk_mb * MIB,
         }
         await self._call(spec, header, data)
+
+    async def jupyter_call(
+        self, spec: ProjectSpec, request: dict[str, Any], wait_s: float
+    ) -> dict[str, Any]:
+        reply, _ = await self._call(spec, {"op": "jupyter", "request": request}, wait_s=wait_s)
+        return jupyter_reply(reply)
 
     async def disk_usage(self, spec: ProjectSpec) -> int:
         reply, _ = await self._call(spec, {"op": "du"})

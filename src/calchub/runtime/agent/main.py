@@ -12,6 +12,10 @@ from .server import Config, serve
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[1] == "rsh":
         return rsh_main(argv[2:])
+    if len(argv) == 3 and argv[1] == "kernels":
+        from .kernels import main as kernels_main
+
+        return kernels_main(json.loads(argv[2]))
     if len(argv) == 3 and argv[1] == "serve":
         return serve(Config(json.loads(argv[2])))
     print("usage: agent serve CONFIG | agent rsh HOST COMMAND...", file=sys.stderr)

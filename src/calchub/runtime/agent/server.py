@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import copies, files, listing
+from . import copies, files, jupyter, listing
 from .execs import Executor
 from .files import FsError, QuotaError
 from .kernel import (
@@ -217,6 +217,7 @@ class Worker:
                 "list": functools.partial(listing.op_list, self.project),
                 "rsync_pull": functools.partial(copies.op_rsync_pull, self.project),
                 "rsync_send": functools.partial(copies.op_rsync_send, self.project),
+                "jupyter": functools.partial(jupyter.op_jupyter, self.project),
             }
             self.serve()
         except BaseException:
