@@ -597,7 +597,7 @@ def test_invite_sends_sanitized_email(
     assert mail.message["Subject"] == (
         "Boss Person invited you to collaborate on CoCalc in project 'Thesis'"
     )
-    assert mail.message["Reply-To"] == "boss@example.com"
+    assert _raw_header(mail, "Reply-To") == '"Boss Person" <boss@example.com>'
     html = _html(mail)
     assert "<p>Join <b>us</b>!</p>" in html
     assert "<script" not in html and "<img" not in html and "javascript:" not in html
@@ -607,6 +607,63 @@ def test_invite_sends_sanitized_email(
     assert f"/projects/{project}" in html
     invite = db.execute(select(projects.c.invite).where(projects.c.project_id == project))[0][0]
     assert invite[user.email]["error"] is None
+
+
+def _raw_header(mail: Received, name: str) -> str:
+    # The header as sent, before the parser normalises its quoting.
+    return str(dict(mail.message.raw_items())[name])
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ('Eve", all@victim.example <', '"Eve\\", all@victim.example <" <eve@example.com>'),
+        ("Back\\slash", '"Back\\\\slash" <eve@example.com>'),
+        ("Ève\r\nBcc: x@y", None),
+    ],
+)
+def test_invite_reply_to_name_cannot_add_recipients(
+    api: ApiClient,
+    owner: User,
+    make_user: MakeUser,
+    smtp: SmtpSink,
+    name: str,
+    raw: str | None,
+) -> None:
+    project = _create(api, owner, "Names")
+    invitee = make_user()
+    reply = _invite(
+        api,
+        owner.api_key,
+        project,
+        invitee.account_id,
+        email="hello",
+        replyto="eve@example.com",
+        replyto_name=name,
+    )
+    assert reply.event == "success", reply.body
+    (mail,) = _invites_to(smtp, invitee.email)
+    (address,) = mail.message["Reply-To"].addresses
+    assert address.addr_spec == "eve@example.com"
+    assert address.display_name == " ".join(name.split())
+    if raw is not None:
+        assert _raw_header(mail, "Reply-To") == raw
+    assert mail.message["Bcc"] is None
+
+
+def test_invite_reply_to_name_without_address(
+    api: ApiClient, owner: User, make_user: MakeUser, smtp: SmtpSink
+) -> None:
+    project = _create(api, owner, "Names")
+    invitee = make_user()
+    reply = _invite(
+        api, owner.api_key, project, invitee.account_id, email="hi", replyto_name="Boss"
+    )
+    assert reply.event == "success", reply.body
+    (mail,) = _invites_to(smtp, invitee.email)
+    (address,) = mail.message["Reply-To"].addresses
+    # The site's own address is not presented under the inviter's name.
+    assert address.display_name == "" and address.addr_spec.startswith("noreply@")
 
 
 def test_invite_subject_and_reply_to_defaults(

@@ -336,7 +336,8 @@ def test_projects_hide_own_entry(api: ApiClient, team: dict[str, Any]) -> None:
         "projects": {"project_id": pid, "users": {owner.account_id: {"upgrades": {"cores": 4}}}}
     }
     assert _err(_q(api, owner.api_key, upgrade)) == (
-        f"FATAL: error setting 'users' -- Error: {users_map.UPGRADES}"
+        "FATAL: error setting 'users' -- Error: "
+        "not enough upgrades available: asked for 4 more of 'cores', but 0 available"
     )
 
 

@@ -324,7 +324,6 @@ def test_start_metrics_bad_parameters(api: ApiClient, user: User, server: Server
 # Every billing event with a body that passes validation.
 BILLING_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("stripe_get_customer", {}),
-    ("get_available_upgrades", {}),
     ("stripe_create_source", {"token": "tok_visa"}),
     ("stripe_delete_source", {"card_id": "card_123"}),
     ("stripe_set_default_source", {"card_id": "card_123"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 CATEGORY_HEADER = "X-Calchub-Category"
@@ -37,13 +38,23 @@ class Email:
     from_addr: str
     from_name: str | None = None
     reply_to: str | None = None
+    # Shown with reply_to as `"Name" <address>`; never parsed as addresses.
+    reply_to_name: str | None = None
     bcc: tuple[str, ...] = ()
     category: str | None = None
 
     def __post_init__(self) -> None:
         # Accept any iterable of addresses but keep the instance hashable and immutable.
         object.__setattr__(self, "bcc", tuple(self.bcc))
-        for name in ("to", "subject", "from_addr", "from_name", "reply_to", "category"):
+        for name in (
+            "to",
+            "subject",
+            "from_addr",
+            "from_name",
+            "reply_to",
+            "reply_to_name",
+            "category",
+        ):
             _reject_line_breaks(name, getattr(self, name))
         for address in self.bcc:
             _reject_line_breaks("bcc", address)
@@ -64,7 +75,7 @@ class Email:
         message["From"] = email.utils.formataddr((self.from_name, self.from_addr))
         message["To"] = self.to
         if self.reply_to:
-            message["Reply-To"] = self.reply_to
+            message["Reply-To"] = _named_address(self.reply_to_name, self.reply_to)
         message["Subject"] = self.subject
         message["Date"] = email.utils.format_datetime(datetime.now(UTC))
         message["Message-ID"] = email.utils.make_msgid(domain=self._msgid_domain())
@@ -80,3 +91,15 @@ class Email:
         if domain and domain.isascii() and all(c.isalnum() or c in ".-" for c in domain):
             return domain
         return _FALLBACK_MSGID_DOMAIN
+
+
+def _named_address(name: str | None, address: str) -> str | Address:
+    """`"Name" <address>`, with the name always a quoted string (or, if it is not plain
+    ASCII, an RFC 2047 encoded word), so that commas, angle brackets or quotes in a name
+    a caller chose can never add recipients."""
+    if not name:
+        return address
+    if name.isascii() and name.isprintable():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    return Address(display_name=name, addr_spec=address)

@@ -215,6 +215,7 @@ def invite_email(
     from_name: str | None,
     reply_to: str | None,
     site_name: str,
+    reply_to_name: str | None = None,
 ) -> Email:
     """Invitation to collaborate on a project.
 
@@ -246,6 +247,7 @@ def invite_email(
         from_addr=from_addr,
         from_name=from_name,
         reply_to=reply_to,
+        reply_to_name=reply_to_name,
         category=INVITE_CATEGORY,
     )
 

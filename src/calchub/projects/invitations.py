@@ -205,6 +205,8 @@ async def send_invitation(
         from_addr=site["organization_email"],
         from_name=site["organization_name"],
         reply_to=reply_to or site["organization_email"],
+        # The inviter's name goes only with the inviter's own address.
+        reply_to_name=_one_line(invitation.replyto_name or "") or None if reply_to else None,
         site_name=site["site_name"],
     )
     try:

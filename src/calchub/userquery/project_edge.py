@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.access import GROUPS_THAT_READ
 from calchub.db.tables import project_users
+from calchub.licenses.upgrades import account_upgrades
 from calchub.runtime.base import RuntimeFailure
 from calchub.userquery import users_map
 from calchub.userquery.context import Caller
@@ -78,8 +79,11 @@ async def apply_users(conn: AsyncConnection, caller: Caller, project_id: str, va
         row.account_id: users_map.Member(row.group, bool(row.hide), dict(row.upgrades or {}))
         for row in rows
     }
+    available: dict[str, Any] = {}
+    if not caller.is_admin:
+        available = (await account_upgrades(conn, caller.account_id)).available
     for account_id, member in users_map.changes(
-        entries, members, caller.account_id, caller.is_admin
+        entries, members, caller.account_id, caller.is_admin, available
     ).items():
         await conn.execute(
             update(project_users)

@@ -4,35 +4,24 @@ collaborator endpoints)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from calchub.ids import is_valid_uuid
+from calchub.licenses import upgrades as member_upgrades
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.merge import deep_merge
 
-UPGRADE_FIELDS = frozenset(
-    {
-        "disk_quota",
-        "memory",
-        "memory_request",
-        "cores",
-        "cpu_shares",
-        "mintime",
-        "network",
-        "member_host",
-        "always_running",
-        "ephemeral_state",
-        "ephemeral_disk",
-    }
-)
+UPGRADE_FIELDS = frozenset(member_upgrades.UPGRADE_FIELDS)
+# Far above any real quota (memory and disk count in MB), and small enough for every backend.
+MAX_UPGRADE = 10**9
 ENTRY_FIELDS = ("group", "hide", "upgrades", "ssh_keys")
 GROUPS = ("owner", "collaborator")
 
 # calchub's own texts for what CoCalc leaves open (documented in the API reference).
 MEMBERSHIP = "membership changes go through the collaborator endpoints"
 OTHERS = "you may only change your own entry in users"
-UPGRADES = "upgrades can only be changed by an admin on this server"
 SSH_KEYS = "ssh_keys in a project's users map are not supported on this server"
 
 
@@ -54,6 +43,11 @@ def _check_entry(entry: dict[str, Any]) -> None:
                     isinstance(amount, bool) or not isinstance(amount, int | float)
                 ):
                     raise setting("users", f"invalid upgrades field '{name}'")
+                # A negative amount would count as upgrades handed back, to spend elsewhere.
+                if amount is not None and not 0 <= amount <= MAX_UPGRADE:
+                    raise setting(
+                        "users", f"upgrades field '{name}' must be between 0 and {MAX_UPGRADE}"
+                    )
         if key == "ssh_keys":
             raise setting("users", SSH_KEYS)
 
@@ -85,8 +79,10 @@ def changes(
     members: dict[str, Member],
     caller: str,
     is_admin: bool,
+    available: Mapping[str, Any],
 ) -> dict[str, Member]:
-    """The members whose row changes, with their new values; raises on anything not allowed."""
+    """The members whose row changes, with their new values; raises on anything not allowed.
+    `available` is what the caller has left to apply as upgrades (licenses/upgrades.py)."""
     changed: dict[str, Member] = {}
     for account_id, entry in entries.items():
         current = members.get(account_id)
@@ -101,7 +97,9 @@ def changes(
                     f"FATAL: user '{caller}' tried to change user '{account_id}' "
                     "allocation toward a project"
                 )
-            raise setting("users", UPGRADES)
+            why = member_upgrades.refusal(current.upgrades, upgrades, available)
+            if why is not None:
+                raise setting("users", why)
         hide = entry.get("hide", current.hide)
         if hide != current.hide and account_id != caller and not is_admin:
             raise setting("users", OTHERS)

@@ -639,7 +639,9 @@ define(
         "get_available_upgrades",
         GetAvailableUpgrades,
         "available_upgrades",
-        "Upgrades you may apply to projects, and how many are in use.",
+        "Upgrades you may apply to projects: `total` (all zero: upgrades come with billing,"
+        " which this server does not have), `excess` applied beyond it (by an admin),"
+        " `available` still to apply.",
     )
 )
 

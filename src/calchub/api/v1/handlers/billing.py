@@ -14,6 +14,5 @@ async def billing_not_configured(call: Call, msg: Any) -> dict[str, Any]:
     billing.not_configured()
 
 
-# Available upgrades come from billing subscriptions, so they answer the same.
-for _event in (*BILLING_EVENTS, "get_available_upgrades"):
+for _event in BILLING_EVENTS:
     handles(_event)(billing_not_configured)

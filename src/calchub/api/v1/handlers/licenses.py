@@ -1,4 +1,5 @@
-"""v1 handlers for add_license_to_project and remove_license_from_project."""
+"""v1 handlers for add_license_to_project, remove_license_from_project and
+get_available_upgrades."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from calchub.api.v1 import messages as m
 from calchub.api.v1.call import Call
 from calchub.api.v1.registry import Fields, handles
 from calchub.licenses.apply import change_project_license
+from calchub.licenses.upgrades import available_upgrades
 
 
 @handles("add_license_to_project")
@@ -18,3 +20,9 @@ async def add_license_to_project(call: Call, msg: m.AddLicenseToProject) -> Fiel
 async def remove_license_from_project(call: Call, msg: m.RemoveLicenseFromProject) -> Fields:
     await change_project_license(call.hub, call.actor, msg.project_id, msg.license_id, add=False)
     return {}
+
+
+@handles("get_available_upgrades")
+async def get_available_upgrades(call: Call, msg: m.GetAvailableUpgrades) -> Fields:
+    found = await available_upgrades(call.hub, call.actor)
+    return {"total": found.total, "excess": found.excess, "available": found.available}
