@@ -120,7 +120,6 @@ session = ScratchSession()
 
 
 def scratch_folder(prefix: str) -> Path:
-    """A folder project uids can traverse, removed at the end of the test session."""
-    path = session.folder(prefix)
-    path.chmod(0o711)
-    return path
+    """A new private folder (0700), removed at the end of the test session. The session's
+    folder above it is traversable, so it may hold a runtime root."""
+    return session.folder(prefix)

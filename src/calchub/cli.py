@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -566,6 +567,9 @@ def _help_requested(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Everything the server writes (database, its journals, backups, mail, logs, runtime
+    # state) is for its own user only; files meant for others set their modes explicitly.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     if _help_requested(args):
         return

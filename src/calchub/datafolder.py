@@ -7,6 +7,8 @@ unless asked to (`--init`): run from the wrong folder, they would otherwise crea
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -68,3 +70,21 @@ async def require_site(settings: Settings, init: bool) -> None:
             "--data-dir, --database-url or --config (or the CALCHUB_* variables) as the "
             "server has them; add --init to create a new, empty site there"
         )
+
+
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private(settings: Settings) -> None:
+    """Create the data folder private to the server's user, and take back access that an
+    older version (or an operator) granted to others: the folder, and the SQLite database
+    with its journal files, hold email addresses and password hashes."""
+    settings.data_dir.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, PRIVATE_FOLDER)
+    database = sqlite_path(settings)
+    if database is None:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{database}{suffix}", PRIVATE_FILE)

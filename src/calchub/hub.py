@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub import hosttools
 from calchub.config import Settings
+from calchub.datafolder import make_private
 from calchub.db.engine import create_engine, migrate
 from calchub.locks import KeyedLocks
 from calchub.mail import Mailer, mailer_from_settings
@@ -43,7 +44,7 @@ class Hub:
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings)
         engine = create_engine(settings.resolved_database_url)
         try:
             await migrate(engine)

@@ -144,29 +144,27 @@ async def test_a_killed_sandbox_is_noticed_and_restarted(
     assert result.stdout == "back\n"
 
 
-async def test_folders_project_uids_cannot_reach_are_reported(tmp_path: Path) -> None:
-    hidden = tmp_path / "hidden"
-    hidden.mkdir(mode=0o700)
-    runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
+async def test_runtime_folders_project_uids_cannot_reach_are_reported(tmp_path: Path) -> None:
+    # The runtime root is where sandboxes find their homes and the agent: it must be
+    # reachable. (The projects root need not be: tests/runtime/test_private_roots.py.)
+    hidden = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
     try:
-        check = LocalRuntime(hidden / "projects", runtime_root).check_available()
+        check = LocalRuntime(tmp_path / "projects", hidden / "run").check_available()
     finally:
-        shutil.rmtree(runtime_root)
+        shutil.rmtree(hidden)
     assert not check.available
     assert "not traversable" in check.reason
 
 
 async def test_start_refuses_when_sandboxing_is_unavailable(tmp_path: Path) -> None:
-    hidden = tmp_path / "hidden"
-    hidden.mkdir(mode=0o700)
-    runtime_root = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
-    rt = LocalRuntime(hidden / "projects", runtime_root)
+    hidden = Path(tempfile.mkdtemp(prefix="/tmp/chx"))
+    rt = LocalRuntime(tmp_path / "projects", hidden / "run")
     try:
         with pytest.raises(SandboxUnavailable, match="not traversable"):
             await rt.start(ProjectSpec("never-started", 64999, Quota()))
     finally:
         await rt.close()
-        shutil.rmtree(runtime_root)
+        shutil.rmtree(hidden)
 
 
 def test_overlong_runtime_root_is_refused() -> None:

@@ -261,9 +261,7 @@ class FakeRuntime(ProjectRuntime):
         await self.start(spec)
         return (await asyncio.to_thread(self._open_regular, spec, path, max_bytes)).data
 
-    async def read_file_located(
-        self, spec: ProjectSpec, path: str, max_bytes: int
-    ) -> FileContents:
+    async def read_file_located(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
         await self.start(spec)
         return await asyncio.to_thread(self._open_regular, spec, path, max_bytes)
 
@@ -375,7 +373,6 @@ class FakeRuntime(ProjectRuntime):
         if on_progress is not None:
             on_progress({"files": 0, "bytes": needed, "percent": 100})
 
-
     def _prepare_copy(
         self,
         src: ProjectSpec,
@@ -449,4 +446,3 @@ def _disk_usage(path: str) -> int:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(root, name)).st_blocks * 512
     return total
-

@@ -26,6 +26,7 @@ def install_agent(runtime_root: Path) -> Path:
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     versions = runtime_root / ".agent"
     versions.mkdir(mode=0o755, exist_ok=True)
+    versions.chmod(0o755)  # whatever the umask: every project uid reads it
     target = versions / digest.hexdigest()[:16]
     if (target / "agent" / "__main__.py").exists():
         return target

@@ -3,8 +3,12 @@ own uid, with a long-lived agent inside that does the work (see calchub.runtime.
 
 Layout on the host:
 
-    projects_root/<id>/            the project's home (owned by its uid, 0700)
+    projects_root/<id>/            the project's home (owned by its uid, 0700); the folders
+                                   above it may be private to root
     runtime_root/.agent/<version>/ the agent package, bound read-only into every sandbox
+    runtime_root/.homes/<id>       while the project runs: its home, bind-mounted here by
+                                   root, where bubblewrap (running as the project's uid)
+                                   can reach it; the runtime root must be traversable (o+x)
     runtime_root/<id>/sock         the agent's socket (root only)
     runtime_root/<id>/state.json   pid and start time of the sandbox (root only)
     runtime_root/<id>/lock         serialises start/stop between hub processes
@@ -30,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calchub.runtime import channel, copy, procfs, sandbox
+from calchub.runtime import channel, copy, mounts, procfs, sandbox
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     MIB,
@@ -134,14 +138,21 @@ class LocalRuntime(ProjectRuntime):
         if not check.available:
             return check
         self._prepare_roots()
-        for root in (self.projects_root, self.runtime_root):
-            if problem := sandbox.traversal_problem(root):
-                return sandbox.SandboxCheck(False, problem)
+        # Homes are reached through mounts in the runtime root, so only it must be
+        # traversable; the projects root may be as private as the server likes.
+        if problem := sandbox.traversal_problem(self.runtime_root):
+            return sandbox.SandboxCheck(False, problem)
         return check
 
     def _prepare_roots(self) -> None:
-        for root in (self.projects_root, self.runtime_root):
-            root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.projects_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.runtime_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.sandboxed:
+            # Traversable (not listable) by project uids: they reach the agent and their
+            # own home's mount point through here. Set exactly, whatever the umask.
+            self._mounts_root.mkdir(mode=0o700, exist_ok=True)
+            for folder in (self.runtime_root, self._mounts_root):
+                os.chmod(folder, 0o711)  # noqa: S103
         self._agent_home = install_agent(self.runtime_root)
 
     def _prepare(self) -> None:
@@ -154,6 +165,26 @@ class LocalRuntime(ProjectRuntime):
         else:
             self._prepare_roots()
         self._prepared = True
+
+    @property
+    def _mounts_root(self) -> Path:
+        return self.runtime_root / ".homes"
+
+    def _home_mount(self, project_id: str) -> Path:
+        """Where the running project's home is mounted for bubblewrap to bind."""
+        return self._mounts_root / project_id
+
+    def _mount_home(self, project_id: str, home: Path) -> Path:
+        target = self._home_mount(project_id)
+        mounts.remove_mount_point(target)  # a stale one, left by a crash
+        target.mkdir(mode=0o700)
+        try:
+            mounts.bind(home, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+            raise
+        return target
 
     def _rundir(self, project_id: str) -> Path:
         return self.runtime_root / project_id
@@ -244,7 +275,8 @@ class LocalRuntime(ProjectRuntime):
             listener.listen(1024)
             procs_files, covered = self._make_cgroups(spec)
             config = self._agent_config(spec, listener.fileno(), covered)
-            argv = self._agent_command(spec, home, config)
+            source = self._mount_home(project_id, home) if self.sandboxed else home
+            argv = self._agent_command(spec, source, config)
             proc = _spawn(
                 sandbox.with_cgroups(procs_files, argv),
                 listener.fileno(),
@@ -254,6 +286,8 @@ class LocalRuntime(ProjectRuntime):
             listener.close()
             if self._cgroups is not None:
                 self._cgroups.remove(project_id)
+            if self.sandboxed:
+                mounts.remove_mount_point(self._home_mount(project_id))
             raise
         # Only the agent holds the socket now, so connections fail fast once it is gone.
         listener.close()
@@ -441,6 +475,8 @@ class LocalRuntime(ProjectRuntime):
         for path in (self._state_path(project_id), self._socket_path(project_id)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        if self.sandboxed:
+            mounts.remove_mount_point(self._home_mount(project_id))
 
     # -- talking to the agent
 
@@ -633,6 +669,8 @@ def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes
         stderr=subprocess.PIPE,
         start_new_session=True,
         cwd=cwd,
+        # The server keeps its own files private (umask 077); projects get the usual 022.
+        umask=0o022,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
     )
 
