@@ -118,6 +118,35 @@ SETTINGS: dict[str, SettingDef] = {
             integer=True,
         ),
         SettingDef(
+            "jupyter_pool_size",
+            "Pre-started Jupyter kernels kept per project and kernel name.",
+            "2",
+            integer=True,
+        ),
+        SettingDef(
+            "jupyter_pool_idle_timeout_s",
+            "Seconds a project's unused kernel pool waits before it shrinks to one kernel.",
+            "1800",
+            integer=True,
+        ),
+        SettingDef(
+            "jupyter_session_idle_timeout_s",
+            "Seconds after which an unused persistent Jupyter session ends (0: never).",
+            "1800",
+            integer=True,
+        ),
+        SettingDef(
+            "jupyter_api_enabled",
+            "Whether Jupyter executes without a project run in the global pool project.",
+            "no",
+            choices=("yes", "no"),
+        ),
+        SettingDef(
+            "jupyter_project_id",
+            "The project the global Jupyter pool runs in (needs jupyter_api_enabled).",
+            "",
+        ),
+        SettingDef(
             "exec_max_output",
             "Most characters project_exec returns per stream.",
             "10000000",

@@ -604,3 +604,33 @@ support_tickets = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_support_tickets_account_status", "account_id", "status"),
 )
+
+# Results of Jupyter executes through the hub, keyed as CoCalc keys them (a SHA-1 of the
+# history, input, kernel, project and path), so a repeated request is answered unrun.
+jupyter_api_cache = Table(
+    "jupyter_api_cache",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hash", String(40), nullable=False, unique=True),
+    Column("output", Json, nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Column("last_active", UtcDateTime, nullable=False),
+    Column("expire", UtcDateTime, nullable=False, index=True),
+)
+
+# Executes that ran (cache hits are free), for the hourly compute quotas of the global pool.
+jupyter_api_log = Table(
+    "jupyter_api_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created", UtcDateTime, nullable=False, index=True),
+    Column("account_id", String(UUID_LEN), nullable=True),
+    # Who asked when there is no account (an anonymous caller's address).
+    Column("client", String(64), nullable=True),
+    Column("project_id", String(UUID_LEN), nullable=True),
+    Column("hash", String(40), nullable=True),
+    Column("kernel", String(200), nullable=True),
+    Column("total_time_ms", BigInteger, nullable=False, default=0),
+    Index("ix_jupyter_api_log_account_created", "account_id", "created"),
+    Index("ix_jupyter_api_log_client_created", "client", "created"),
+)

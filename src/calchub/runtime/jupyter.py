@@ -120,10 +120,26 @@ async def kernel_specs(runtime: ProjectRuntime, spec: ProjectSpec) -> list[dict[
     return specs
 
 
+@dataclass(frozen=True)
+class ExecuteResult:
+    """The outputs of the input, in CoCalc's format; `timed_out` when a cell ran out of time
+    and was interrupted (its outputs then usually end with a KeyboardInterrupt error)."""
+
+    output: list[dict[str, Any]]
+    timed_out: bool
+
+
 async def execute(
     runtime: ProjectRuntime, spec: ProjectSpec, request: ExecuteRequest
 ) -> list[dict[str, Any]]:
     """The outputs of `request.input`, in CoCalc's format."""
+    return (await execute_fully(runtime, spec, request)).output
+
+
+async def execute_fully(
+    runtime: ProjectRuntime, spec: ProjectSpec, request: ExecuteRequest
+) -> ExecuteResult:
+    """As execute, also saying whether a cell timed out."""
     body: dict[str, Any] = {
         "op": "execute",
         "kernel": request.kernel,
@@ -139,7 +155,7 @@ async def execute(
     output = reply.get("output")
     if not isinstance(output, list) or not all(isinstance(item, dict) for item in output):
         raise RuntimeFailure("the project sent a malformed Jupyter output")
-    return output
+    return ExecuteResult(output, reply.get("timed_out") is True)
 
 
 async def list_kernels(runtime: ProjectRuntime, spec: ProjectSpec) -> list[KernelProcess]:

@@ -428,7 +428,8 @@ class Manager:
         if op == "specs":
             return {"specs": self.specs()}
         if op == "execute":
-            return {"output": self.execute(request)}
+            limits = Limits(request.get("limits") or {})
+            return {"output": self.execute(request, limits), "timed_out": limits.timed_out}
         if op == "list":
             return {"kernels": self.list_kernels()}
         if op == "stop":
@@ -545,8 +546,7 @@ class Manager:
 
     # -- execute
 
-    def execute(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        limits = Limits(request.get("limits") or {})
+    def execute(self, request: dict[str, Any], limits: Limits) -> list[dict[str, Any]]:
         history = [str(h) for h in request.get("history") or []]
         code = str(request.get("input") or "")
         path = request.get("path")
