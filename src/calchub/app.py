@@ -14,6 +14,8 @@ from starlette.routing import Route
 import calchub.api.v1.handlers  # noqa: F401  (registers the handlers)
 from calchub import __version__, metrics
 from calchub.accounts.creation import verify_email
+from calchub.api.conat.hub_endpoint import handle_hub
+from calchub.api.conat.project_endpoint import handle_project
 from calchub.api.responses import json_response
 from calchub.api.support_page import ticket_page
 from calchub.api.v1.endpoint import handle_v1
@@ -56,6 +58,8 @@ def build_app(settings: Settings) -> Starlette:
         Route("/support/tickets/{ticket_id}", ticket_page, methods=["GET"]),
         # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
+        Route("/api/conat/hub", handle_hub, methods=["POST"]),
+        Route("/api/conat/project", handle_project, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),

@@ -25,6 +25,15 @@ NETWORK_HINT = (
 )
 
 
+class ExecFailed(Failed):
+    """A command that failed under err_on_exit. `reason` is the bare account of what
+    happened (the project API's error text); the message adds v1's framing around it."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ExecLimits:
     max_timeout_s: float
@@ -190,4 +199,20 @@ def exec_reply(
     )
     if "Connection refused" in error:
         error += " " + NETWORK_HINT.format(help_email=help_email)
-    raise Failed(error)
+    raise ExecFailed(error, _reason(request, result, cmd, cmd_args, stderr))
+
+
+def _reason(
+    request: ExecRequest, result: ExecResult, cmd: str, cmd_args: list[str], stderr: str
+) -> str:
+    """The project API's words: the bash text itself, or `'<cmd>' (args=<a b>)`, and
+    stderr cut at 1024 characters."""
+    shown = request.command if request.bash else f"{cmd}' (args={' '.join(cmd_args)})"
+    quoted = f"'{shown}'" if request.bash else f"'{shown}"
+    if result.timed_out:
+        return f"killed command '{' '.join([cmd, *cmd_args])}'"
+    if result.could_not_run:
+        return f"command {quoted} was not able to run -- stderr='{stderr[:1024]}'"
+    return (
+        f"command {quoted} exited with nonzero code {result.exit_code} -- stderr='{stderr[:1024]}'"
+    )

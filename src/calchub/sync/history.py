@@ -3,6 +3,7 @@ oldest first, with its author's name."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import func, select
@@ -120,3 +121,45 @@ async def _history(
             entry["patch_length"] = row.patch_length
         history.append(entry)
     return history
+
+
+async def document_history(hub: Hub, actor: Actor, project_id: Any, path: Any) -> dict[str, Any]:
+    """A document's patches and its syncstring, as the current API's `sync.history` gives
+    them; `{"patches": [], "info": {}}` for a document without history."""
+    if not isinstance(project_id, str) or not is_valid_uuid(project_id):
+        raise Invalid("project_id must be a valid uuid")
+    if not isinstance(path, str):
+        raise Invalid("path must be a string")
+    project_id = project_id.lower()
+    string_id = hashlib.sha1((project_id + path).encode("utf-8"), usedforsecurity=False)
+    async with hub.engine.connect() as conn:
+        if not (await project_role(conn, actor, project_id)).may_write:
+            raise Refused("user must be collaborator on source project")
+        info = (
+            await conn.execute(
+                select(syncstrings).where(syncstrings.c.string_id == string_id.hexdigest())
+            )
+        ).first()
+        if info is None:
+            return {"patches": [], "info": {}}
+        rows = await conn.execute(
+            select(patches.c.time, patches.c.user_id, patches.c.patch, patches.c.snapshot)
+            .where(patches.c.string_id == info.string_id)
+            .order_by(patches.c.time)
+        )
+        found = []
+        for seq, row in enumerate(rows):
+            mesg: dict[str, Any] = {
+                "time": row.time,
+                "wall": row.time,
+                "patch": row.patch,
+                "user_id": row.user_id,
+                "parents": [],
+            }
+            if row.snapshot is not None:
+                mesg["is_snapshot"] = True
+            found.append({"seq": seq, "time": row.time, "mesg": mesg})
+    keys = ("doctype", "init", "last_active", "path", "project_id", "read_only", "save")
+    described = {key: getattr(info, key) for key in keys}
+    described.update(string_id=info.string_id, users=info.users)
+    return {"patches": found, "info": described}
