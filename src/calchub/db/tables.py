@@ -76,6 +76,8 @@ accounts = Table(
     Column("other_settings", Json, nullable=True),
     # The account's public handle; unique case-insensitively (checked on set).
     Column("name", String(39), nullable=True),
+    # The organization the account belongs to (its name; one organization per account).
+    Column("org", String(39), nullable=True, index=True),
     Column("terminal", Json, nullable=True),
     Column("autosave", Integer, nullable=True),
     Column("evaluate_key", String(100), nullable=True),
@@ -633,4 +635,83 @@ jupyter_api_log = Table(
     Column("total_time_ms", BigInteger, nullable=False, default=0),
     Index("ix_jupyter_api_log_account_created", "account_id", "created"),
     Index("ix_jupyter_api_log_client_created", "client", "created"),
+)
+
+
+# Organizations: a name (unique with account names), what they say of themselves, their admins.
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("organization_id", String(UUID_LEN), primary_key=True),
+    Column("name", String(39), nullable=False, unique=True),
+    Column("title", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("link", Text, nullable=True),
+    Column("email_address", String(254), nullable=True),
+    Column("created", UtcDateTime, nullable=False),
+)
+
+# CoCalc keeps admin_account_ids as an array; a row per admin works alike on both backends.
+organization_admins = Table(
+    "organization_admins",
+    metadata,
+    Column(
+        "organization_id",
+        String(UUID_LEN),
+        ForeignKey("organizations.organization_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "account_id",
+        String(UUID_LEN),
+        ForeignKey("accounts.account_id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("added", UtcDateTime, nullable=False),
+)
+
+# Messages between accounts. `to_ids` keeps the recipients in the order the sender gave;
+# message_recipients holds each recipient's own state, and is what "received" reads.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "from_id",
+        String(UUID_LEN),
+        ForeignKey("accounts.account_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("to_ids", Json, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sent", UtcDateTime, nullable=False),
+    Column("thread_id", Integer, nullable=True, index=True),
+    Column("sender_read", Boolean, nullable=False, default=False),
+    Column("sender_saved", Boolean, nullable=False, default=False),
+    Column("sender_deleted", Boolean, nullable=False, default=False),
+)
+
+message_recipients = Table(
+    "message_recipients",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "account_id",
+        String(UUID_LEN),
+        ForeignKey("accounts.account_id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("read", Boolean, nullable=False, default=False),
+    Column("saved", Boolean, nullable=False, default=False),
+    Column("starred", Boolean, nullable=False, default=False),
+    Column("deleted", Boolean, nullable=False, default=False),
 )
