@@ -29,3 +29,19 @@ def test_conflicting_shapes_are_errors() -> None:
 def test_not_utf8() -> None:
     with pytest.raises(FormError):
         parse_form(b"a=\xff")
+
+
+def test_nested_array_of_objects() -> None:
+    assert parse_form(b"query[projects][0][project_id]=&query[projects][0][title]=T") == {
+        "query": {"projects": [{"project_id": "", "title": "T"}]}
+    }
+
+
+def test_too_many_brackets_and_huge_indices() -> None:
+    parse_form(b"a" + b"[x]" * 20 + b"=1")
+    with pytest.raises(FormError, match="more than 20 brackets"):
+        parse_form(b"a" + b"[x]" * 21 + b"=1")
+    with pytest.raises(FormError, match="array index 1001"):
+        parse_form(b"a[1001][b]=1")
+    # Digits that are not ASCII are object keys, not indices.
+    assert parse_form("a[\u0661][b]=1".encode()) == {"a": {"\u0661": {"b": "1"}}}

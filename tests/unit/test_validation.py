@@ -132,3 +132,48 @@ def test_registry_has_every_v1_event() -> None:
         "start_metrics",
     }
     assert documented <= set(DEFINITIONS)
+
+
+def test_form_json_text_for_object_fields() -> None:
+    query = '{"projects": [{"project_id": null, "title": null}]}'
+    msg, _ = build_message("query", m.Query, {"query": query}, from_form=True)
+    assert isinstance(msg, m.Query)
+    assert msg.query == {"projects": [{"project_id": None, "title": None}]}
+    msg, _ = build_message("query", m.Query, {"query": "[{\"accounts\": {}}]"}, from_form=True)
+    assert isinstance(msg, m.Query) and msg.query == [{"accounts": {}}]
+    # `options` takes any JSON: text that looks like JSON is parsed, other text stays text.
+    assert coerce_form_value(m.Query.model_fields["options"].annotation, '[{"limit": 5}]') == [
+        {"limit": 5}
+    ]
+    assert coerce_form_value(m.Query.model_fields["options"].annotation, "plain") == "plain"
+
+
+def test_form_bracket_blanks_are_null() -> None:
+    value = {"projects": [{"project_id": "p", "title": ""}]}
+    msg, _ = build_message("query", m.Query, {"query": value}, from_form=True)
+    assert isinstance(msg, m.Query)
+    assert msg.query == {"projects": [{"project_id": "p", "title": None}]}
+
+
+def test_form_json_text_errors_name_the_field() -> None:
+    for text, reason in [
+        ("{oops", "not valid JSON: "),
+        ('{"a": 1e999}', "not valid JSON: number 1e999 is out of range"),
+        ("[" * 100 + "]" * 100, "not valid JSON: nested too deeply"),
+        ("projects", "expected an object (as JSON text), got 'projects'"),
+    ]:
+        with pytest.raises(InvalidParameters) as info:
+            build_message("query", m.Query, {"query": text}, from_form=True)
+        assert info.value.message.startswith(PREFIX + f"property 'query' is invalid: {reason}")
+
+
+def test_non_finite_numbers_are_invalid() -> None:
+    for value in (float("inf"), float("nan"), "inf", "nan"):
+        with pytest.raises(InvalidParameters) as info:
+            build_message(
+                "project_exec",
+                m.ProjectExec,
+                {"project_id": "p", "command": "ls", "timeout": value},
+                from_form=isinstance(value, str),
+            )
+        assert "property 'timeout' is invalid" in info.value.message

@@ -24,6 +24,8 @@ SQL_MAX_LIMIT = 2**31 - 1
 # Name terms per query: bounds the size of the SQL expression (SQLite caps its depth at
 # 1000, asyncpg a statement's parameters at 32767). Email addresses do not count.
 MAX_NAME_TERMS = 200
+# Longer than any name; also keeps each LIKE pattern far below SQLite's 50,000-byte limit.
+MAX_TERM_LENGTH = 256
 _SPLIT_ITEMS = re.compile(r"[\n,;]")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.I)
 _UNIT_SECONDS = {
@@ -116,6 +118,8 @@ def _distinct_items(items: list[list[str]]) -> list[list[str]]:
             distinct[key] = None
     if sum(len(terms) for terms in distinct) > MAX_NAME_TERMS:
         raise SearchError(f"too many names in the query (at most {MAX_NAME_TERMS} words)")
+    if any(len(term) > MAX_TERM_LENGTH for terms in distinct for term in terms):
+        raise SearchError(f"a name in the query is too long (at most {MAX_TERM_LENGTH} characters)")
     return [list(terms) for terms in distinct]
 
 

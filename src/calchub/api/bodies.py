@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -18,12 +19,20 @@ from calchub.api.forms import FormError, parse_form
 # Public requests (no key) carry a project id and a path, nothing more.
 ANONYMOUS_LIMIT = 64 * 1024
 PARSE_INLINE = 64 * 1024
+# No message of any edge nests deeper; recursive code behind the edges (the query engine,
+# JSON columns) may then recurse without running out of stack.
+MAX_DEPTH = 64
 
 
 async def read_request(request: Request, limit: int) -> tuple[Any, bool]:
-    """The request's body, parsed (see parse_body), read up to `limit` bytes."""
+    """The request's body, parsed (see parse_body), read up to `limit` bytes. A GET without
+    a body carries its fields in the query string, read as a form."""
     raw = await read_body(request, limit)
     content_type = request.headers.get("content-type", "")
+    query_string: bytes = request.scope.get("query_string", b"")
+    if request.method == "GET" and not raw and query_string:
+        raw = query_string
+        content_type = "application/x-www-form-urlencoded"
     if len(raw) <= PARSE_INLINE:
         return parse_body(content_type, raw)
     return await asyncio.to_thread(parse_body, content_type, raw)
@@ -47,6 +56,42 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_json_text(text: str | bytes) -> Any:
+    """JSON as every edge accepts it: finite numbers only, nested at most MAX_DEPTH deep.
+    Raises ValueError saying what is wrong."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested too deeply (at most {MAX_DEPTH} levels)")
+    return value
+
+
 def parse_body(content_type: str, raw: bytes) -> tuple[Any, bool]:
     """The body as a value, and whether it came from a form (strings to coerce)."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -54,11 +99,9 @@ def parse_body(content_type: str, raw: bytes) -> tuple[Any, bool]:
         if not raw.strip():
             return {}, False
         try:
-            return json.loads(raw, parse_constant=_reject_constant), False
+            return parse_json_text(raw), False
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"invalid JSON body: {exc}") from None
-        except RecursionError:
-            raise ProtocolError("invalid JSON body: nested too deeply") from None
     if media == "application/x-www-form-urlencoded":
         try:
             return parse_form(raw), True

@@ -8,6 +8,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 MAX_PARAMETERS = 1000
+# Brackets in one key, and the largest array index: no message needs more, and both bound
+# the work (and memory) one key can cost.
+MAX_BRACKETS = 20
+MAX_INDEX = MAX_PARAMETERS
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
@@ -29,6 +33,8 @@ def parse_form(raw: bytes) -> dict[str, Any]:
             _put(result, key, value)
             continue
         name, brackets = match.group(1), _PART.findall(match.group(2))
+        if len(brackets) > MAX_BRACKETS:
+            raise FormError(f"form key {key[:60]!r} has more than {MAX_BRACKETS} brackets")
         _assign(result, name, brackets, value)
     return result
 
@@ -46,13 +52,15 @@ def _assign(target: dict[str, Any], name: str, path: list[str], value: str) -> N
         _put(target, name, value)
         return
     head, rest = path[0], path[1:]
-    if head == "" or head.isdigit():
+    if head == "" or (head.isascii() and head.isdigit()):
         container = target.setdefault(name, [])
         if not isinstance(container, list):
             container = target[name] = [container]
         if rest:
             # a[0][b]=c: arrays of objects are rare in this API; keep them as objects by index.
             index = int(head) if head else len(container)
+            if index > MAX_INDEX:
+                raise FormError(f"array index {head} in form key {name!r} is above {MAX_INDEX}")
             while len(container) <= index:
                 container.append({})
             if not isinstance(container[index], dict):

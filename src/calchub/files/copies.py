@@ -61,8 +61,13 @@ def _parse_scheduled(value: str | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+# A copy's own timeout is clamped to a day, as exec clamps its timeout: larger values mean
+# "no hurry" and must still fit the database's integer column.
+MAX_COPY_TIMEOUT_S = 86_400
+
+
 def _timeout(value: float | None) -> int | None:
-    return max(1, round(value)) if value else None
+    return max(1, round(min(value, MAX_COPY_TIMEOUT_S))) if value else None
 
 
 async def wait_for_copy(hub: Hub, copy_id: str) -> None:

@@ -23,7 +23,8 @@ class Request(BaseModel):
     """Base of every request model. Field order is definition order, which fixes the order
     in which missing fields are reported, as CoCalc's `misc.defaults` does."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinite and NaN numbers mean nothing to any field (and overflow the columns they reach).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     # Whether the message defines `id` (all but copy_path_status / copy_path_delete).
     has_id: ClassVar[bool] = True
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from calchub.api.bodies import parse_json_text
 from calchub.api.errors import ProtocolError
 from calchub.api.v1.registry import Request
 
@@ -76,9 +77,15 @@ def build_message(
                 "strings must not contain NUL characters"
             )
     if from_form:
-        present = {
-            name: coerce_form_value(fields[name].annotation, v) for name, v in present.items()
-        }
+        coerced: dict[str, Any] = {}
+        for name, value in present.items():
+            try:
+                coerced[name] = coerce_form_value(fields[name].annotation, value)
+            except ValueError as exc:
+                raise InvalidParameters(
+                    f"Error: misc.defaults -- TypeError: property '{name}' is invalid: {exc}"
+                ) from None
+        present = coerced
     try:
         message = model.model_validate(present, strict=not from_form)
     except ValidationError as exc:
@@ -125,11 +132,38 @@ def _base_types(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def _blank_is_null(value: Any) -> Any:
+    """In a structure built from bracketed form keys (`query[projects][title]=`), an empty
+    value is `null`: a form has no other way to write one."""
+    if isinstance(value, dict):
+        return {key: _blank_is_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_blank_is_null(item) for item in value]
+    return None if value == "" else value
+
+
 def coerce_form_value(annotation: Any, value: Any) -> Any:
     """Coerce a form value (a string, or a list/dict of them) toward `annotation`."""
     members = _base_types(annotation)
     plain = {typing.get_origin(m) or m for m in members}
+    structured = bool(plain & {dict, list, Any})
+    if structured and isinstance(value, dict):
+        return _blank_is_null(value)
+    if structured and isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        # `-d 'query={"projects": ...}'`: a field that takes an object or array may carry
+        # it as JSON text.
+        try:
+            return parse_json_text(value)
+        except ValueError as exc:
+            if Any in plain:
+                return value  # a field that takes anything takes this text as it is
+            raise ValueError(f"not valid JSON: {exc}") from None
+    if dict in plain and str not in plain and Any not in plain and isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:60] + "..."
+        raise ValueError(f"expected an object (as JSON text), got {shown!r}")
     if isinstance(value, list):
+        if Any in plain and not (plain & {list}):
+            return _blank_is_null(value)
         lists = [m for m in members if typing.get_origin(m) is list]
         if lists:
             (item_type,) = typing.get_args(lists[0]) or (Any,)
