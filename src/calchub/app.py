@@ -11,13 +11,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-import calchub.api.v1.handlers  # noqa: F401  (registers the handlers)
 from calchub import __version__, metrics
 from calchub.accounts.creation import verify_email
 from calchub.api.conat.hub_endpoint import handle_hub
 from calchub.api.conat.project_endpoint import handle_project
+from calchub.api.openapi_routes import openapi_routes
+from calchub.api.reference_page import api_index, reference_page
 from calchub.api.responses import json_response
 from calchub.api.support_page import ticket_page
+
+# Registers the v1 handlers, and describes them in the OpenAPI document.
+from calchub.api.v1 import handlers, openapi  # noqa: F401
 from calchub.api.v1.endpoint import handle_v1
 from calchub.api.v1.registry import DEFINITIONS
 from calchub.config import Settings
@@ -28,7 +32,15 @@ from calchub.scheduler import DUTIES, scheduler_loop
 
 
 async def index(request: Request) -> Response:
-    return json_response({"name": "calchub", "version": __version__, "api": "/api/v1/<event>"})
+    return json_response(
+        {
+            "name": "calchub",
+            "version": __version__,
+            "api": "/api/v1/<event>",
+            "reference": "/api/docs",
+            "openapi": "/api/openapi.json",
+        }
+    )
 
 
 async def verify(request: Request) -> Response:
@@ -56,6 +68,11 @@ def build_app(settings: Settings) -> Starlette:
         Route("/", index, methods=["GET"]),
         Route("/auth/verify", verify, methods=["GET"]),
         Route("/support/tickets/{ticket_id}", ticket_page, methods=["GET"]),
+        # Before the v1 catch-all: the documents describing the API.
+        *openapi_routes(),
+        Route("/api/docs", reference_page, methods=["GET"], name="api_docs"),
+        Route("/api/", api_index, methods=["GET"]),
+        Route("/api", api_index, methods=["GET"]),
         # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
         Route("/api/conat/hub", handle_hub, methods=["POST"]),

@@ -59,7 +59,19 @@ class MessageDef:
     examples: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReplyDecl:
+    """What an event answers besides an error: the fields of its response event
+    (`success`), and of any other event it may answer with (`others`). `unavailable` says why
+    this server never succeeds at the event (then `success` is None)."""
+
+    success: type[BaseModel] | None
+    others: dict[str, type[BaseModel]] = field(default_factory=dict)
+    unavailable: str | None = None
+
+
 DEFINITIONS: dict[str, MessageDef] = {}
+REPLIES: dict[str, ReplyDecl] = {}
 HANDLERS: dict[str, Handler] = {}
 # Events CoCalc defines for its websocket protocol only: "not part of the HTTP API".
 NON_API_EVENTS: set[str] = set()
@@ -84,9 +96,30 @@ def handles(event: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def declare_replies(
+    event: str,
+    success: type[BaseModel] | None,
+    *,
+    unavailable: str | None = None,
+    **others: type[BaseModel],
+) -> None:
+    if event not in DEFINITIONS:
+        raise ValueError(f"no message {event!r} to declare replies for")
+    if event in REPLIES:
+        raise ValueError(f"replies of {event!r} declared twice")
+    if (success is None) == (unavailable is None):
+        raise ValueError(f"{event!r}: declare either the success reply or why it is unavailable")
+    REPLIES[event] = ReplyDecl(success, dict(others), unavailable)
+
+
 def status(event: str) -> str:
-    """`implemented` or `planned`, for the generated docs."""
+    """What the server does with the event, for the generated docs."""
     defn = DEFINITIONS[event]
-    if not defn.dispatchable or event in HANDLERS:
-        return "implemented"
-    return "planned"
+    if not defn.dispatchable:
+        return "not callable (a response type)"
+    if event not in HANDLERS:
+        return "planned"
+    declared = REPLIES.get(event)
+    if declared is not None and declared.unavailable is not None:
+        return f"answers an error: {declared.unavailable}"
+    return "implemented"

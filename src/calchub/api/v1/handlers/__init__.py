@@ -3,7 +3,8 @@ the registry."""
 
 from __future__ import annotations
 
-import calchub.api.v1.messages  # noqa: F401  (definitions first)
+# The definitions first, and the shape of their replies.
+from calchub.api.v1 import messages, replies  # noqa: F401
 from calchub.api.v1.handlers import (  # noqa: F401
     accounts,
     billing,
