@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from calchub import __version__, metrics
 from calchub.accounts.creation import verify_email
+from calchub.api.conat import openapi as conat_openapi  # noqa: F401  (describes the bridge)
 from calchub.api.conat.hub_endpoint import handle_hub
 from calchub.api.conat.project_endpoint import handle_project
 from calchub.api.openapi_routes import openapi_routes

@@ -7,6 +7,8 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
+from calchub.api.conat import openapi as conat_openapi  # noqa: F401  (adds the bridge)
+from calchub.api.conat.registry import HUB_METHODS, PROJECT_METHODS
 from calchub.api.openapi import SECTIONS, document
 from calchub.api.reference_page import render
 from calchub.api.v1 import openapi  # noqa: F401  (adds the v1 section)
@@ -29,6 +31,17 @@ def test_every_v1_event_is_an_operation() -> None:
     assert set(paths) == {f"/api/v1/{event}" for event in DEFINITIONS}
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_every_bridge_method_is_named() -> None:
+    doc = document(["conat"])
+    schemas = doc["components"]["schemas"]
+    assert set(doc["paths"]) == {"/api/conat/hub", "/api/conat/project"}
+    assert schemas["conat_hub_request"]["properties"]["name"]["enum"] == sorted(HUB_METHODS)
+    names = schemas["conat_project_request"]["properties"]["name"]["enum"]
+    assert set(names) == {"ping", *PROJECT_METHODS}
+    assert set(SECTIONS) >= {"v1", "conat"}
+    assert set(document()["paths"]) >= {"/api/conat/hub", "/api/v1/ping"}
 
 
 def test_every_event_declares_its_replies() -> None:

@@ -41,7 +41,10 @@ def _text(value: str) -> str:
     blocks: list[str] = []
     for paragraph in value.split("\n\n"):
         lines = paragraph.split("\n")
-        if all(line.startswith("    ") for line in lines if line):
+        if all(line.startswith("- ") for line in lines):
+            items = (_CODE.sub(r"<code>\1</code>", html.escape(line[2:])) for line in lines)
+            blocks.append("<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>")
+        elif all(line.startswith("    ") for line in lines if line):
             code = "\n".join(line[4:] for line in lines)
             blocks.append(f"<pre>{html.escape(code)}</pre>")
         else:

@@ -144,6 +144,12 @@ class Tickets(Fields):
     tickets: list[dict[str, Any]]
 
 
+class Upgrades(Fields):
+    total: dict[str, float] = Field(description="the account's upgrades, by quota name")
+    excess: dict[str, float] = Field(description="applied beyond the total, by quota name")
+    available: dict[str, float] = Field(description="what is left to apply, by quota name")
+
+
 class History(Fields):
     history: list[dict[str, Any]]
 
@@ -188,9 +194,10 @@ declare_replies("start_metrics", Interval)
 declare_replies("create_support_ticket", TicketUrl)
 declare_replies("get_support_tickets", Tickets)
 declare_replies("get_syncdoc_history", History)
+declare_replies("get_available_upgrades", Upgrades)
 
 # No payment backend: these always answer an error event.
-for _event in (*BILLING_EVENTS, "get_available_upgrades"):
+for _event in BILLING_EVENTS:
     declare_replies(_event, None, unavailable="billing is not configured")
 # Declared as API by CoCalc but never dispatched: HTTP 400 "unknown message event type".
 for _event in ("stripe_customer", "stripe_plans"):
