@@ -13,6 +13,7 @@ from calchub.errors import Invalid
 from calchub.hub import Hub
 
 MAX_LIMIT = 500
+MAX_OFFSET = 10**9
 TYPES = ("received", "sent", "new", "starred")
 
 _BASE = (
@@ -65,6 +66,8 @@ async def get_messages(
         raise Invalid(f"limit must be at most {MAX_LIMIT}")
     if limit < 0 or offset < 0:
         raise Invalid("limit and offset must not be negative")
+    if offset > MAX_OFFSET:
+        raise Invalid(f"offset must be at most {MAX_OFFSET}")
     if kind == "liked":
         kind = "starred"
     if kind not in TYPES:

@@ -76,7 +76,7 @@ async def _resolve(conn: AsyncConnection, to_ids: Sequence[str]) -> list[str]:
 async def _thread_of(conn: AsyncConnection, caller: str, reply_id: int | None) -> int | None:
     # Replying joins the thread of a message the caller sent or received; any other id
     # (gone, or someone else's) starts no thread, so ids reveal nothing.
-    if reply_id is None:
+    if reply_id is None or not 0 < reply_id < 2**31:
         return None
     row = (
         await conn.execute(

@@ -1,3 +1,3 @@
 """Imports every module that declares bridge methods, so both registries are complete."""
 
-from calchub.api.conat import hub_methods, project_methods  # noqa: F401
+from calchub.api.conat import hub_methods, org_methods, project_methods  # noqa: F401
