@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from . import leftovers
 from .files import FsError
 from .project import Project
 from .realpaths import real_path_of
@@ -46,10 +47,39 @@ def op_rsync_pull(
     flags = [str(f) for f in req["flags"]]
     if any(not f.startswith("-") for f in flags):
         raise ValueError("rsync flags must be options")
+    leftovers.sweep(project)
+    partial = leftovers.new_copy_folder(project)
+    try:
+        result = _pull(project, conn, req, flags, partial)
+    finally:
+        if partial is not None:
+            leftovers.release_copy_folder(project, *partial)
+    # Only now: once the hub hears the copy is over, nothing of it is left in the home.
+    if result is not None:
+        send_frame(conn, result)
+
+
+def _pull(
+    project: Project,
+    conn: socket.socket,
+    req: dict[str, Any],
+    flags: list[str],
+    partial: tuple[int, str] | None,
+) -> dict[str, Any] | None:
+    """Run the client; its result, or None when the hub went away."""
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
     dst = project.rsync_path(str(req["dst"]))
     argv = ["rsync", *flags, PROGRESS_FLAG, "-e", f"{sys.executable} -I {launcher} rsh"]
+    # Partial files go to a folder of this copy's own, where a killed copy's are found;
+    # the shared folder itself is never copied or deleted by a copy.
+    argv.append(f"--exclude=/{leftovers.FOLDER}")
+    # rsync holds the folder's lock too: should this worker die, the folder stays in use
+    # for as long as rsync goes on writing into it.
+    keep: tuple[int, ...] = (theirs.fileno(),)
+    if partial is not None:
+        argv.append(f"--temp-dir={partial[1]}")
+        keep += (partial[0],)
     argv += ["calchub:" + str(req["src"]), dst]
     proc = subprocess.Popen(
         argv,
@@ -58,7 +88,7 @@ def op_rsync_pull(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        pass_fds=(theirs.fileno(),),
+        pass_fds=keep,
         start_new_session=True,
     )
     theirs.close()
@@ -77,7 +107,7 @@ def op_rsync_pull(
         if conn in ready and hub_gone(conn):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return
+            return None
         if mine in ready:
             _hand_over(mine, conn)
             watch.remove(mine)
@@ -97,7 +127,7 @@ def op_rsync_pull(
     code = proc.wait()
     progress.flush()
     text = stderr.decode(errors="replace").strip()
-    send_frame(conn, {"ok": True, "exit_code": code, "stderr": text})
+    return {"ok": True, "exit_code": code, "stderr": text}
 
 
 class _Progress:

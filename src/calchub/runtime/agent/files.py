@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterator
 from typing import Any
 
+from . import leftovers
 from .project import Project
 from .realpaths import copied_from, real_path_of
 from .wire import CHUNK, Incoming, send_frame
@@ -123,7 +124,7 @@ def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> N
         raise FsError("EINVAL", "open", path) from exc
     if os.path.isdir(real):
         raise FsError("EISDIR", "open", path)
-    parent, name = os.path.split(real)
+    parent = os.path.dirname(real)
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
@@ -141,18 +142,18 @@ def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> N
             needed = -(-size // 4096) * 4096
             if used - old_blocks + needed > int(quota):
                 raise QuotaError(used, int(quota), size)
-        tmp = os.path.join(parent, f".{name[:200]}.{os.urandom(6).hex()}.calchub-tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        leftovers.sweep(project)
         try:
-            fd = os.open(tmp, flags, mode)
+            fd, tmp = leftovers.new_file(project, parent, mode)
         except OSError as exc:
             raise FsError.from_os(exc, "open", path) from exc
         try:
             try:
                 payload.copy_to(fd)
+                # Renamed while still open, so the lock keeps sweeps away until it is done.
+                os.rename(tmp, real)
             finally:
                 os.close(fd)
-            os.rename(tmp, real)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -161,6 +162,8 @@ def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> N
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        finally:
+            leftovers.tidy(project)
 
 
 def op_du(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import copies, files, jupyter, listing
+from . import copies, files, jupyter, leftovers, listing
 from .execs import Executor
 from .files import FsError, QuotaError
 from .kernel import (
@@ -51,6 +51,9 @@ def serve(config: Config) -> int:
     listener.setblocking(False)
     os.makedirs(os.path.dirname(config.lock_path), exist_ok=True)
     project = Project(config)
+    # Nothing of an earlier run can still be writing: what it left unfinished goes.
+    leftovers.sweep(project, everything=True)
+    leftovers.tidy(project)
     nested = config.nested_pidns and own_user_namespace()
     if not nested:
         become_subreaper()
