@@ -25,6 +25,7 @@ from calchub.api.support_page import ticket_page
 from calchub.api.v1 import handlers, openapi  # noqa: F401
 from calchub.api.v1.endpoint import handle_v1
 from calchub.api.v1.registry import DEFINITIONS
+from calchub.api.v2.endpoint import handle_v2
 from calchub.config import Settings
 from calchub.health import healthz, readyz
 from calchub.hub import Hub
@@ -78,6 +79,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
         Route("/api/conat/hub", handle_hub, methods=["POST"]),
         Route("/api/conat/project", handle_project, methods=["POST"]),
+        Route("/api/v2/{rest:path}", handle_v2, methods=["POST", "GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),

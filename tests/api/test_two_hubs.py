@@ -78,12 +78,7 @@ def test_concurrent_renames_never_give_one_owner_a_name_twice(
             query = {"projects": {"project_id": pid, "name": wanted}}
             return (api if n % 2 else other).call("query", user.api_key, {"query": query})
 
-        replies = _in_threads(
-            [
-                lambda n=n, pid=pid: rename(n, pid)
-                for n, pid in enumerate(ids)
-            ]
-        )
+        replies = _in_threads([lambda n=n, pid=pid: rename(n, pid) for n, pid in enumerate(ids)])
     finally:
         api.close()
         other.close()

@@ -24,9 +24,7 @@ async def test_a_collaborator_writes_until_removed(
         await files.write_text(hub, guest, project, "guest.txt", "no")
     # Only a member who writes may add others.
     with pytest.raises(CollaboratorError, match="does not have write access"):
-        await add_collaborators(
-            hub.engine, add_request(guest, owner.actor.caller, project, None)
-        )
+        await add_collaborators(hub.engine, add_request(guest, owner.actor.caller, project, None))
     await add_collaborators(hub.engine, add_request(owner.actor, guest.caller, project, None))
     await files.write_text(hub, guest, project, "guest.txt", "yes")
     assert await files.read_text(hub, owner.actor, project, "guest.txt") == "yes"

@@ -43,10 +43,6 @@ async def test_copy_failures_and_refusals(
         )
     theirs = await make_project(stranger, "theirs")
     with pytest.raises(Refused, match="No write access to target project"):
-        await copies.copy_between_projects(
-            hub, owner.actor, CopyOrder(source, "a", theirs, "a")
-        )
+        await copies.copy_between_projects(hub, owner.actor, CopyOrder(source, "a", theirs, "a"))
     with pytest.raises(Refused, match="No read access to source project"):
-        await copies.copy_between_projects(
-            hub, stranger.actor, CopyOrder(source, "a", theirs, "a")
-        )
+        await copies.copy_between_projects(hub, stranger.actor, CopyOrder(source, "a", theirs, "a"))

@@ -17,8 +17,9 @@ async def test_exec_runs_in_the_home_and_reports_output(
     out = await run_command(hub, owner.actor, project, Command("pwd", []))
     assert out.exit_code == 0
     assert out.stdout.strip().endswith(project)
-    out = await run_command(hub, owner.actor, project, Command("echo a; echo b >&2; exit 3",
-                                                                [], err_on_exit=False))
+    out = await run_command(
+        hub, owner.actor, project, Command("echo a; echo b >&2; exit 3", [], err_on_exit=False)
+    )
     assert (out.stdout, out.stderr, out.exit_code) == ("a\n", "b\n", 3)
 
 

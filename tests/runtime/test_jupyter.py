@@ -27,6 +27,15 @@ async def project(runtime: LocalRuntime) -> AsyncIterator[ProjectSpec]:
     await made.stop_all()
 
 
+def ends_interrupted(out: list[dict[str, object]]) -> bool:
+    """An interrupted Python cell ends with a KeyboardInterrupt error, or, when a second
+    interrupt caught IPython formatting that error (a busy machine), with its stderr note."""
+    last = out[-1]
+    return last.get("ename") == "KeyboardInterrupt" or "KeyboardInterrupt" in str(
+        last.get("text") if last.get("name") == "stderr" else ""
+    )
+
+
 async def run(
     runtime: LocalRuntime, spec: ProjectSpec, code: str, **options: object
 ) -> list[dict[str, object]]:
@@ -176,7 +185,7 @@ async def test_a_cell_past_its_time_is_interrupted(
         runtime, project, "print('start', flush=True)\nimport time\ntime.sleep(60)", limits=limits
     )
     assert out[0] == {"name": "stdout", "text": "start\n"}
-    assert out[-1]["ename"] == "KeyboardInterrupt"
+    assert ends_interrupted(out)
     assert await run(runtime, project, "2+2") == [{"data": {"text/plain": "4"}}]
 
 
@@ -216,7 +225,7 @@ async def test_sessions_keep_state(runtime: LocalRuntime, project: ProjectSpec) 
         out = await run(
             runtime, project, "import time; time.sleep(60)", session=session.id, limits=slow
         )
-        assert out[-1]["ename"] == "KeyboardInterrupt"
+        assert ends_interrupted(out)
         assert await run(runtime, project, "x", session=session.id) == [
             {"data": {"text/plain": "1"}}
         ]

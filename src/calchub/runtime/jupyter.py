@@ -12,7 +12,7 @@ from calchub.runtime.base import JupyterFailure, ProjectRuntime, ProjectSpec, Ru
 # A kernel may take this long to start; the manager gives up on it after 60 seconds.
 KERNEL_START_S = 60.0
 # What an interrupt may add to a cell's time (three tries, then a kill), plus slack.
-INTERRUPT_GRACE_S = 15.0
+INTERRUPT_GRACE_S = 30.0
 QUICK_CALL_S = 90.0
 
 

@@ -40,8 +40,11 @@ from .wire import recv_frame, send_frame
 
 START_TIMEOUT_S = 60.0
 HOUSEKEEPING_S = 2.0
-INTERRUPT_TRIES = 3
-INTERRUPT_FIRST_WAIT_S = 1.0
+# After each interrupt, how long the cell gets to end before the next (then a kill). The
+# first wait is long: an interrupted Python cell first formats its traceback, which takes
+# a second or more in a fresh kernel, and a second interrupt would cut that short.
+INTERRUPT_WAITS_S = (3.0, 2.0, 2.0)
+STOPPING_GRACE_S = 10.0
 MAX_SESSIONS = 16
 REMOVED_KEYS = ("execution_state", "execution_count", "payload", "code", "status", "source")
 PYTHON_LIKE = ("python", "sage")
@@ -253,11 +256,11 @@ class Kernel:
         replied = idle = False
         deadline = limits.cell_deadline()
         interrupts = 0
-        wait = INTERRUPT_FIRST_WAIT_S
+        stopping = False  # the interrupt's error arrived: the cell is ending
         while not (replied and idle):
             now = time.monotonic()
             if now >= deadline:
-                if interrupts >= INTERRUPT_TRIES:
+                if interrupts >= len(INTERRUPT_WAITS_S) or stopping:
                     self.close()
                     raise Failure(
                         "timeout",
@@ -265,10 +268,9 @@ class Kernel:
                         f"(timeout: {limits.describe_timeout()})",
                     )
                 self.interrupt()
-                interrupts += 1
                 limits.timed_out = True
-                deadline = now + wait
-                wait *= 1.3
+                deadline = now + INTERRUPT_WAITS_S[interrupts]
+                interrupts += 1
             events = dict(poller.poll(max(1, min(200, int((deadline - now) * 1000)))))
             if not events and not self.alive():
                 raise Failure("died", self.death())
@@ -284,6 +286,11 @@ class Kernel:
                 if msg_type == "status" and message["content"].get("execution_state") == "idle":
                     idle = True
                     continue
+                if msg_type == "error" and interrupts and not stopping:
+                    # Formatting the traceback may take a while: another interrupt now
+                    # would only cut it short. Give the cell time to end instead.
+                    stopping = True
+                    deadline = time.monotonic() + STOPPING_GRACE_S
                 cell.add(msg_type, message["content"])
 
 
@@ -481,6 +488,9 @@ class Manager:
             self.kernels[kernel.pid] = kernel
         try:
             kernel.wait_ready(START_TIMEOUT_S)
+            # A first, empty execute does the kernel's lazy set-up now rather than in the
+            # caller's time (and before any interrupt could land in the middle of it).
+            kernel.run_cell("", Limits({"timeout_ms_per_cell": START_TIMEOUT_S * 1000}), None)
         except BaseException:
             self.forget(kernel)
             raise
@@ -558,6 +568,8 @@ class Manager:
         kernel = self.take_from_pool(
             name, int(_number(pool.get("size"))), _number(pool.get("timeout_s"))
         )
+        # The total time counts from when the kernel is ours, not while it starts.
+        limits.started = time.monotonic()
         try:
             outputs: list[dict[str, Any]] = []
             if path is not None:
