@@ -118,6 +118,12 @@ async def _mcp_exec(server: Server, key: str, project_id: str | None) -> tuple[s
         tools = {tool.name for tool in (await session.list_tools()).tools}
         result = await session.call_tool("exec", {"command": "echo mcp-$((40+2))"})
         text = "".join(getattr(part, "text", "") for part in result.content)
+        await session.call_tool("exec", {"command": "echo x > listed.txt"})
+        files = await session.read_resource("cocalc://project-files")  # type: ignore[arg-type]
+        text += "".join(getattr(part, "text", "") for part in files.contents)
+        if project_id is not None:
+            profile = await session.read_resource("cocalc://account-profile")  # type: ignore[arg-type]
+            text += "".join(getattr(part, "text", "") for part in profile.contents)
     return tools, text
 
 
@@ -127,9 +133,10 @@ def test_mcp_server(server: Server, user: User) -> None:
 
     tools, text = asyncio.run(_mcp_exec(server, user.api_key, project_id))
     assert {"exec", "projects_search", "set_current_project", "project_status"} <= tools
-    assert "mcp-42" in text
+    assert "mcp-42" in text and "listed.txt" in text
+    assert user.email in text and "Error" not in text
 
     key = new_key(server, user.account_id, "--project", project_id)
     tools, text = asyncio.run(_mcp_exec(server, key, None))
     assert "exec" in tools and "projects_search" not in tools
-    assert "mcp-42" in text
+    assert "mcp-42" in text and "listed.txt" in text

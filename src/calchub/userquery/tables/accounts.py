@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import accounts
+from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError
 from calchub.userquery.names import account_name_problem
 from calchub.userquery.schema import Rule, Scope, SetContext, TableSpec
@@ -84,6 +86,10 @@ async def _check_account(ctx: SetContext) -> None:
         raise QueryError("name is already taken by another organization or account")
 
 
+async def _no_balance(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list[Any]:
+    return [None for _ in rows]
+
+
 ACCOUNTS = TableSpec(
     name="accounts",
     storage=accounts,
@@ -112,7 +118,14 @@ ACCOUNTS = TableSpec(
         "ssh_keys": {},
         "created": None,
         "unlisted": False,
+        # The organization the account belongs to, if any.
+        "org": None,
+        # cocalc.com's prepaid balance: nothing is sold here, so there is none. Readable
+        # because CoCalc's MCP server asks for it along with the profile.
+        "balance": None,
     },
+    edges={"balance": _no_balance},
+    edge_columns={"balance": ("account_id",)},
     set_fields={
         "account_id": Rule.ACCOUNT_ID,
         "name": Rule.ALLOW,
