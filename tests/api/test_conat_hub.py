@@ -93,6 +93,7 @@ def test_system_methods(server: Server, user: User, make_user: Callable[..., Use
 
     found = hub(server, key, "system.userSearch", {"query": other.email})
     assert [r["account_id"] for r in found] == [other.account_id]
+    assert isinstance(found[0]["created"], int) and found[0]["email_address"] == other.email
     refused = hub(server, key, "system.userSearch", {"query": other.email, "admin": True})
     assert refused["error"].startswith("Error: ")
     assert "limit" in hub(server, key, "system.userSearch", {"query": "x", "limit": "9"})["error"]

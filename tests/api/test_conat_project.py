@@ -101,6 +101,7 @@ def test_exec(server: Server, user: User) -> None:
         {"command": "ls", "timeout": "x"},
         {"command": "ls", "bash": "yes"},
         {"command": "ls", "async_call": True},
+        {"command": "env", "env": {"A": "1"}},
     ):
         answer = project(server, key, project_id, "system.exec", bad)
         assert answer["error"].startswith("Error: "), (bad, answer)

@@ -70,6 +70,10 @@ async def exec_(call: BridgeCall, args: list[Any]) -> Any:
     bash = opts.get("bash", False)
     if not isinstance(bash, bool):
         raise Invalid("bash must be true or false")
+    if opts.get("env"):
+        # Refused rather than ignored: a command run without the variables it was given
+        # could do something else entirely.
+        raise Invalid("env is not supported by this server's project API")
     await control.open_for_call(call.hub, call.actor, _project(call))
     output = await run_command(
         call.hub,
