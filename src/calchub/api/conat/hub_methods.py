@@ -10,7 +10,7 @@ from calchub.accounts import api_keys
 from calchub.accounts.names import names_of
 from calchub.accounts.search import user_search
 from calchub.api.conat.registry import Auth, BridgeCall, first_arg, hub_method
-from calchub.errors import Invalid, Unavailable
+from calchub.errors import Invalid
 from calchub.files import copies
 from calchub.files.copies import CopyOrder
 from calchub.projects import control
@@ -22,8 +22,6 @@ from calchub.projects.collaborators import (
 from calchub.projects.creation import create_project
 from calchub.sync.history import document_history
 from calchub.userquery.engine import run_query
-
-JUPYTER_MISSING = "Jupyter kernels are not available on this server"
 
 
 def _ms(moment: datetime) -> int:
@@ -274,17 +272,6 @@ async def user_query(call: BridgeCall, args: list[Any]) -> Any:
         raise Invalid("query must be given")
     options = opts.get("options")
     return await run_query(call.hub, call.actor, opts["query"], options, None, None)
-
-
-# --- jupyter: answered until kernels exist here --------------------------------------------
-
-
-for _jupyter in ("jupyter.kernels", "jupyter.execute"):
-
-    async def _no_kernels(call: BridgeCall, args: list[Any]) -> Any:
-        raise Unavailable(JUPYTER_MISSING)
-
-    hub_method(_jupyter, Auth.AUTH_FIRST)(_no_kernels)
 
 
 # --- purchases: this server does not sell anything ------------------------------------------

@@ -1,3 +1,8 @@
 """Imports every module that declares bridge methods, so both registries are complete."""
 
-from calchub.api.conat import hub_methods, org_methods, project_methods  # noqa: F401
+from calchub.api.conat import (  # noqa: F401
+    hub_methods,
+    jupyter_methods,
+    org_methods,
+    project_methods,
+)

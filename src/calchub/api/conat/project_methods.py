@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from calchub.api.conat.registry import BridgeCall, first_arg, project_method
-from calchub.errors import Invalid, Unavailable
+from calchub.errors import Invalid
 from calchub.projects import control, files
 from calchub.projects.execution import Command, run_command
 
-JUPYTER_MISSING = "Jupyter kernels are not available on this server"
 DEFAULT_EXEC_TIMEOUT_S = 60
 
 
@@ -125,14 +124,3 @@ async def write_text_file(call: BridgeCall, args: list[Any]) -> Any:
     await control.open_for_call(call.hub, call.actor, _project(call))
     await files.write_text(call.hub, call.actor, _project(call), path, content)
     return None
-
-
-# --- jupyter: answered until kernels exist here --------------------------------------------
-
-
-for _jupyter in ("system.jupyterExecute", "system.listJupyterKernels", "system.stopJupyterKernel"):
-
-    async def _no_kernels(call: BridgeCall, args: list[Any]) -> Any:
-        raise Unavailable(JUPYTER_MISSING)
-
-    project_method(_jupyter)(_no_kernels)

@@ -516,10 +516,10 @@ class Manager:
             return self.start_kernel(name)
         try:
             kernel = future.result(START_TIMEOUT_S)
-        except Failure:
-            raise
-        except Exception as exc:
-            raise Failure("died", f"could not start kernel '{name}': {exc}") from exc
+        except Exception:
+            # That pool kernel failed to start (or was stopped while it started): the
+            # caller gets a kernel started now instead, or that start's own failure.
+            return self.start_kernel(name)
         if not kernel.alive():
             self.forget(kernel)
             return self.start_kernel(name)
