@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub import hosttools
+from calchub.accounts.key_cache import KeyCache
 from calchub.config import Settings
 from calchub.datafolder import make_private
 from calchub.db.engine import create_engine, migrate
@@ -39,8 +40,13 @@ class Hub:
     start_locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Copies this hub carries out at once.
     copy_runners: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    # API-key answers, reused while nothing that could change them has changed.
+    key_cache: KeyCache = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.key_cache = KeyCache(self.engine)
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -100,4 +106,5 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.runtime.close()
         await self.mailer.close()
+        await self.key_cache.close()
         await self.engine.dispose()

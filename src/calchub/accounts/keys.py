@@ -142,10 +142,26 @@ def _plausible(key: str) -> bool:
     return key.startswith(CURRENT_PREFIX) and len(key) >= 9
 
 
+@dataclass(frozen=True)
+class LiveKey:
+    """A key that works right now: whom it stands for, and what a cache needs to know."""
+
+    owner: KeyOwner
+    key_id: int
+    expire: datetime | None
+    last_used: datetime
+
+
 async def lookup_api_key(engine: AsyncEngine, key: str) -> KeyOwner | None:
     """The live account owning `key`, with its ban and admin status, and the project it is
-    scoped to, if any. Never cached, so revocation, deletion, expiry, bans, group changes and
-    leaving a project take effect on the very next request, on every hub process."""
+    scoped to, if any. Straight from the database: revocation, deletion, expiry, bans, group
+    changes and leaving a project take effect on the very next request, on every hub process
+    (accounts/key_cache.py keeps answers only while none of those can have happened)."""
+    live = await find_live_key(engine, key)
+    return None if live is None else live.owner
+
+
+async def find_live_key(engine: AsyncEngine, key: str) -> LiveKey | None:
     if not _plausible(key):
         return None
     key_hash = digest(key)
@@ -176,17 +192,26 @@ async def lookup_api_key(engine: AsyncEngine, key: str) -> KeyOwner | None:
         async with engine.begin() as conn:
             await conn.execute(delete(api_keys).where(api_keys.c.id == row.id))
         return None
-    if row.last_used is None or now - row.last_used > _LAST_USED_RESOLUTION:
-        async with engine.begin() as conn:
-            await conn.execute(
-                update(api_keys).where(api_keys.c.id == row.id).values(last_used=now)
-            )
-    return KeyOwner(
+    last_used = row.last_used
+    if last_used is None or needs_use_recorded(last_used, now):
+        await record_use(engine, row.id, now)
+        last_used = now
+    owner = KeyOwner(
         account_id=row.account_id,
         banned=bool(row.banned),
         is_admin="admin" in (row.groups or []),
         project_id=row.project_id,
     )
+    return LiveKey(owner, row.id, row.expire, last_used)
+
+
+def needs_use_recorded(last_used: datetime, now: datetime) -> bool:
+    return now - last_used > _LAST_USED_RESOLUTION
+
+
+async def record_use(engine: AsyncEngine, key_id: int, now: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used=now))
 
 
 def _info(r: Row[Any]) -> KeyInfo:

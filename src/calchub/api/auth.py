@@ -7,7 +7,6 @@ import binascii
 
 from starlette.requests import Request
 
-from calchub.accounts.keys import lookup_api_key
 from calchub.actor import Actor
 from calchub.api.errors import ProtocolError
 from calchub.hub import Hub
@@ -46,7 +45,7 @@ async def authenticate(hub: Hub, request: Request, *, public: bool) -> Actor:
     key = key_from_header(request.headers.get("authorization"))
     if key == "" and public:
         return Actor.anonymous(ip)
-    found = await lookup_api_key(hub.engine, key)
+    found = await hub.key_cache.lookup(key)
     if found is None:
         raise ProtocolError(WRONG_KEY)
     if found.banned:
