@@ -1,0 +1,154 @@
+"""Authenticated ping throughput and latency of calchub against a bare server, driven by wrk.
+
+Starts, as child processes, a real `calchub serve` on a fresh temporary data folder (SQLite,
+or `--database-url`) and bench/bare_app.py (Starlette + uvicorn with the options `calchub
+serve` uses, one unauthenticated POST /api/v1/ping route). Each gets the same wrk loads, one
+after the other: throughput with `--connections` keep-alive connections, then latency with a
+single connection sending requests one after another. wrk (Debian's `wrk`) is written in C,
+so on a small machine the load generator costs the server far less CPU than a Python client
+would. Prints requests/s and p50/p99 latency per server and the calchub/bare ratios.
+
+    .venv/bin/python bench/throughput.py [--seconds 10] [--connections 32]
+    .venv/bin/python bench/throughput.py --database-url postgresql://postgres@127.0.0.1/bench
+
+Everything listens on 127.0.0.1; the servers are stopped and the folder removed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ping import BARE_APP, CALCHUB, HOST, ServerProcess, free_port
+
+LUA = """wrk.method = "POST"
+wrk.body = "{{}}"
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+"""
+
+
+@dataclass
+class Figures:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value = float(re.sub(r"[a-z]+$", "", text))
+    unit = re.sub(r"^[0-9.]+", "", text)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> Figures:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"{url}/api/v1/ping",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Figures(rate, p50, p99, errors)
+
+
+def check_pong(url: str, key: str | None) -> None:
+    auth = (key, "") if key else None
+    body = httpx.post(f"{url}/api/v1/ping", json={}, auth=auth, timeout=10).json()
+    if body.get("event") != "pong":
+        raise SystemExit(f"{url} does not answer ping: {body!r}")
+
+
+def measure(
+    label: str, url: str, key: str | None, args: argparse.Namespace
+) -> tuple[Figures, Figures]:
+    check_pong(url, key)
+    auth = ""
+    if key:
+        token = base64.b64encode(f"{key}:".encode()).decode()
+        auth = f'wrk.headers["Authorization"] = "Basic {token}"'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(LUA.format(auth=auth))
+    script = Path(lua.name)
+    try:
+        run_wrk(url, script, 2, args.connections, 2)  # warm-up
+        load = run_wrk(url, script, args.seconds, args.connections, 2)
+        single = run_wrk(url, script, args.seconds, 1, 1)
+    finally:
+        script.unlink()
+    print(
+        f"{label:10} {load.rate:9.0f} req/s (p99 {load.p99_ms:6.2f} ms, errors {load.errors})"
+        f" | one connection: {single.rate:7.0f} req/s, p50 {single.p50_ms:5.2f} ms"
+    )
+    return load, single
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
+    servers: list[ServerProcess] = []
+    try:
+        bare_port = free_port()
+        bare = ServerProcess(
+            "bare",
+            [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
+            bare_port,
+        )
+        servers.append(bare)
+        port = free_port()
+        command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
+        # Both servers keep their access log at info, as deployed.
+        command += ["--runtime", "fake"]
+        if args.database_url:
+            command += ["--database-url", args.database_url]
+        calchub = ServerProcess("calchub", command, port)
+        servers.append(calchub)
+        bare.wait_ready()
+        calchub.wait_ready()
+        key = calchub.printed_key
+        if key is None:
+            raise SystemExit("calchub printed no admin key: use an empty database")
+        bare_load, bare_single = measure("bare", bare.url, None, args)
+        hub_load, hub_single = measure("calchub", calchub.url, key, args)
+        print(
+            f"ratios calchub/bare: throughput {hub_load.rate / bare_load.rate:.2f}x,"
+            f" single-connection p50 {hub_single.p50_ms / bare_single.p50_ms:.2f}x"
+        )
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
