@@ -4,6 +4,7 @@ CALCHUB_TEST_DATABASE=sqlite|postgresql (scripts/test runs both)."""
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -130,6 +131,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server = getattr(item, "funcargs", {}).get("server")
     if report.failed and isinstance(server, Server):
         report.sections.append(("calchub server log (tail)", "".join(server.output[-60:])))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Servers started by tests register their installs (uid blocks) in the session's own
+    # registry, not in the machine's.
+    os.environ["CALCHUB_INSTALL_REGISTRY"] = str(scratch.session.root / "installs.json")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

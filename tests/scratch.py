@@ -90,9 +90,14 @@ def _locked(folder: Path) -> bool:
 def remove_session(folder: Path) -> None:
     """Stop every sandbox whose runtime folder is inside `folder`, then delete it all."""
     for runtime_root in _runtime_roots(folder):
-        ids = [e.name for e in runtime_root.iterdir() if e.is_dir() and e.name[:1] != "."]
-        asyncio.run(_stop_projects(runtime_root, ids))
+        stop_sandboxes(runtime_root)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_sandboxes(runtime_root: Path) -> None:
+    """Stop every project whose state is in `runtime_root`."""
+    ids = [e.name for e in runtime_root.iterdir() if e.is_dir() and e.name[:1] != "."]
+    asyncio.run(_stop_projects(runtime_root, ids))
 
 
 def _runtime_roots(folder: Path) -> list[Path]:

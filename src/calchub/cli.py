@@ -104,7 +104,8 @@ def _serve_parser(sub: Any) -> None:
     )
     serve.add_argument("--projects-root", help="project homes (default <data-dir>/projects)")
     serve.add_argument(
-        "--runtime-root", help="per-project sockets (default /run/calchub as root); keep it short"
+        "--runtime-root",
+        help="per-project sockets (default /run/calchub/<install> as root); keep it short",
     )
     serve.add_argument(
         "--runtime", help="project runtime: local (sandboxes, default), fake (tests only)"

@@ -42,9 +42,14 @@ class Settings:
     metrics_token: str = ""
     # Project homes; empty means data_dir/projects.
     projects_root: str = ""
-    # Per-project sockets and state; empty means /run/calchub as root, else data_dir/run.
-    # Keep it short: Unix socket paths are limited to about 100 bytes.
+    # Per-project sockets and state; empty means /run/calchub/<install> as root (each
+    # install its own), else data_dir/run. Keep it short: Unix socket paths are limited to
+    # about 100 bytes.
     runtime_root: str = ""
+    # The machine-wide record of installs (their project uids and runtime folders), so that
+    # two installs on one host never share them; empty means /var/lib/calchub/installs.json
+    # as root (none otherwise).
+    install_registry: str = ""
     # The project runtime backend: "local" (bubblewrap sandboxes on this machine), "fake"
     # (in-process, no isolation: tests only) or "package.module:Class".
     runtime: str = "local"
@@ -64,12 +69,6 @@ class Settings:
     @property
     def resolved_projects_root(self) -> Path:
         return Path(self.projects_root) if self.projects_root else self.data_dir / "projects"
-
-    @property
-    def resolved_runtime_root(self) -> Path:
-        if self.runtime_root:
-            return Path(self.runtime_root)
-        return Path("/run/calchub") if os.geteuid() == 0 else self.data_dir / "run"
 
     @property
     def resolved_site_url(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from calchub import hosttools
+from calchub import hosttools, installs
 from calchub.accounts.key_cache import KeyCache
 from calchub.config import Settings
 from calchub.datafolder import make_private
@@ -54,6 +54,7 @@ class Hub:
         engine = create_engine(settings.resolved_database_url)
         try:
             await migrate(engine)
+            install = await installs.claim(engine, settings)
         except BaseException:
             await engine.dispose()
             raise
@@ -63,7 +64,7 @@ class Hub:
         )
         options = RuntimeOptions(
             projects_root=settings.resolved_projects_root,
-            runtime_root=settings.resolved_runtime_root,
+            runtime_root=installs.runtime_root(settings, install),
             sandbox=not settings.unsandboxed_projects,
         )
         try:

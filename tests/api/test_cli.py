@@ -44,7 +44,10 @@ def clean_env(**values: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("CALCHUB_") or name.startswith("CALCHUB_TEST_")
+        if not name.startswith("CALCHUB_")
+        or name.startswith("CALCHUB_TEST_")
+        # Test installs register in the session's registry, never the machine's.
+        or name == "CALCHUB_INSTALL_REGISTRY"
     }
     return {**env, **values}
 

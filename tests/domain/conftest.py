@@ -53,6 +53,7 @@ async def hub(
         runtime=name,
         projects_root=str(projects_root),
         runtime_root=str(runtime_root),
+        install_registry=os.environ["CALCHUB_INSTALL_REGISTRY"],
     )
     hub = await Hub.open(settings)
     hub.check_runtime()

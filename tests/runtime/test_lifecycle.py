@@ -45,8 +45,11 @@ async def test_start_status_stop(runtime: LocalRuntime, projects: Projects) -> N
     assert not (await runtime.status(spec.project_id)).running
     assert processes_of(spec.uid) == []
     assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
-    assert not (runtime.runtime_root / spec.project_id / "sock").exists()
+    # Nothing of it is left in the runtime folder.
+    assert not (runtime.runtime_root / spec.project_id).exists()
+    assert not (runtime.runtime_root / ".homes" / spec.project_id).exists()
     await runtime.stop(spec.project_id)  # stopping a stopped project is fine
+    assert not (runtime.runtime_root / spec.project_id).exists()
 
 
 async def test_restart_gives_a_new_sandbox(runtime: LocalRuntime, project: ProjectSpec) -> None:

@@ -16,6 +16,9 @@ from calchub.ids import new_id
 # Project uids come from a range far above ordinary system and login users.
 UID_BASE = 1_000_000
 UID_COUNTER = "project_uid"
+# This install's block of uids (see calchub.installs, which records it).
+UID_BLOCK = "install_uid_block"
+UID_BLOCK_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ async def next_uid(conn: AsyncConnection) -> int:
     )
     if uid is None:
         raise RuntimeError("the project uid counter is missing (run `calchub db upgrade`)")
+    block = await conn.scalar(select(counters.c.value).where(counters.c.name == UID_BLOCK))
+    if block is not None and uid >= (block + 1) * UID_BLOCK_SIZE:
+        # Beyond the block, uids would be another install's on this machine.
+        raise RuntimeError("this site has used up its block of project uids")
     return max(UID_BASE, int(uid))
 
 

@@ -57,7 +57,7 @@ from calchub.runtime.home_paths import relative_to_home
 from calchub.runtime.install import install_agent
 from calchub.runtime.jupyter import jupyter_reply
 from calchub.runtime.listing import parse_listing
-from calchub.runtime.state import AgentState, ProjectLocks, load, save
+from calchub.runtime.state import AgentState, ProjectLocks, load, remove_folder, save
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +209,12 @@ class LocalRuntime(ProjectRuntime):
 
     @contextlib.asynccontextmanager
     async def _lock(self, project_id: str) -> AsyncIterator[None]:
-        rundir = self._rundir(project_id)
-        rundir.mkdir(mode=0o700, exist_ok=True)
-        async with self._locks.hold(project_id, rundir / "lock"):
+        async with self._locks.hold(project_id, self._rundir(project_id) / "lock"):
             yield
+
+    def _forget(self, project_id: str) -> None:
+        """Remove the runtime folder of a project that is not running (lock held)."""
+        remove_folder(self._rundir(project_id), self._rundir(project_id) / "lock")
 
     # -- lifecycle
 
@@ -233,6 +235,7 @@ class LocalRuntime(ProjectRuntime):
             return
         async with self._lock(project_id):
             await self._teardown(project_id, load(self._state_path(project_id)))
+            self._forget(project_id)
 
     async def restart(self, spec: ProjectSpec) -> None:
         await self.stop(spec.project_id)
@@ -440,9 +443,10 @@ class LocalRuntime(ProjectRuntime):
         try:
             async with self._lock(project_id):
                 state = load(self._state_path(project_id))
-                if state is not None and state.pid == pid:
+                if state is None or state.pid == pid:
                     log.info("project %s ended", project_id)
                     await self._teardown(project_id, state)
+                    self._forget(project_id)
         except Exception:
             log.exception("cleaning up after project %s failed", project_id)
 

@@ -64,16 +64,50 @@ class ProjectLocks:
     async def hold(self, project_id: str, lock_file: Path) -> AsyncIterator[None]:
         local = self._local.setdefault(project_id, asyncio.Lock())
         async with local:
-            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = await _acquire(lock_file)
             try:
-                # Poll instead of blocking in a thread: a cancelled waiter must not be left
-                # holding the lock later.
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        await asyncio.sleep(0.02)
                 yield
             finally:
                 os.close(fd)
+
+
+async def _acquire(lock_file: Path) -> int:
+    """Lock `lock_file`. The holder may remove the file (a stopped project's folder goes):
+    a lock won on a file that is no longer there is worthless, so then try again."""
+    while True:
+        lock_file.parent.mkdir(mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # its folder went between the two calls
+        try:
+            # Poll instead of blocking in a thread: a cancelled waiter must not be left
+            # holding the lock later.
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.02)
+            held = os.fstat(fd)
+            try:
+                current = os.stat(lock_file, follow_symlinks=False)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+
+
+def remove_folder(folder: Path, lock_file: Path) -> None:
+    """Remove a stopped project's runtime folder; the caller holds its lock."""
+    for name in ("state.json", "sock", "quota.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        lock_file.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
