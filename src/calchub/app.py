@@ -25,6 +25,7 @@ from calchub.api.support_page import ticket_page
 from calchub.api.v1 import handlers, openapi  # noqa: F401
 from calchub.api.v1.endpoint import handle_v1
 from calchub.api.v1.registry import DEFINITIONS
+from calchub.api.v2 import openapi as v2_openapi  # noqa: F401  (describes the routes)
 from calchub.api.v2.endpoint import handle_v2
 from calchub.config import Settings
 from calchub.health import healthz, readyz

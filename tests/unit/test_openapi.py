@@ -13,6 +13,8 @@ from calchub.api.openapi import SECTIONS, document
 from calchub.api.reference_page import render
 from calchub.api.v1 import openapi  # noqa: F401  (adds the v1 section)
 from calchub.api.v1.registry import DEFINITIONS, HANDLERS, REPLIES
+from calchub.api.v2 import openapi as v2_openapi  # noqa: F401  (adds REST v2)
+from calchub.api.v2.registry import ROUTES
 
 
 def test_whole_document_is_valid_openapi_31() -> None:
@@ -40,8 +42,14 @@ def test_every_bridge_method_is_named() -> None:
     assert schemas["conat_hub_request"]["properties"]["name"]["enum"] == sorted(HUB_METHODS)
     names = schemas["conat_project_request"]["properties"]["name"]["enum"]
     assert set(names) == {"ping", *PROJECT_METHODS}
-    assert set(SECTIONS) >= {"v1", "conat"}
+    assert set(SECTIONS) >= {"v1", "conat", "v2"}
     assert set(document()["paths"]) >= {"/api/conat/hub", "/api/v1/ping"}
+
+
+def test_every_v2_route_is_an_operation() -> None:
+    paths = document(["v2"])["paths"]
+    assert set(paths) == {f"/api/v2/{path}" for path in ROUTES}
+    assert all("post" in item for item in paths.values())
 
 
 def test_every_event_declares_its_replies() -> None:
