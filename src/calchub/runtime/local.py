@@ -100,8 +100,8 @@ class LocalRuntime(ProjectRuntime):
         self._cgroups = CgroupManager() if use_cgroups and os.geteuid() == 0 else None
         self._locks = ProjectLocks()
         self._known: dict[str, AgentState] = {}
-        # Sandboxes this object launched: pid -> (pidfd, process), until they are reaped.
-        self._watched: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+        # Sandboxes this object watches: pid -> (pidfd, the process if we launched it).
+        self._watched: dict[int, tuple[int, subprocess.Popen[bytes] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._prepared = False
         self._agent_home: Path | None = None  # set once the agent is installed
@@ -224,7 +224,7 @@ class LocalRuntime(ProjectRuntime):
         async with self._lock(spec.project_id):
             existing = load(self._state_path(spec.project_id))
             if existing is not None and existing.alive():
-                self._known[spec.project_id] = existing
+                self._adopt(spec.project_id, existing)
                 return
             await self._teardown(spec.project_id, existing)
             await self._launch(spec)
@@ -314,7 +314,7 @@ class LocalRuntime(ProjectRuntime):
         )
         save(self._state_path(project_id), state)
         self._known[project_id] = state
-        self._watch(project_id, proc)
+        self._watch(project_id, proc.pid, proc)
         log.info("started project %s (pid %s, uid %s)", project_id, proc.pid, spec.uid)
 
     def _prepare_home(self, spec: ProjectSpec) -> Path:
@@ -412,14 +412,23 @@ class LocalRuntime(ProjectRuntime):
         finally:
             proc.stderr.close()
 
-    def _watch(self, project_id: str, proc: subprocess.Popen[bytes]) -> None:
-        """Reap the sandbox when it ends (idle timeout, crash) and clean up after it."""
+    def _adopt(self, project_id: str, state: AgentState) -> None:
+        """Take on a sandbox another hub (or an earlier run of this one) started: watch it,
+        so that its end is noticed and cleaned up here too."""
+        self._known[project_id] = state
+        if state.pid not in self._watched:
+            self._watch(project_id, state.pid, None)
+
+    def _watch(self, project_id: str, pid: int, proc: subprocess.Popen[bytes] | None) -> None:
+        """Notice when the sandbox ends (idle timeout, crash) and clean up after it; one we
+        launched (`proc`) is also reaped."""
         try:
-            pidfd = os.pidfd_open(proc.pid)
-            asyncio.get_running_loop().add_reader(pidfd, self._on_exit, project_id, proc, pidfd)
-        except (OSError, NotImplementedError):
+            pidfd = os.pidfd_open(pid)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(pidfd, self._on_exit, project_id, pid, proc, pidfd)
+        except (OSError, NotImplementedError, RuntimeError):
             return  # the next start or stop cleans up instead
-        self._watched[proc.pid] = (pidfd, proc)
+        self._watched[pid] = (pidfd, proc)
 
     def _unwatch(self, pid: int) -> subprocess.Popen[bytes] | None:
         watched = self._watched.pop(pid, None)
@@ -430,10 +439,13 @@ class LocalRuntime(ProjectRuntime):
         os.close(pidfd)
         return proc
 
-    def _on_exit(self, project_id: str, proc: subprocess.Popen[bytes], pidfd: int) -> None:
-        self._unwatch(proc.pid)
-        proc.poll()
-        task = asyncio.get_running_loop().create_task(self._after_exit(project_id, proc.pid))
+    def _on_exit(
+        self, project_id: str, pid: int, proc: subprocess.Popen[bytes] | None, pidfd: int
+    ) -> None:
+        self._unwatch(pid)
+        if proc is not None:
+            proc.poll()
+        task = asyncio.get_running_loop().create_task(self._after_exit(project_id, pid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -489,7 +501,7 @@ class LocalRuntime(ProjectRuntime):
         if state is None or not state.alive():
             state = load(self._state_path(spec.project_id))
             if state is not None and state.alive():
-                self._known[spec.project_id] = state
+                self._adopt(spec.project_id, state)
             else:
                 await self.start(spec)
         return str(self._socket_path(spec.project_id))

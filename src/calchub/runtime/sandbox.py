@@ -70,7 +70,9 @@ def bwrap_argv(
         argv.append("--share-net")
     if not allow_user_namespaces:
         argv += ["--unshare-user", "--disable-userns"]
-    argv += ["--die-with-parent", "--new-session", "--clearenv"]
+    # No --die-with-parent: a sandbox outlives the hub that started it (an upgrade or a
+    # crash of the server must not kill every user's processes); hubs adopt it by its socket.
+    argv += ["--new-session", "--clearenv"]
     argv += _system_dirs()
     argv += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108
     argv += ["--dir", PROJECTS_DIR, "--bind", str(home), inside]
