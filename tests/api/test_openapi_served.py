@@ -26,6 +26,11 @@ def test_openapi_documents_are_served(api: ApiClient) -> None:
     validate(v1)
     assert set(v1["paths"]) == {f"/api/v1/{event}" for event in DEFINITIONS}
     assert set(v1["paths"]) <= set(doc["paths"])
+    for edge in ("conat", "v2"):
+        part = api.http.get(f"/api/{edge}/openapi.json").json()
+        validate(part)
+        assert part["paths"] and all(p.startswith(f"/api/{edge}/") for p in part["paths"])
+        assert set(part["paths"]) <= set(doc["paths"])
     # Served without a key; a POST there is an unknown v1 event like any other.
     assert api.http.post("/api/v1/openapi.json").status_code == 400
 
