@@ -85,6 +85,9 @@ def test_exec(server: Server, user: User) -> None:
     assert run(command="pwd", path="sub")["error"]  # type: ignore[index]
     run(command="mkdir -p sub")
     assert run(command="pwd", cwd="sub")["stdout"].endswith("/sub\n")  # type: ignore[index]
+    # pip works in a project (the system's Python is read-only there anyway).
+    pip = run(command="python3", args=["-m", "pip", "install", "--no-index", "pip"], timeout=60)
+    assert pip["exit_code"] == 0, pip  # type: ignore[index]
     failed = run(command="echo 'test error message' >&2; exit 42", bash=True)
     assert failed == {
         "error": "command 'echo 'test error message' >&2; exit 42' exited with nonzero code 42 "

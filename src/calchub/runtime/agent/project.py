@@ -48,6 +48,9 @@ class Project:
             "SHELL": "/bin/bash",
             "TMPDIR": self.config.tmp_dir,
             "COCALC_PROJECT_ID": self.config.project_id,
+            # The system's Python is read-only in here, so pip cannot harm it: let
+            # `pip install` go to the project's own user site instead of refusing (PEP 668).
+            "PIP_BREAK_SYSTEM_PACKAGES": "1",
         }
         for key, value in extra.items():
             if isinstance(key, str) and isinstance(value, str) and "\0" not in key + value:
