@@ -40,7 +40,8 @@ async def kernel_specs(hub: Hub, actor: Actor, project_id: str | None) -> list[d
 
 async def kernel_processes(hub: Hub, actor: Actor, project_id: str) -> list[dict[str, Any]]:
     """Every kernel the project runs (idle pool kernels and sessions included), as the
-    project API's listJupyterKernels gives them."""
+    project API's listJupyterKernels gives them, plus whether each is `ready` (a pool
+    kernel may still be starting)."""
     project = await usable_project(hub, actor, project_id)
     spec = await running(hub, project)
     try:
@@ -48,7 +49,7 @@ async def kernel_processes(hub: Hub, actor: Actor, project_id: str) -> list[dict
     except RuntimeFailure as exc:
         raise jupyter_error(exc) from None
     return [
-        {"pid": k.pid, "connectionFile": k.connection_file}
+        {"pid": k.pid, "connectionFile": k.connection_file, "ready": k.ready}
         | ({"kernel_name": k.kernel_name} if k.kernel_name else {})
         for k in found
     ]

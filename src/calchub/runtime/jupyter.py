@@ -73,6 +73,8 @@ class KernelProcess:
     connection_file: str
     kernel_name: str | None
     session: str | None
+    # Started and warmed up (a pool kernel still starting is listed too, not ready).
+    ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ async def list_kernels(runtime: ProjectRuntime, spec: ProjectSpec) -> list[Kerne
                 connection_file=_str(item.get("connectionFile")) or "unknown",
                 kernel_name=_str(item.get("kernel_name")),
                 session=_str(item.get("session")),
+                ready=item.get("ready") is True,
             )
         )
     return found

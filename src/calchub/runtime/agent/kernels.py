@@ -34,6 +34,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .wire import recv_frame, send_frame
@@ -160,6 +161,7 @@ class Kernel:
         self.control.linger = 0
         self.control.connect(url + "4")
         self.closed = False
+        self.ready = False  # started and warmed up
 
     def alive(self) -> bool:
         return not self.closed and self.process.poll() is None
@@ -233,7 +235,14 @@ class Kernel:
             sock.close(0)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def run_cell(self, code: str, limits: Limits, outputs: list[dict[str, Any]] | None) -> None:
+    def run_cell(
+        self,
+        code: str,
+        limits: Limits,
+        outputs: list[dict[str, Any]] | None,
+        *,
+        store_history: bool = True,
+    ) -> None:
         """Run `code`, appending its outputs in CoCalc's format to `outputs` (None: discard
         them). Past the cell's time limit the kernel is interrupted a few times, then killed
         (which raises)."""
@@ -241,7 +250,7 @@ class Kernel:
         content = {
             "code": code,
             "silent": False,
-            "store_history": True,
+            "store_history": store_history,
             "user_expressions": {},
             "allow_stdin": False,
             "stop_on_error": True,
@@ -420,8 +429,9 @@ class Manager:
                 request = recv_frame(conn)
             except (OSError, EOFError, ValueError):
                 return
+            after: list[Callable[[], None]] = []
             try:
-                reply = {"ok": True, **self.handle(request)}
+                reply = {"ok": True, **self.handle(request, after)}
             except Failure as exc:
                 reply = {"ok": True, "failure": {"kind": exc.kind, "message": str(exc)}}
             except Exception as exc:
@@ -429,14 +439,20 @@ class Manager:
                 reply = {"ok": True, "failure": {"kind": "internal", "message": detail}}
             with contextlib.suppress(OSError):
                 send_frame(conn, reply)
+        # Closing the used kernel and starting its replacement cost CPU the answer should
+        # not wait for (nor share the machine with).
+        for work in after:
+            with contextlib.suppress(Exception):
+                work()
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any], after: list[Callable[[], None]]) -> dict[str, Any]:
         op = request.get("op")
         if op == "specs":
             return {"specs": self.specs()}
         if op == "execute":
             limits = Limits(request.get("limits") or {})
-            return {"output": self.execute(request, limits), "timed_out": limits.timed_out}
+            output = self.execute(request, limits, after)
+            return {"output": output, "timed_out": limits.timed_out}
         if op == "list":
             return {"kernels": self.list_kernels()}
         if op == "stop":
@@ -490,7 +506,10 @@ class Manager:
             kernel.wait_ready(START_TIMEOUT_S)
             # A first, empty execute does the kernel's lazy set-up now rather than in the
             # caller's time (and before any interrupt could land in the middle of it).
-            kernel.run_cell("", Limits({"timeout_ms_per_cell": START_TIMEOUT_S * 1000}), None)
+            warm_up = "0" if kernel.language.lower().startswith(PYTHON_LIKE) else ""
+            limits = Limits({"timeout_ms_per_cell": START_TIMEOUT_S * 1000})
+            kernel.run_cell(warm_up, limits, None, store_history=False)
+            kernel.ready = True
         except BaseException:
             self.forget(kernel)
             raise
@@ -511,7 +530,10 @@ class Manager:
             self.last_active[name] = time.monotonic()
             pool = self.pools.setdefault(name, [])
             future = pool.pop(0) if pool else None
-            self._refill(name)
+            if not pool:
+                # The pool is empty now: start the next kernels at once. Otherwise the
+                # refill waits until this call has answered (see serve).
+                self._refill(name)
         if future is None:
             return self.start_kernel(name)
         try:
@@ -524,6 +546,10 @@ class Manager:
             self.forget(kernel)
             return self.start_kernel(name)
         return kernel
+
+    def refill(self, name: str) -> None:
+        with self.lock:
+            self._refill(name)
 
     def _refill(self, name: str) -> None:
         size, _ = self.pool_settings.get(name, (0, 0.0))
@@ -541,6 +567,7 @@ class Manager:
                 "pid": k.pid,
                 "connectionFile": k.connection_file,
                 "kernel_name": k.name,
+                "ready": k.ready,
                 **({"session": sessions[k.pid]} if k.pid in sessions else {}),
             }
             for k in kernels
@@ -556,7 +583,9 @@ class Manager:
 
     # -- execute
 
-    def execute(self, request: dict[str, Any], limits: Limits) -> list[dict[str, Any]]:
+    def execute(
+        self, request: dict[str, Any], limits: Limits, after: list[Callable[[], None]]
+    ) -> list[dict[str, Any]]:
         history = [str(h) for h in request.get("history") or []]
         code = str(request.get("input") or "")
         path = request.get("path")
@@ -568,6 +597,8 @@ class Manager:
         kernel = self.take_from_pool(
             name, int(_number(pool.get("size"))), _number(pool.get("timeout_s"))
         )
+        after.append(lambda: self.forget(kernel))
+        after.append(lambda: self.refill(name))
         # The total time counts from when the kernel is ours, not while it starts.
         limits.started = time.monotonic()
         try:
@@ -578,8 +609,9 @@ class Manager:
                 kernel.run_cell("\n".join(history), limits, None)
             kernel.run_cell(code, limits, outputs)
             return outputs
-        finally:
+        except BaseException:
             self.forget(kernel)
+            raise
 
     def _execute_in_session(
         self, session_id: str, history: list[str], code: str, limits: Limits
