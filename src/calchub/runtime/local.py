@@ -381,6 +381,7 @@ class LocalRuntime(ProjectRuntime):
             network=spec.quota.network,
             allow_user_namespaces=self._nested_pidns,
             command=command,
+            tmp_bytes=max(16 * MIB, spec.quota.memory_mb * MIB // 2),
         )
 
     async def _wait_ready(self, proc: subprocess.Popen[bytes], sock_path: str) -> None:

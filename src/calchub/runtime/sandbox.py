@@ -21,10 +21,15 @@ AGENT_MOUNT = "/opt/calchub"  # the agent package is AGENT_MOUNT/agent
 AGENT_LAUNCHER = "agent/__main__.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_UID = 65534
+AGENT_OOM_SCORE_ADJ = -500
 
 # Writes its own pid into each cgroup.procs file given, then becomes the real command, so the
-# whole sandbox is born inside its cgroups (no window where a child escapes them).
+# whole sandbox is born inside its cgroups (no window where a child escapes them). First,
+# as root, it lowers the sandbox's OOM score where it may (CAP_SYS_RESOURCE): the agent and
+# its workers are then the last the kernel kills when the project runs out of memory
+# (commands raise theirs again), and nothing in the sandbox can go lower than that.
 _JOIN_CGROUPS = (
+    f"echo {AGENT_OOM_SCORE_ADJ} 2>/dev/null > /proc/self/oom_score_adj; "
     'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; '
     'exec "$@"'
 )
@@ -62,6 +67,7 @@ def bwrap_argv(
     network: bool,
     allow_user_namespaces: bool,
     command: list[str],
+    tmp_bytes: int,
 ) -> list[str]:
     inside = home_in_sandbox(project_id)
     argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", "--"]
@@ -74,7 +80,10 @@ def bwrap_argv(
     # crash of the server must not kill every user's processes); hubs adopt it by its socket.
     argv += ["--new-session", "--clearenv"]
     argv += _system_dirs()
-    argv += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108
+    argv += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc"]
+    # /tmp is memory (charged to the project's memory limit): capped, so that filling it
+    # leaves room for the agent and for commands, and ends in ENOSPC rather than OOM kills.
+    argv += ["--size", str(tmp_bytes), "--tmpfs", "/tmp"]  # noqa: S108
     argv += ["--dir", PROJECTS_DIR, "--bind", str(home), inside]
     argv += ["--ro-bind", str(agent_home), AGENT_MOUNT]
     argv += ["--chdir", inside, "--setenv", "HOME", inside, "--setenv", "LANG", "C.UTF-8"]
@@ -86,8 +95,8 @@ def bwrap_argv(
 
 
 def with_cgroups(procs_files: list[Path], argv: list[str]) -> list[str]:
-    if not procs_files:
-        return argv
+    if os.geteuid() != 0:
+        return argv  # no cgroups to join, and no right to lower the OOM score
     files = [str(p) for p in procs_files]
     return ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", str(len(files)), *files, *argv]
 
