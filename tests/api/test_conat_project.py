@@ -85,6 +85,8 @@ def test_exec(server: Server, user: User) -> None:
     assert run(command="pwd", path="sub")["error"]  # type: ignore[index]
     run(command="mkdir -p sub")
     assert run(command="pwd", cwd="sub")["stdout"].endswith("/sub\n")  # type: ignore[index]
+    with_env = run(command="echo $GREETING-$HOME", env={"GREETING": "hello"})
+    assert with_env["stdout"] == f"hello-/projects/{project_id}\n"  # type: ignore[index]
     # pip works in a project (the system's Python is read-only there anyway).
     pip = run(command="python3", args=["-m", "pip", "install", "--no-index", "pip"], timeout=60)
     assert pip["exit_code"] == 0, pip  # type: ignore[index]
@@ -104,7 +106,9 @@ def test_exec(server: Server, user: User) -> None:
         {"command": "ls", "timeout": "x"},
         {"command": "ls", "bash": "yes"},
         {"command": "ls", "async_call": True},
-        {"command": "env", "env": {"A": "1"}},
+        {"command": "env", "env": {"A": 1}},
+        {"command": "env", "env": {"A=B": "1"}},
+        {"command": "env", "env": ["A"]},
     ):
         answer = project(server, key, project_id, "system.exec", bad)
         assert answer["error"].startswith("Error: "), (bad, answer)

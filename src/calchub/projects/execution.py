@@ -60,6 +60,8 @@ class Command:
     err_on_exit: bool = True
     # Seconds within which identical commands share one run (CoCalc's `aggregate`).
     aggregate: Any = None
+    # Variables set over the project's environment for this command.
+    env: dict[str, str] | None = None
 
 
 async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> ExecOutput:
@@ -77,6 +79,7 @@ async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> 
         max_output=cmd.max_output,
         bash=cmd.bash,
         limits=limits,
+        env=cmd.env,
     )
 
     async def run() -> Any:
@@ -126,6 +129,7 @@ def plan_exec(
     max_output: int | None,
     bash: bool,
     limits: ExecLimits,
+    env: dict[str, str] | None = None,
 ) -> tuple[ExecRequest, int | None]:
     """The runtime request, and the output limit the caller asked for (None: site cap only)."""
     if command.strip() in REFUSED:
@@ -140,7 +144,13 @@ def plan_exec(
     requested = None if max_output is None else min(max_output, limits.max_output)
     keep = limits.max_output if requested is None else requested
     request = ExecRequest(
-        command=command, args=list(args), path=path, timeout_s=timeout_s, max_output=keep, bash=bash
+        command=command,
+        args=list(args),
+        path=path,
+        timeout_s=timeout_s,
+        max_output=keep,
+        bash=bash,
+        env=dict(env or {}),
     )
     return request, requested
 

@@ -53,6 +53,26 @@ def _number(value: Any, key: str) -> float | None:
     return float(value)
 
 
+MAX_ENV_VARIABLES = 1000
+MAX_ENV_CHARS = 1_000_000
+
+
+def _env(value: Any) -> dict[str, str]:
+    """Variables for a command: names and values are strings, without NUL or `=` in names."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_ENV_VARIABLES:
+        raise Invalid(f"env must be an object of at most {MAX_ENV_VARIABLES} strings")
+    size = 0
+    for name, text in value.items():
+        if not isinstance(text, str) or not name or "=" in name or "\0" in name + text:
+            raise Invalid(f"env: invalid variable {name!r}")
+        size += len(name) + len(text)
+    if size > MAX_ENV_CHARS:
+        raise Invalid(f"env may hold at most {MAX_ENV_CHARS} characters")
+    return dict(value)
+
+
 @project_method("system.exec")
 async def exec_(call: BridgeCall, args: list[Any]) -> Any:
     opts = first_arg(args)
@@ -69,10 +89,7 @@ async def exec_(call: BridgeCall, args: list[Any]) -> Any:
     bash = opts.get("bash", False)
     if not isinstance(bash, bool):
         raise Invalid("bash must be true or false")
-    if opts.get("env"):
-        # Refused rather than ignored: a command run without the variables it was given
-        # could do something else entirely.
-        raise Invalid("env is not supported by this server's project API")
+    env = _env(opts.get("env"))
     await control.open_for_call(call.hub, call.actor, _project(call))
     output = await run_command(
         call.hub,
@@ -85,6 +102,7 @@ async def exec_(call: BridgeCall, args: list[Any]) -> Any:
             timeout=DEFAULT_EXEC_TIMEOUT_S if timeout is None else timeout,
             max_output=None if max_output is None else int(max_output),
             bash=bash,
+            env=env,
         ),
     )
     return {
