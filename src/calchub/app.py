@@ -8,18 +8,16 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from calchub import __version__, metrics
-from calchub.accounts.creation import verify_email
 from calchub.api.conat import openapi as conat_openapi  # noqa: F401  (describes the bridge)
 from calchub.api.conat.hub_endpoint import handle_hub
 from calchub.api.conat.project_endpoint import handle_project
 from calchub.api.openapi_routes import openapi_routes
 from calchub.api.reference_page import api_index, reference_page
 from calchub.api.responses import json_response
-from calchub.api.support_page import ticket_page
 
 # Registers the v1 handlers, and describes them in the OpenAPI document.
 from calchub.api.v1 import handlers, openapi  # noqa: F401
@@ -32,6 +30,7 @@ from calchub.health import healthz, readyz
 from calchub.hub import Hub
 from calchub.prefix import UrlPrefix
 from calchub.scheduler import DUTIES, scheduler_loop
+from calchub.web.routes import web_routes
 
 
 async def index(request: Request) -> Response:
@@ -41,18 +40,10 @@ async def index(request: Request) -> Response:
             "version": __version__,
             "api": "/api/v1/<event>",
             "reference": "/api/docs",
+            "pages": "/app",
             "openapi": "/api/openapi.json",
         }
     )
-
-
-async def verify(request: Request) -> Response:
-    hub: Hub = request.app.state.hub
-    email = request.query_params.get("email", "")
-    token = request.query_params.get("token", "")
-    if email and token and await verify_email(hub, email, token):
-        return PlainTextResponse("Your email address is verified. You can close this page.")
-    return PlainTextResponse("This verification link is not valid (any more).", status_code=400)
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -68,9 +59,8 @@ def build_app(settings: Settings) -> Starlette:
             await hub.close()
 
     routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/auth/verify", verify, methods=["GET"]),
-        Route("/support/tickets/{ticket_id}", ticket_page, methods=["GET"]),
+        # The web pages (and `/` for programs, which get the index as JSON).
+        *web_routes(index),
         # Before the v1 catch-all: the documents describing the API.
         *openapi_routes(),
         Route("/api/docs", reference_page, methods=["GET"], name="api_docs"),

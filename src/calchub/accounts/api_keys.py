@@ -113,6 +113,15 @@ async def get(
     return [describe(k) for k in found]
 
 
+async def made_by_caller(hub: Hub, actor: Actor) -> list[dict[str, Any]]:
+    """The keys the caller made, for its account or scoped to a project, newest first, with
+    their `project_id` (None: the whole account)."""
+    account_id = _account(actor)
+    async with hub.engine.connect() as conn:
+        found = await keys.keys_made_by(conn, account_id)
+    return [describe(k) | {"project_id": k.project_id} for k in found]
+
+
 async def _own(hub: Hub, account_id: str, key_id: int, project_id: str | None) -> KeyInfo | None:
     async with hub.engine.connect() as conn:
         found = await keys.find_keys(

@@ -9,6 +9,7 @@ from calchub.access import may_act_for_account
 from calchub.accounts.creation import email_challenge, has_control_characters, send_verification
 from calchub.accounts.keys import revoke_all_api_keys
 from calchub.accounts.passwords import hash_password, password_problem, verify_password
+from calchub.accounts.sessions import end_all_sessions
 from calchub.accounts.store import get_account, is_valid_email
 from calchub.actor import Actor
 from calchub.db.tables import accounts, auth_tokens, password_reset
@@ -54,8 +55,9 @@ async def change_password(
         await conn.execute(
             update(accounts).where(accounts.c.account_id == caller).values(password_hash=new_hash)
         )
-        # A password change signs out every browser session made from tokens.
+        # A password change signs out every browser session, made from tokens or in pages.
         await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == caller))
+        await end_all_sessions(conn, caller)
         await log_event(conn, "change_password", {"account_id": caller, "ip_address": ip})
 
 
@@ -153,6 +155,7 @@ async def delete_account(hub: Hub, actor: Actor, account_id: str) -> None:
         await conn.execute(
             delete(auth_tokens).where(auth_tokens.c.account_id == account.account_id)
         )
+        await end_all_sessions(conn, account.account_id)
         if account.email_address:
             await conn.execute(
                 delete(password_reset).where(

@@ -246,6 +246,16 @@ async def find_keys(
     return [_info(r) for r in (await conn.execute(query)).all()]
 
 
+async def keys_made_by(conn: AsyncConnection, account_id: str) -> list[KeyInfo]:
+    """Every key the account made, for itself or scoped to a project, newest first."""
+    query = (
+        select(api_keys)
+        .where(api_keys.c.account_id == account_id)
+        .order_by(api_keys.c.created.desc(), api_keys.c.id.desc())
+    )
+    return [_info(r) for r in (await conn.execute(query)).all()]
+
+
 async def count_keys(conn: AsyncConnection, account_id: str) -> int:
     found = await conn.scalar(
         select(func.count()).select_from(api_keys).where(api_keys.c.account_id == account_id)

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from calchub.accounts.creation import has_control_characters
 from calchub.accounts.passwords import hash_password, password_problem
 from calchub.accounts.secret import digest
+from calchub.accounts.sessions import end_all_sessions
 from calchub.accounts.store import get_account_by_email, is_valid_email
 from calchub.actor import Actor
 from calchub.db.tables import accounts, auth_tokens, password_reset, password_reset_attempts
@@ -109,6 +110,7 @@ async def reset_forgot_password(hub: Hub, code: str, new_password: str) -> None:
         account_id = changed.scalar()
         if account_id is not None:
             await conn.execute(delete(auth_tokens).where(auth_tokens.c.account_id == account_id))
+            await end_all_sessions(conn, account_id)
     # Raised once the transaction is committed: the code is used up either way.
     if account_id is None:
         raise Invalid(NO_LONGER_VALID)

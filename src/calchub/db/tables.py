@@ -145,6 +145,36 @@ user_auth_failures = Table(
     Index("ix_user_auth_failures_pair", "caller_id", "target_id", "time"),
 )
 
+# Browser sessions of the web pages: the cookie holds a random token, the row its digest.
+# Deleting the row signs that browser out (sign-out, a password change or reset).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(DIGEST_LEN), primary_key=True),
+    Column(
+        "account_id",
+        String(UUID_LEN),
+        ForeignKey("accounts.account_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created", UtcDateTime, nullable=False),
+    Column("expire", UtcDateTime, nullable=False, index=True),
+    Column("ip_address", String(64), nullable=False),
+)
+
+# Failed (and in-flight) password sign-ins of the web pages, counted per address and per IP.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email_address", String(254), nullable=False),
+    Column("ip_address", String(64), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Index("ix_sign_in_failures_email_time", "email_address", "time"),
+    Index("ix_sign_in_failures_ip_time", "ip_address", "time"),
+)
+
 password_reset = Table(
     "password_reset",
     metadata,

@@ -1,0 +1,211 @@
+"""Signing a browser in with an email address and password: rate-limited attempts, and
+sessions whose token (held in a cookie) is stored only as a digest, expire, and end at
+sign-out, at a password change or reset, and when the account is deleted or banned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from calchub.accounts.passwords import verify_password
+from calchub.accounts.secret import digest, random_base62
+from calchub.accounts.store import AccountRow, is_valid_email
+from calchub.actor import Actor
+from calchub.db.tables import accounts, sign_in_failures, web_sessions
+from calchub.db.types import utcnow
+from calchub.errors import Invalid, LimitExceeded, Refused
+from calchub.hub import Hub
+from calchub.logs import log_event
+
+TOKEN_LENGTH = 40
+SESSION_LIFETIME = timedelta(days=7)
+MAX_PASSWORD_LENGTH = 1024
+# CoCalc's sign-in limits, counted in the database so that every hub sees every attempt.
+PER_ADDRESS = ((timedelta(minutes=1), 5), (timedelta(hours=1), 50))
+PER_IP = ((timedelta(minutes=1), 30), (timedelta(hours=1), 200))
+
+WRONG = "The email address or the password is not right."
+BANNED = "This account is banned. If this is a mistake, please contact {help_email}."
+TOO_MANY_FOR_ADDRESS = (
+    'Too many attempts {per} to sign in as "{email}". Wait {wait}, then try again.'
+)
+TOO_MANY_FROM_IP = (
+    "Too many attempts {per} to sign in from your computer. Wait {wait}, then try again."
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    account_id: str
+    email_address: str | None
+    first_name: str | None
+    last_name: str | None
+    is_admin: bool
+    expire: datetime
+
+    def actor(self, ip: str) -> Actor:
+        return Actor(account_id=self.account_id, is_admin=self.is_admin, ip=ip)
+
+
+def _words(within: timedelta) -> tuple[str, str]:
+    if within <= timedelta(minutes=1):
+        return "per minute", "one minute"
+    return "per hour", "about an hour"
+
+
+async def _record_attempt(conn: AsyncConnection, email: str, ip: str, now: datetime) -> int:
+    """Count the attempt as a failure before the password is checked: concurrent guesses see
+    each other. The row is removed again when the password is right."""
+    f = sign_in_failures.c
+    attempt = (
+        await conn.execute(
+            insert(sign_in_failures)
+            .values(email_address=email, ip_address=ip, time=now)
+            .returning(f.id)
+        )
+    ).scalar_one()
+
+    async def failures(where: ColumnElement[bool], within: timedelta) -> int:
+        query = (
+            select(func.count())
+            .select_from(sign_in_failures)
+            .where(f.id != attempt, f.time > now - within, where)
+        )
+        return int(await conn.scalar(query) or 0)
+
+    for within, limit in PER_ADDRESS:
+        if await failures(f.email_address == email, within) >= limit:
+            per, wait = _words(within)
+            raise LimitExceeded(TOO_MANY_FOR_ADDRESS.format(per=per, email=email, wait=wait))
+    for within, limit in PER_IP:
+        if await failures(f.ip_address == ip, within) >= limit:
+            per, wait = _words(within)
+            raise LimitExceeded(TOO_MANY_FROM_IP.format(per=per, wait=wait))
+    return int(attempt)
+
+
+async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str, Session]:
+    """A new session for the account with this address and password: its token (for the
+    cookie, never stored) and what it signs in as. Raises Invalid, Refused or LimitExceeded."""
+    email = email.strip().lower()
+    if not is_valid_email(email):
+        raise Invalid("Enter a valid email address.")
+    if not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise Refused(WRONG)
+    ip = ip[:64]
+    now = utcnow()
+    async with hub.engine.begin() as conn:
+        # PostgreSQL: attempts on one address wait for each other (SQLite serialises writes).
+        await conn.execute(
+            select(accounts.c.account_id)
+            .where(accounts.c.email_address == email)
+            .with_for_update()
+        )
+        attempt = await _record_attempt(conn, email, ip, now)
+        row = (
+            await conn.execute(
+                select(
+                    accounts.c.account_id,
+                    accounts.c.password_hash,
+                    accounts.c.first_name,
+                    accounts.c.last_name,
+                    accounts.c.groups,
+                    accounts.c.banned,
+                ).where(accounts.c.email_address == email, accounts.c.deleted.is_(False))
+            )
+        ).first()
+    if row is None or not await verify_password(row.password_hash, password):
+        # The attempt row stays: it counts against the address and the client.
+        raise Refused(WRONG)
+    if row.banned:
+        raise Refused(BANNED.format(help_email=await hub.site.get("help_email")))
+    token = random_base62(TOKEN_LENGTH)
+    expire = now + SESSION_LIFETIME
+    async with hub.engine.begin() as conn:
+        await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.id == attempt))
+        # Sessions of this account that ran out, and failures nobody counts any more.
+        await conn.execute(
+            delete(web_sessions).where(
+                web_sessions.c.account_id == row.account_id, web_sessions.c.expire <= now
+            )
+        )
+        await conn.execute(
+            delete(sign_in_failures).where(
+                sign_in_failures.c.email_address == email,
+                sign_in_failures.c.time <= now - PER_ADDRESS[-1][0],
+            )
+        )
+        await conn.execute(
+            insert(web_sessions).values(
+                token_hash=digest(token),
+                account_id=row.account_id,
+                created=now,
+                expire=expire,
+                ip_address=ip,
+            )
+        )
+        await log_event(conn, "sign_in", {"account_id": row.account_id, "ip_address": ip})
+    session = Session(
+        account_id=row.account_id,
+        email_address=email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        is_admin="admin" in (row.groups or []),
+        expire=expire,
+    )
+    return token, session
+
+
+async def session_for(hub: Hub, token: str) -> Session | None:
+    """The live session a cookie's token stands for, if any."""
+    if not token or len(token) > 2 * TOKEN_LENGTH:
+        return None
+    s, a = web_sessions.c, accounts.c
+    async with hub.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    s.account_id,
+                    s.expire,
+                    a.email_address,
+                    a.first_name,
+                    a.last_name,
+                    a.groups,
+                )
+                .select_from(web_sessions.join(accounts, a.account_id == s.account_id))
+                .where(
+                    s.token_hash == digest(token),
+                    s.expire > utcnow(),
+                    a.deleted.is_(False),
+                    a.banned.is_(False),
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    return Session(
+        account_id=row.account_id,
+        email_address=row.email_address,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        is_admin="admin" in (row.groups or []),
+        expire=row.expire,
+    )
+
+
+async def sign_out(hub: Hub, token: str) -> None:
+    async with hub.engine.begin() as conn:
+        await conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == digest(token)))
+
+
+async def end_all_sessions(conn: AsyncConnection, account_id: str) -> None:
+    """Sign every browser of the account out (its password changed, or it is gone)."""
+    await conn.execute(delete(web_sessions).where(web_sessions.c.account_id == account_id))
+
+
+def display_name(account: AccountRow | Session) -> str:
+    name = " ".join(p for p in (account.first_name, account.last_name) if p)
+    return name or account.email_address or account.account_id

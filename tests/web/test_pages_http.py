@@ -1,0 +1,342 @@
+"""The web pages over HTTP: sessions and their cookies, CSRF tokens, sign-in limits, reset
+codes, and the answers programs still get at `/` and at a ticket's address."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from calchub.db.tables import password_reset, web_sessions
+from calchub.db.types import utcnow
+from tests.harness import ApiClient, Database, Server
+from tests.smtp_sink import SmtpSink
+from tests.web.helpers import (
+    PASSWORD,
+    browser_client,
+    client_ip,
+    csrf_of,
+    link_in,
+    mail_to,
+    sign_in,
+    sign_up,
+)
+
+
+def _cookie_header(response: object, name: str) -> str:
+    headers = response.headers.get_list("set-cookie")  # type: ignore[attr-defined]
+    (found,) = [h for h in headers if h.startswith(name + "=")]
+    return str(found)
+
+
+def test_index_answers_programs_in_json_and_browsers_in_html(server: Server) -> None:
+    with browser_client(server) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert 'href="/api/docs"' in page.text and 'href="/app/sign-in"' in page.text
+        assert "script-src 'nonce-" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        data = client.get("/", headers={"Accept": "application/json"})
+        assert data.json()["reference"] == "/api/docs"
+
+
+def test_session_cookie_flags_and_storage(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        form = client.get("/app/sign-in")
+        csrf_cookie = _cookie_header(form, "calchub_csrf")
+        assert "HttpOnly" in csrf_cookie and "SameSite=strict" in csrf_cookie
+        assert "Path=/" in csrf_cookie and "Secure" not in csrf_cookie  # http:// site
+        signed = sign_in(client, account.email, account.password)
+        assert signed.status_code == 303 and signed.headers["location"] == "/app/keys"
+        cookie = _cookie_header(signed, "calchub_session")
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+        assert "Max-Age=604800" in cookie and "Secure" not in cookie
+        token = client.cookies["calchub_session"]
+        rows = db.execute(
+            select(web_sessions).where(web_sessions.c.account_id == account.account_id)
+        )
+        (row,) = rows
+        assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        assert token not in str(tuple(row))
+        assert timedelta(days=6) < row.expire - utcnow() <= timedelta(days=7)
+        assert client.get("/app/keys").status_code == 200
+
+
+def test_sign_out_ends_the_session_on_the_server(
+    server: Server, api: ApiClient, admin_key: str
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        sign_in(client, account.email, account.password)
+        token = client.cookies["calchub_session"]
+        keys = client.get("/app/keys")
+        out = client.post("/app/sign-out", data={"csrf_token": csrf_of(keys.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/"
+        assert "calchub_session" not in client.cookies
+    # The old cookie, replayed, no longer signs anyone in.
+    with browser_client(server) as replay:
+        replay.cookies.set("calchub_session", token)
+        again = replay.get("/app/keys")
+        assert again.status_code == 303
+        assert again.headers["location"] == "/app/sign-in?next=/app/keys"
+
+
+def test_expired_sessions_and_password_resets_end_sessions(
+    server: Server, api: ApiClient, admin_key: str, db: Database, smtp: SmtpSink
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as first, browser_client(server) as second:
+        sign_in(first, account.email, account.password)
+        sign_in(second, account.email, account.password)
+        digest = hashlib.sha256(first.cookies["calchub_session"].encode()).hexdigest()
+        db.execute(
+            update(web_sessions)
+            .where(web_sessions.c.token_hash == digest)
+            .values(expire=utcnow() - timedelta(seconds=1))
+        )
+        assert first.get("/app/keys").status_code == 303
+        assert second.get("/app/keys").status_code == 200
+        # A forgotten password reset through the API signs every browser out.
+        reply = api.call(
+            "forgot_password",
+            admin_key,
+            {"email_address": account.email},
+            headers={"X-Forwarded-For": client_ip()},
+        )
+        assert reply["error"] is False, reply.body
+        mail = mail_to(smtp, account.email, count=2)[-1]
+        code = link_in(mail, r"forgot=\S+").split("=", 1)[1]
+        reply = api.call(
+            "reset_forgot_password", admin_key, {"reset_code": code, "new_password": "another one"}
+        )
+        assert reply["error"] is False, reply.body
+        assert second.get("/app/keys").status_code == 303
+
+
+def test_forms_need_their_csrf_token(server: Server, api: ApiClient, admin_key: str) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        client.get("/app/sign-in")
+        body = {"email": account.email, "password": account.password}
+        missing = client.post("/app/sign-in", data=body)
+        assert missing.status_code == 403 and "not sent from this site" in missing.text
+        wrong = client.post("/app/sign-in", data={**body, "csrf_token": "x" * 32})
+        assert wrong.status_code == 403
+        assert "calchub_session" not in client.cookies
+        assert sign_in(client, account.email, account.password).status_code == 303
+        page = client.get("/app/keys")
+        token = csrf_of(page.text)
+        # The signed-out token is no good once signed in, nor is another session's.
+        for sent in ("", client.cookies["calchub_csrf"], token[:-1] + "0"):
+            refused = client.post("/app/keys", data={"csrf_token": sent, "name": "x"})
+            assert refused.status_code == 403, sent
+        with browser_client(server) as other:
+            sign_in(other, account.email, account.password)
+            foreign = csrf_of(other.get("/app/keys").text)
+        assert foreign != token
+        assert client.post("/app/keys", data={"csrf_token": foreign}).status_code == 403
+        assert client.post("/app/sign-out", data={}).status_code == 403
+        made = client.post("/app/keys", data={"csrf_token": token, "name": "ok"})
+        assert made.status_code == 200 and "Your new key" in made.text
+        # Forms from other sites: the browser sends no cookie along, nor a token.
+        with browser_client(server) as stranger:
+            assert stranger.post("/app/keys", data={"name": "x"}).status_code == 303
+
+
+def test_sign_in_limits_per_address(server: Server, api: ApiClient, admin_key: str) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        for _ in range(5):
+            wrong = sign_in(client, account.email, "wrong password")
+            assert wrong.status_code == 401
+            assert "The email address or the password is not right." in wrong.text
+        # Even the right password waits now, from any address.
+        with browser_client(server) as elsewhere:
+            limited = sign_in(elsewhere, account.email, account.password)
+        assert limited.status_code == 429
+        assert "Too many attempts per minute to sign in as" in limited.text
+        assert "calchub_session" not in client.cookies
+
+
+def test_sign_in_limits_per_client_address(server: Server, api: ApiClient, admin_key: str) -> None:
+    account = sign_up(api, admin_key)
+    ip = client_ip()
+    with browser_client(server, ip) as client:
+        for n in range(30):
+            assert sign_in(client, f"nobody-{n}@example.com", "guess").status_code == 401
+        limited = sign_in(client, account.email, account.password)
+        assert limited.status_code == 429
+        assert "Too many attempts per minute to sign in from your computer" in limited.text
+    with browser_client(server) as other:
+        assert sign_in(other, account.email, account.password).status_code == 303
+
+
+def test_one_wrong_password_does_not_lock_out(
+    server: Server, api: ApiClient, admin_key: str
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        assert sign_in(client, account.email, "wrong password").status_code == 401
+        assert sign_in(client, account.email, account.password).status_code == 303
+
+
+def test_sign_in_bad_input(server: Server, api: ApiClient, admin_key: str) -> None:
+    with browser_client(server) as client:
+        assert sign_in(client, "not an address", "x").status_code == 400
+        assert sign_in(client, "a@b.c", "").status_code == 401
+        assert sign_in(client, "a@b.c", "x" * 5000).status_code == 401
+        token = csrf_of(client.get("/app/sign-in").text)
+        huge = client.post("/app/sign-in", data={"csrf_token": token, "email": "x" * 20000})
+        assert huge.status_code == 413
+        # Only paths of this site are followed after signing in.
+        account = sign_up(api, admin_key)
+        for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+            page = client.get("/app/sign-in", params={"next": target})
+            assert 'value="/app/keys"' in page.text
+        response = client.post(
+            "/app/sign-in",
+            data={
+                "csrf_token": token,
+                "email": account.email,
+                "password": account.password,
+                "next": "//evil.example/",
+            },
+        )
+        assert response.headers["location"] == "/app/keys"
+
+
+def test_reset_codes_are_single_use_and_expire(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        for _ in range(2):
+            assert api.call(
+                "forgot_password", admin_key, {"email_address": account.email},
+                headers={"X-Forwarded-For": client_ip()},
+            )["error"] is False
+        first, second = mail_to(smtp, account.email, count=3)[1:]
+        links = [link_in(m, re.escape(server.url) + r"/app\?forgot=\S+") for m in (first, second)]
+        page = client.get(links[0].removeprefix(server.url))
+        assert page.status_code == 200 and "Set a new password" in page.text
+        token = csrf_of(page.text)
+        code = links[0].rsplit("=", 1)[1]
+        short = client.post(
+            "/app/reset-password",
+            data={"csrf_token": token, "code": code, "new_password": "x"},
+        )
+        assert short.status_code == 400 and "between 6 and 64" in short.text
+        done = client.post(
+            "/app/reset-password",
+            data={"csrf_token": token, "code": code, "new_password": "new password 1"},
+        )
+        assert done.status_code == 200 and "Your password is changed" in done.text
+        again = client.post(
+            "/app/reset-password",
+            data={"csrf_token": token, "code": code, "new_password": "new password 2"},
+        )
+        assert again.status_code == 400 and "no longer valid" in again.text
+        # The other code, past its day.
+        other = links[1].rsplit("=", 1)[1]
+        digest = hashlib.sha256(other.encode()).hexdigest()
+        db.execute(
+            update(password_reset)
+            .where(password_reset.c.code_hash == digest)
+            .values(expire=utcnow() - timedelta(seconds=1))
+        )
+        expired = client.post(
+            "/app/reset-password",
+            data={"csrf_token": token, "code": other, "new_password": "new password 3"},
+        )
+        assert expired.status_code == 400 and "no longer valid" in expired.text
+        assert sign_in(client, account.email, "new password 1").status_code == 303
+
+
+def test_verification_link_page(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink
+) -> None:
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+")
+    with browser_client(server) as client:
+        shown = client.get(link.removeprefix(server.url))
+        assert shown.status_code == 200 and "Email address verified" in shown.text
+        assert account.email in shown.text
+        again = client.get(link.removeprefix(server.url))
+        assert again.status_code == 400 and "not valid" in again.text
+        assert client.get("/auth/verify?email=" + "a" * 300 + "&token=x").status_code == 400
+
+
+def test_ticket_address_answers_keys_in_json_and_sessions_in_html(
+    server: Server, api: ApiClient, admin_key: str, make_user: object
+) -> None:
+    user = make_user()  # type: ignore[operator]
+    stranger = make_user()  # type: ignore[operator]
+    ticket = {
+        "email_address": user.email, "subject": "Kernel died <b>", "body": "It & stopped",
+    }
+    url = api.call("create_support_ticket", user.api_key, ticket)["url"]
+    path = url.removeprefix(server.url)
+    keyed = api.http.get(path, headers={"Authorization": f"Bearer {user.api_key}"})
+    assert keyed.json()["ticket"]["subject"] == "Kernel died <b>"
+    assert api.http.get(path).status_code == 401  # a program without a key
+    with browser_client(server) as client:
+        signed_out = client.get(path)
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"] == "/app/sign-in?next=" + path
+        sign_in(client, user.email, user.password)
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "Kernel died &lt;b&gt;" in page.text and "It &amp; stopped" in page.text
+        assert client.get("/support/tickets/99999999").status_code == 404
+        assert client.get("/support/tickets/abc").status_code == 404
+    with browser_client(server) as other:
+        sign_in(other, stranger.email, stranger.password)
+        assert other.get(path).status_code == 404
+
+
+def test_keys_page_input_errors(server: Server, api: ApiClient, admin_key: str) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        sign_in(client, account.email, account.password)
+        token = csrf_of(client.get("/app/keys").text)
+        for data, text in (
+            ({"expire_days": "3"}, "Choose when the key expires."),
+            ({"project_id": "../../etc"}, "invalid project_id"),
+            ({"project_id": "00000000-0000-4000-8000-000000000000"}, "must be collaborator"),
+            ({"name": "n" * 201}, None),
+        ):
+            response = client.post("/app/keys", data={"csrf_token": token, **data})
+            if text is None:
+                # Longer names are cut to what a name may hold.
+                assert response.status_code == 200
+            else:
+                assert response.status_code == 400 and text in response.text, data
+        for key_id in ("abc", "1" * 30):
+            gone = client.post(f"/app/keys/{key_id}/revoke", data={"csrf_token": token})
+            assert gone.status_code == 404
+        # Somebody else's key is not revoked (and nothing says whether it exists).
+        other = sign_up(api, admin_key)
+        with browser_client(server) as theirs:
+            sign_in(theirs, other.email, other.password)
+            made = theirs.post(
+                "/app/keys",
+                data={"csrf_token": csrf_of(theirs.get("/app/keys").text), "name": "theirs"},
+            )
+            secret = re.search(r'id="secret" type="text" value="([^"]+)"', made.text)
+            revoke = re.search(r'action="/app/keys/(\d+)/revoke"', made.text)
+            assert secret and revoke
+        silent = client.post(
+            f"/app/keys/{revoke.group(1)}/revoke", data={"csrf_token": token}
+        )
+        assert silent.status_code == 200
+        assert api.call("ping", secret.group(1)).event == "pong"
+        listing = client.get("/app/keys")
+        assert "theirs" not in listing.text
+        assert PASSWORD not in listing.text
