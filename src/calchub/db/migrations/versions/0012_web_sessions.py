@@ -1,7 +1,7 @@
 """browser sessions of the web pages and their failed sign-ins
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30 01:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import calchub.db.types
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
