@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +25,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 PHONE = (390, 844)
 DESKTOP = (1200, 900)
@@ -76,8 +78,21 @@ def fill(browser: WebDriver, label: str, value: str) -> None:
     field.send_keys(value)
 
 
+def navigates(browser: WebDriver, act: Callable[[], object]) -> None:
+    """Do what loads another page, and wait until the browser has left this one."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    act()
+    WebDriverWait(browser, 30).until(staleness_of(old))
+
+
 def press(browser: WebDriver, text: str) -> None:
-    browser.find_element(By.XPATH, f"//button[normalize-space()='{text}']").click()
+    """Press a button that submits its form."""
+    button = browser.find_element(By.XPATH, f"//button[normalize-space()='{text}']")
+    navigates(browser, button.click)
+
+
+def follow(browser: WebDriver, text: str) -> None:
+    navigates(browser, browser.find_element(By.LINK_TEXT, text).click)
 
 
 def heading(browser: WebDriver) -> str:
@@ -124,10 +139,10 @@ def test_landing_page(page: WebDriver, server: Server) -> None:
     page.get(server.url + "/")
     assert heading(page) == "calchub"
     assert page.title == "calchub · calchub"
-    page.find_element(By.LINK_TEXT, "API reference").click()
+    follow(page, "API reference")
     assert page.current_url == server.url + "/api/docs"
     page.back()
-    page.find_element(By.LINK_TEXT, "Sign in").click()
+    follow(page, "Sign in")
     assert heading(page) == "Sign in"
     # The first key press reaches the skip link, and it leads to the content.
     page.get(server.url + "/")
@@ -161,7 +176,7 @@ def test_sign_up_verify_sign_in_and_manage_keys(
     page.get(server.url + "/app/sign-in")
     shoot(page, "sign-in")
     page.find_element(By.ID, "email").send_keys(account.email, Keys.TAB, account.password)
-    page.switch_to.active_element.send_keys(Keys.ENTER)
+    navigates(page, lambda: page.switch_to.active_element.send_keys(Keys.ENTER))
     assert heading(page) == "API keys"
     assert page.current_url == server.url + "/app/keys"
     assert "You have no API keys yet." in page.page_source
@@ -174,8 +189,8 @@ def test_sign_up_verify_sign_in_and_manage_keys(
     assert secret.startswith("sk-")
     curl = page.find_element(By.ID, "curl").text
     assert curl == f"curl -u '{secret}:' {server.url}/api/v1/ping"
-    press(page, "Copy")
-    assert page.find_element(By.ID, "copied").text == "Copied."
+    page.find_element(By.ID, "copy").click()
+    WebDriverWait(page, 10).until(lambda d: d.find_element(By.ID, "copied").text == "Copied.")
     nothing_from_elsewhere(page, server)
     shoot(page, "key-created")
 
@@ -207,7 +222,7 @@ def test_sign_up_verify_sign_in_and_manage_keys(
     assert refused["error"] == "No account found. Is your API key wrong?"
     shoot(page, "key-revoked")
 
-    page.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    press(page, "Sign out")
     assert heading(page) == "calchub"
     page.get(server.url + "/app/keys")
     assert heading(page) == "Sign in"
@@ -218,7 +233,7 @@ def test_reset_a_forgotten_password_through_the_mailed_link(
 ) -> None:
     account = sign_up(api, admin_key)
     page.get(server.url + "/app/sign-in")
-    page.find_element(By.LINK_TEXT, "Forgot your password?").click()
+    follow(page, "Forgot your password?")
     shoot(page, "forgot")
     fill(page, "Email address", account.email)
     press(page, "Send the link")
