@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from calchub.accounts.sessions import forget_old_sessions
 from calchub.files.copy_worker import start_due_copies
 from calchub.hub import Hub
 from calchub.projects.duties import run_action_requests, stop_idle_projects
@@ -17,7 +18,12 @@ log = logging.getLogger("calchub.scheduler")
 
 Duty = Callable[[Hub], Awaitable[None]]
 
-DUTIES: tuple[Duty, ...] = (run_action_requests, stop_idle_projects, start_due_copies)
+DUTIES: tuple[Duty, ...] = (
+    run_action_requests,
+    stop_idle_projects,
+    start_due_copies,
+    forget_old_sessions,
+)
 
 
 async def scheduler_loop(hub: Hub, duties: Sequence[Duty], interval_s: float) -> None:

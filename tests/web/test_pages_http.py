@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from calchub.db.tables import password_reset, web_sessions
+from calchub.db.tables import password_reset, sign_in_failures, web_sessions
 from calchub.db.types import utcnow
 from tests.harness import ApiClient, Database, Server
 from tests.smtp_sink import SmtpSink
@@ -341,3 +342,36 @@ def test_keys_page_input_errors(server: Server, api: ApiClient, admin_key: str) 
         listing = client.get("/app/keys")
         assert "theirs" not in listing.text
         assert PASSWORD not in listing.text
+
+
+def test_expired_sessions_and_old_failures_are_forgotten(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        sign_in(client, account.email, "wrong password")
+        sign_in(client, account.email, account.password)
+        digest = hashlib.sha256(client.cookies["calchub_session"].encode()).hexdigest()
+    db.execute(
+        update(web_sessions)
+        .where(web_sessions.c.token_hash == digest)
+        .values(expire=utcnow() - timedelta(seconds=1))
+    )
+    db.execute(
+        update(sign_in_failures)
+        .where(sign_in_failures.c.email_address == account.email)
+        .values(time=utcnow() - timedelta(hours=2))
+    )
+
+    def left() -> int:
+        sessions = db.execute(select(web_sessions).where(web_sessions.c.token_hash == digest))
+        failures = db.execute(
+            select(sign_in_failures).where(sign_in_failures.c.email_address == account.email)
+        )
+        return len(sessions) + len(failures)
+
+    # The scheduler (every second in the tests) removes both.
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == 0

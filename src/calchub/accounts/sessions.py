@@ -206,6 +206,18 @@ async def end_all_sessions(conn: AsyncConnection, account_id: str) -> None:
     await conn.execute(delete(web_sessions).where(web_sessions.c.account_id == account_id))
 
 
+async def forget_old_sessions(hub: Hub) -> None:
+    """Remove expired sessions and failed sign-ins no limit counts any more (a scheduled
+    duty: deleting the same rows twice is harmless, so every hub may do it)."""
+    now = utcnow()
+    oldest_counted = now - max(PER_ADDRESS[-1][0], PER_IP[-1][0])
+    async with hub.engine.begin() as conn:
+        await conn.execute(delete(web_sessions).where(web_sessions.c.expire <= now))
+        await conn.execute(
+            delete(sign_in_failures).where(sign_in_failures.c.time <= oldest_counted)
+        )
+
+
 def display_name(account: AccountRow | Session) -> str:
     name = " ".join(p for p in (account.first_name, account.last_name) if p)
     return name or account.email_address or account.account_id
