@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from calchub.accounts.sessions import forget_old_sessions
 from calchub.files.copy_worker import start_due_copies
 from calchub.hub import Hub
+from calchub.jupyter.cache import forget_expired_results
 from calchub.projects.duties import run_action_requests, stop_idle_projects
 
 log = logging.getLogger("calchub.scheduler")
@@ -23,6 +24,7 @@ DUTIES: tuple[Duty, ...] = (
     stop_idle_projects,
     start_due_copies,
     forget_old_sessions,
+    forget_expired_results,
 )
 
 

@@ -166,3 +166,13 @@ async def test_global_pool_is_off_by_default_and_capped_when_on(
     finally:
         await hub.site.set("jupyter_api_enabled", None)
         await hub.site.set("jupyter_project_id", None)
+
+
+async def test_expired_results_are_forgotten(hub: Hub, owner: Person) -> None:
+    now = owner.actor.now
+    old, fresh = cache.cache_key(None, "old", "python3", None, None), "f" * 40
+    await cache.store(hub.engine, old, [{"data": {"text/plain": "1"}}], now - 2 * cache.KEEP)
+    await cache.store(hub.engine, fresh, [], now)
+    await cache.forget_expired_results(hub)
+    assert await cache.lookup(hub.engine, old, now) is None
+    assert await cache.lookup(hub.engine, fresh, now) is not None

@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.db.tables import jupyter_api_cache
+from calchub.db.types import utcnow
+from calchub.hub import Hub
 
 KEEP = timedelta(days=30)
 
@@ -83,3 +85,8 @@ async def forget_expired(engine: AsyncEngine, now: datetime) -> int:
             delete(jupyter_api_cache).where(jupyter_api_cache.c.expire <= now)
         )
     return int(done.rowcount or 0)
+
+
+async def forget_expired_results(hub: Hub) -> None:
+    """The scheduler's duty: drop results nobody asked for in a month."""
+    await forget_expired(hub.engine, utcnow())
