@@ -577,8 +577,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "docs":
             from calchub.api.v1.docs import write_status_page
+            from calchub.api.v2.docs import write_v2_page
 
-            write_status_page(Path(args.output))
+            output = Path(args.output)
+            write_status_page(output)
+            # The v2 route list goes beside it (docs/api-v2.md by default).
+            write_v2_page(output.with_name("api-v2.md"))
             return
         settings = _settings(args)
         if args.command == "serve":

@@ -16,7 +16,7 @@ from calchub.api.bodies import ANONYMOUS_LIMIT, read_request
 from calchub.api.errors import ProtocolError
 from calchub.api.responses import json_response
 from calchub.api.v2 import routes  # noqa: F401 - registers the routes
-from calchub.api.v2.registry import ROUTES, V2Call
+from calchub.api.v2.registry import NOT_AVAILABLE, ROUTES, V2Call, is_skipped
 from calchub.errors import DomainError
 from calchub.hub import Hub
 
@@ -28,7 +28,9 @@ async def handle_v2(request: Request) -> Response:
     try:
         return await _handle(hub, request)
     except ProtocolError as exc:
-        return json_response({"error": exc.message}, status=exc.status)
+        # A malformed or oversized body is a 400 (spec §1.3's recommendation), as are the
+        # other refusals of the edge itself.
+        return json_response({"error": exc.message}, status=400)
     except ClientDisconnect:
         return Response(status_code=400)
     except Exception:
@@ -50,6 +52,8 @@ async def _handle(hub: Hub, request: Request) -> Response:
     path = request.path_params.get("rest", "").strip("/")
     route = ROUTES.get(path)
     if route is None:
+        if is_skipped(path):
+            return json_response({"error": NOT_AVAILABLE})
         return json_response({"error": f"no such endpoint '/api/v2/{path}'"}, status=404)
     # The key is checked before the body is read: a caller without one costs next to nothing.
     actor = await _actor(hub, request)

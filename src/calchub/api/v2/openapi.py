@@ -1,7 +1,8 @@
 """REST v2 as OpenAPI operations, one per route of its registry.
 
-The routes read their bodies field by field, so each request is described as an open JSON
-object; the route's own docstring, where it has one, is its description."""
+A route declared with a body model (`registry.route`) is described by that model's schema,
+its description and its answer; the others read their bodies field by field, so their
+request is an open JSON object and the handler's docstring, where it has one, describes them."""
 
 from __future__ import annotations
 
@@ -30,8 +31,18 @@ def _operation_id(path: str) -> str:
     return "v2_" + path.replace("/", "_").replace("-", "_")
 
 
+def _request_schema(components: Components, route: V2Route) -> dict[str, Any]:
+    if route.request is None:
+        return components.schema("v2_request", {"type": "object"})
+    return components.model(_operation_id(route.path) + "_request", route.request)
+
+
 def _operation(components: Components, route: V2Route) -> dict[str, Any]:
-    about = inspect.getdoc(route.handler) or f"CoCalc's `/api/v2/{route.path}`."
+    about = (
+        route.description or inspect.getdoc(route.handler) or f"CoCalc's `/api/v2/{route.path}`."
+    )
+    if route.response:
+        about += f"\n\nAnswers `{route.response}`."
     if route.public:
         about += "\n\nAnswers anonymous callers too."
     return {
@@ -42,9 +53,7 @@ def _operation(components: Components, route: V2Route) -> dict[str, Any]:
         "security": PUBLIC if route.public else [*SIGNED_IN, {}],
         "requestBody": {
             "required": False,
-            "content": {
-                "application/json": {"schema": components.schema("v2_request", {"type": "object"})}
-            },
+            "content": {"application/json": {"schema": _request_schema(components, route)}},
         },
         "responses": {
             "200": {
@@ -53,10 +62,6 @@ def _operation(components: Components, route: V2Route) -> dict[str, Any]:
             },
             "400": {
                 "description": "the body is not a JSON object, or too large",
-                "content": {"application/json": {"schema": components.schema("v2_error", ERROR)}},
-            },
-            "413": {
-                "description": "the body is larger than the server accepts",
                 "content": {"application/json": {"schema": components.schema("v2_error", ERROR)}},
             },
         },

@@ -1,3 +1,3 @@
 """Every v2 route module, imported so that its routes register."""
 
-from calchub.api.v2 import jupyter  # noqa: F401
+from calchub.api.v2 import account_routes, jupyter, project_routes  # noqa: F401

@@ -1,0 +1,245 @@
+"""v2 routes for accounts (spec §3.3, §3.4, §3.6, §3.7): user-query, accounts/*, messages/*,
+api-keys and support/*. Each reads its body and makes one domain call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field
+
+from calchub.accounts import api_keys
+from calchub.accounts.names import names_of
+from calchub.accounts.search import user_search
+from calchub.api.v2.registry import Body, V2Call, route
+from calchub.errors import Invalid, NotSignedIn, Refused
+from calchub.ids import is_valid_uuid
+from calchub.messages.get import get_messages
+from calchub.messages.send import send_message
+from calchub.support.tickets import NewTicket, create_ticket, ticket_url, tickets_of
+from calchub.userquery.engine import run_query
+
+T = TypeVar("T")
+OK = {"status": "ok"}
+SUCCESS = {"status": "success"}
+
+
+def _signed_in(call: V2Call, refusal: str) -> None:
+    if not call.actor.signed_in:
+        raise NotSignedIn(refusal)
+
+
+def _account(call: V2Call, refusal: str) -> str:
+    if call.actor.account_id is None:
+        raise NotSignedIn(refusal)
+    return call.actor.account_id
+
+
+def _uuid(value: str | None, refusal: str) -> str:
+    if value is None or not is_valid_uuid(value):
+        raise Invalid(refusal)
+    return value.lower()
+
+
+async def _worded(work: Awaitable[T], refused: str) -> T:
+    """The domain's refusal of access, in this route's words."""
+    try:
+        return await work
+    except Refused:
+        raise Refused(refused) from None
+
+
+# --- queries and accounts ------------------------------------------------------------------
+
+
+class QueryBody(Body):
+    query: Any = None
+
+
+@route(
+    "user-query",
+    QueryBody,
+    "Run a user query (get or set), as the `query` of API v1.",
+    '{"query": <result>}',
+)
+async def user_query(call: V2Call, body: QueryBody) -> Any:
+    _account(call, "must be signed in")
+    return {"query": await run_query(call.hub, call.actor, body.query, None, None, None)}
+
+
+class NamesBody(Body):
+    account_ids: list[str] = Field(default_factory=list, max_length=1000)
+
+
+@route(
+    "accounts/get-names",
+    NamesBody,
+    "First and last names of accounts.",
+    '{"names": {"<account_id>": {"first_name", "last_name"}}}',
+    public=True,
+)
+async def get_names(call: V2Call, body: NamesBody) -> Any:
+    return {"names": await names_of(call.hub, body.account_ids)}
+
+
+class SearchBody(Body):
+    query: str = Field(default="", max_length=10_000)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+@route(
+    "accounts/search",
+    SearchBody,
+    "Find accounts by name or exact email address.",
+    '[{"account_id","first_name","last_name",...}]',
+    public=True,
+)
+async def accounts_search(call: V2Call, body: SearchBody) -> Any:
+    return await user_search(
+        call.hub, call.actor, body.query, admin=False, active="", limit=body.limit
+    )
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class SendBody(Body):
+    to_ids: list[str] | None = Field(default=None, max_length=1000)
+    subject: str = ""
+    body: str = ""
+    reply_id: int | None = None
+
+
+@route(
+    "messages/send",
+    SendBody,
+    "Send a message to accounts (by id or email address; default: yourself).",
+    '{"status":"success","id"}',
+)
+async def messages_send(call: V2Call, body: SendBody) -> Any:
+    caller = _account(call, "must be signed in")
+    to_ids = body.to_ids if body.to_ids is not None else [caller]
+    message_id = await send_message(
+        call.hub, call.actor, to_ids, body.subject, body.body, body.reply_id
+    )
+    return {**SUCCESS, "id": message_id}
+
+
+class GetMessagesBody(Body):
+    limit: int = 100
+    offset: int = 0
+    type: str = "received"
+    cutoff: datetime | None = None
+
+
+@route(
+    "messages/get",
+    GetMessagesBody,
+    "Your messages, newest first: `type` received, sent, new or starred.",
+    '{"status":"success","messages":[...]}',
+)
+async def messages_get(call: V2Call, body: GetMessagesBody) -> Any:
+    _account(call, "must be signed in")
+    if body.cutoff is not None and body.cutoff.tzinfo is None:
+        raise Invalid("cutoff must name its time zone")
+    found = await get_messages(
+        call.hub,
+        call.actor,
+        limit=body.limit,
+        offset=body.offset,
+        kind=body.type,
+        cutoff=body.cutoff,
+    )
+    return {**SUCCESS, "messages": found}
+
+
+# --- api keys ------------------------------------------------------------------------------
+
+
+class ApiKeysBody(Body):
+    action: Literal["get", "create", "delete", "edit"]
+    project_id: str | None = None
+    name: str | None = Field(default=None, max_length=1000)
+    expire: datetime | None = None
+    id: int | None = None
+
+
+@route(
+    "api-keys",
+    ApiKeysBody,
+    "Manage API keys (yours, or a project's with `project_id`): `action` get, create, "
+    "delete or edit.",
+    '{"response": ...}',
+)
+async def manage_api_keys(call: V2Call, body: ApiKeysBody) -> Any:
+    if call.actor.account_id is None:
+        raise Invalid("account_id is not a valid account")
+    if body.expire is not None and body.expire.tzinfo is None:
+        raise Invalid("expire must carry a time zone")
+    hub, actor = call.hub, call.actor
+    if body.action == "get":
+        return {
+            "response": await api_keys.get(hub, actor, project_id=body.project_id, key_id=body.id)
+        }
+    if body.action == "create":
+        created = await api_keys.create(
+            hub, actor, name=body.name, expire=body.expire, project_id=body.project_id
+        )
+        return {"response": [created]}
+    if body.id is None:
+        raise Invalid("id must be given")
+    if body.action == "delete":
+        await api_keys.delete(hub, actor, body.id, project_id=body.project_id)
+        return {"response": {}}
+    changes: dict[str, Any] = {}
+    fields = body.model_fields_set
+    if "name" in fields:
+        changes["name"] = body.name
+    if "expire" in fields:
+        changes["expire"] = body.expire
+    await api_keys.edit(hub, actor, body.id, project_id=body.project_id, changes=changes)
+    return {"response": {}}
+
+
+# --- support -------------------------------------------------------------------------------
+
+
+class TicketOptions(Body):
+    email: str = Field(max_length=254)
+    subject: str = Field(default="", max_length=1024)
+    body: str = Field(default="", max_length=100_000)
+    type: str | None = Field(default=None, max_length=64)
+    url: str | None = Field(default=None, max_length=4096)
+    info: dict[str, Any] | None = None
+
+
+class TicketBody(Body):
+    options: TicketOptions
+
+
+@route(
+    "support/create-ticket",
+    TicketBody,
+    "Open a support ticket; answers the page where it can be followed.",
+    '{"url"}',
+    public=True,
+)
+async def support_create_ticket(call: V2Call, body: TicketBody) -> Any:
+    options = body.options
+    ticket = NewTicket(
+        email_address=options.email,
+        subject=options.subject,
+        body=options.body,
+        account_id=call.actor.account_id,
+        tags=[options.type] if options.type else None,
+        location=options.url,
+        info=options.info,
+    )
+    ticket_id = await create_ticket(call.hub, call.actor, ticket)
+    return {"url": ticket_url(call.hub, ticket_id)}
+
+
+@route("support/tickets", Body, "Your support tickets, newest first.", '{"tickets":[...]}')
+async def support_tickets(call: V2Call, body: Body) -> Any:
+    return {"tickets": await tickets_of(call.hub, _account(call, "must be signed in"))}
