@@ -167,7 +167,6 @@ def test_exec_and_project_keys(server: Server, make_user: MakeUser) -> None:
     )
     assert error(server, owner.api_key, "exec", {**body, "args": "notalist"}).startswith("args")
     assert error(server, owner.api_key, "exec", {**body, "timeout": -1}).startswith("timeout")
-    assert "not available" in error(server, owner.api_key, "exec", {**body, "async_call": True})
     # A project key acts as its project, and only there.
     project_key = new_key(server, owner.account_id, "--project", project)
     assert (
@@ -415,3 +414,79 @@ def test_routes_answer_json_objects_for_empty_bodies(server: Server, user: User,
         server, user.api_key, path, content=b"", headers={"Content-Type": "application/json"}
     )
     assert status == 200 and isinstance(answer, dict), answer
+
+
+def test_async_exec_jobs(server: Server, make_user: MakeUser) -> None:
+    owner, stranger = make_user(), make_user()
+    project = _project(server, owner)
+    started = ok(
+        server,
+        owner.api_key,
+        "exec",
+        {"project_id": project, "command": "echo hi", "bash": True, "async_call": True},
+    )
+    assert started["type"] == "async" and started["status"] == "running"
+    assert (started["stdout"], started["stderr"], started["exit_code"]) == ("", "", 0)
+    job_id = started["job_id"]
+    assert uuid.UUID(job_id) and isinstance(started["start"], int)
+    done = ok(
+        server,
+        owner.api_key,
+        "exec",
+        {"async_get": job_id, "async_await": True, "async_stats": True},
+    )
+    assert done["status"] == "completed" and done["stdout"] == "hi\n"
+    assert done["exit_code"] == 0 and done["stats"] == []
+    assert isinstance(done["elapsed_s"], float) and done["job_id"] == job_id
+    # Polling again answers the same, without stats unless asked.
+    again = ok(server, owner.api_key, "exec", {"async_get": job_id})
+    assert again["stdout"] == "hi\n" and "stats" not in again
+    # A failing command: an error under err_on_exit, the real values without it.
+    failing = {
+        "project_id": project,
+        "command": "echo out; echo err >&2; exit 3",
+        "bash": True,
+        "async_call": True,
+    }
+    job = ok(server, owner.api_key, "exec", failing)["job_id"]
+    got = ok(server, owner.api_key, "exec", {"async_get": job, "async_await": True})
+    assert (got["status"], got["stdout"], got["stderr"], got["exit_code"]) == (
+        "error",
+        "",
+        "err\n",
+        1,
+    )
+    job = ok(server, owner.api_key, "exec", {**failing, "err_on_exit": False})["job_id"]
+    got = ok(server, owner.api_key, "exec", {"async_get": job, "async_await": True})
+    assert (got["status"], got["stdout"], got["exit_code"]) == ("completed", "out\n", 3)
+    # Unknown ids, and other people's jobs, do not exist.
+    for unknown in (str(uuid.uuid4()), "x", job_id.upper() + "0"):
+        assert error(server, owner.api_key, "exec", {"async_get": unknown}) == (
+            "Error executing command 'undefined' with args 'undefined' -- "
+            f"Error: Async operation '{unknown}' does not exist."
+        )
+    assert error(server, stranger.api_key, "exec", {"async_get": job_id}) == (
+        "Error executing command 'undefined' with args 'undefined' -- "
+        f"Error: Async operation '{job_id}' does not exist."
+    )
+    assert error(
+        server,
+        stranger.api_key,
+        "exec",
+        {"project_id": project, "command": "id", "async_call": True},
+    ) == ("user must be a collaborator on the project")
+    assert error(server, None, "exec", {"async_get": job_id}) == "must be signed in"
+    # At most 10 jobs run at once in a project.
+    slow = {
+        "project_id": project,
+        "command": "sleep",
+        "args": ["20"],
+        "timeout": 20,
+        "async_call": True,
+    }
+    for _ in range(10):
+        ok(server, owner.api_key, "exec", slow)
+    assert error(server, owner.api_key, "exec", slow) == (
+        "too many exec jobs running in this project (at most 10)"
+    )
+    assert ok(server, owner.api_key, "projects/stop", {"project_id": project}) == {"status": "ok"}

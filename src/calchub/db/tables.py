@@ -745,3 +745,30 @@ message_recipients = Table(
     Column("starred", Boolean, nullable=False, default=False),
     Column("deleted", Boolean, nullable=False, default=False),
 )
+
+
+# Asynchronous exec jobs (v2 `exec` with `async_call`): in the database, so that any hub can
+# answer a poll; a few per project, for an hour, with bounded output.
+exec_jobs = Table(
+    "exec_jobs",
+    metadata,
+    Column("job_id", String(UUID_LEN), primary_key=True),
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("command", Text, nullable=False),
+    Column("args", Json, nullable=False),
+    # running, completed or error
+    Column("status", String(16), nullable=False),
+    Column("stdout", Text, nullable=False, default=""),
+    Column("stderr", Text, nullable=False, default=""),
+    Column("exit_code", Integer, nullable=False, default=0),
+    Column("start", UtcDateTime, nullable=False),
+    Column("finished", UtcDateTime, nullable=True),
+    # When a running job counts as lost (its hub stopped): its timeout and some slack.
+    Column("deadline", UtcDateTime, nullable=False),
+)

@@ -14,7 +14,7 @@ from calchub.errors import Invalid, NotSignedIn, Refused
 from calchub.files import copies
 from calchub.files.copies import CopyOrder
 from calchub.ids import is_valid_uuid
-from calchub.projects import control, files
+from calchub.projects import control, exec_jobs, files
 from calchub.projects.collaborators import add_collaborators, add_request, remove_collaborator
 from calchub.projects.creation import create_project
 from calchub.projects.execution import Command, run_command
@@ -63,20 +63,27 @@ class ExecBody(Body):
     aggregate: Any = None
     err_on_exit: bool = True
     async_call: bool = False
-    async_get: str | None = None
+    async_get: str | None = Field(default=None, max_length=100)
+    async_await: bool = False
+    async_stats: bool = False
 
 
 @route(
     "exec",
     ExecBody,
     "Run a command in a project: `project_id`, `command`, `args`, `path` (relative to the "
-    "home folder), `timeout` (s, default 60), `max_output`, `bash`, `err_on_exit`.",
+    "home folder), `timeout` (s, default 60), `max_output`, `bash`, `err_on_exit`. With "
+    "`async_call` it answers a `job_id` at once; `async_get` (with `async_await` to wait up "
+    "to 60 s, `async_stats`) polls it. Jobs are kept an hour, 100 per project, at most 10 "
+    "running, with up to 1 MB of output per stream.",
     '{"type":"blocking","stdout","stderr","exit_code"}',
 )
 async def exec_route(call: V2Call, body: ExecBody) -> Any:
     _signed_in(call, "must be signed in")
-    if body.async_call or body.async_get is not None:
-        raise Invalid("asynchronous exec jobs are not available on this server yet")
+    if body.async_get is not None:
+        return await exec_jobs.get_job(
+            call.hub, call.actor, body.async_get, wait=body.async_await, stats=body.async_stats
+        )
     project_id = _uuid(body.project_id, "project_id must be a valid uuid")
     if body.command is None:
         raise Invalid("command must be specified")
@@ -90,6 +97,11 @@ async def exec_route(call: V2Call, body: ExecBody) -> Any:
         err_on_exit=body.err_on_exit,
         aggregate=body.aggregate,
     )
+    if body.async_call:
+        return await _worded(
+            exec_jobs.start_job(call.hub, call.actor, project_id, command),
+            "user must be a collaborator on the project",
+        )
     output = await _worded(
         run_command(call.hub, call.actor, project_id, command),
         "user must be a collaborator on the project",
