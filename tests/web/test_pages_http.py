@@ -375,3 +375,21 @@ def test_expired_sessions_and_old_failures_are_forgotten(
     while left() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left() == 0
+
+
+def test_banning_an_account_suspends_its_sessions(
+    server: Server, api: ApiClient, admin_key: str
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client:
+        sign_in(client, account.email, account.password)
+        assert client.get("/app/keys").status_code == 200
+        server.cli("admin", "ban", account.account_id)
+        try:
+            assert client.get("/app/keys").status_code == 303
+            refused = sign_in(client, account.email, account.password)
+            assert refused.status_code == 401 and "This account is banned." in refused.text
+        finally:
+            server.cli("admin", "unban", account.account_id)
+        # As with its API keys, lifting the ban gives the account its sessions back.
+        assert client.get("/app/keys").status_code == 200

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.accounts.passwords import verify_password
+from calchub.accounts.passwords import hash_password, verify_password
 from calchub.accounts.secret import digest, random_base62
 from calchub.accounts.store import AccountRow, is_valid_email
 from calchub.actor import Actor
@@ -35,6 +35,17 @@ TOO_MANY_FOR_ADDRESS = (
 TOO_MANY_FROM_IP = (
     "Too many attempts {per} to sign in from your computer. Wait {wait}, then try again."
 )
+
+
+_STAND_IN: list[str] = []
+
+
+async def _stand_in_hash() -> str:
+    """A hash no password matches, checked when the address has no account (or no password),
+    so that an answer's timing does not tell which addresses have accounts."""
+    if not _STAND_IN:
+        _STAND_IN.append(await hash_password(random_base62(32)))
+    return _STAND_IN[0]
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,9 @@ async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str,
                 ).where(accounts.c.email_address == email, accounts.c.deleted.is_(False))
             )
         ).first()
-    if row is None or not await verify_password(row.password_hash, password):
+    stored = row.password_hash if row is not None and row.password_hash else None
+    matches = await verify_password(stored or await _stand_in_hash(), password)
+    if row is None or stored is None or not matches:
         # The attempt row stays: it counts against the address and the client.
         raise Refused(WRONG)
     if row.banned:
