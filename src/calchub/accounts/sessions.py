@@ -1,6 +1,7 @@
 """Signing a browser in with an email address and password: rate-limited attempts, and
 sessions whose token (held in a cookie) is stored only as a digest, expire, and end at
-sign-out, at a password change or reset, and when the account is deleted or banned."""
+sign-out, at a password change or reset, and when the account is deleted (a ban suspends
+them)."""
 
 from __future__ import annotations
 
