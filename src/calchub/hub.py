@@ -15,6 +15,7 @@ from calchub import hosttools, installs
 from calchub.accounts.key_cache import KeyCache
 from calchub.config import Settings
 from calchub.datafolder import make_private
+from calchub.db.counters import CounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
 from calchub.locks import KeyedLocks
 from calchub.mail import Mailer, mailer_from_settings
@@ -33,6 +34,8 @@ class Hub:
     mailer: Mailer
     site: SiteSettings
     runtime: ProjectRuntime
+    # Change counters guarding what is kept in memory (db/counters.py).
+    counters: CounterReader
     # Why copies between projects cannot run here (no rsync), or None when they can.
     copy_problem: str | None = None
     aggregator: Aggregator = field(default_factory=Aggregator)
@@ -46,7 +49,7 @@ class Hub:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.key_cache = KeyCache(self.engine)
+        self.key_cache = KeyCache(self.engine, self.counters)
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -72,7 +75,9 @@ class Hub:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(settings, engine, mailer, SiteSettings(engine, settings), runtime)
+        counters = counter_reader_for(engine)
+        site = SiteSettings(engine, settings, counters)
+        return cls(settings, engine, mailer, site, runtime, counters)
 
     def check_runtime(self) -> None:
         """Decide (once, at server start) whether projects can run, and say so loudly."""
@@ -107,5 +112,6 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.runtime.close()
         await self.mailer.close()
-        await self.key_cache.close()
+        self.key_cache.clear()
+        await self.counters.close()
         await self.engine.dispose()

@@ -3,6 +3,7 @@ sharing one database agrees on them. Admins change them with `calchub admin sett
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.config import Settings
+from calchub.db.counters import CounterReader, NoCounterReader, missing_triggers
 from calchub.db.tables import server_settings
+
+log = logging.getLogger("calchub")
 
 
 @dataclass(frozen=True)
@@ -168,25 +172,48 @@ def check_value(name: str, value: str) -> None:
             raise ValueError(f"{name} must be an integer") from None
 
 
+# Made by migration 0014; looked for before stored values are kept in memory.
+TRIGGERS = {"settings_epoch_insert", "settings_epoch_update", "settings_epoch_delete"}
+COUNTER = "settings_epoch"
+
+
 class SiteSettings:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    """The stored values are kept in memory while the `settings_epoch` counter, moved by
+    triggers on every change (by any hub, `calchub admin setting` or a query), stays put: a
+    change is seen by the next request on every hub."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings, counters: CounterReader) -> None:
         self._engine = engine
         self._settings = settings
+        self._counters = counters
+        self._checked = False
+        self._kept: tuple[int, dict[str, Any]] | None = None
 
     async def all(self) -> dict[str, str]:
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(server_settings))).all()
-        stored = {row.name: row.value for row in rows}
+        stored = await self._stored()
         return {name: self._value(name, stored) for name in SETTINGS}
 
     async def get(self, name: str) -> str:
-        # "dns" comes along because several defaults are derived from it.
+        return self._value(name, await self._stored())
+
+    async def _stored(self) -> dict[str, Any]:
+        if not self._checked:
+            if missing := await missing_triggers(self._engine, TRIGGERS):
+                log.error(
+                    "site settings are read on every use: triggers %s are missing",
+                    ", ".join(sorted(missing)),
+                )
+                self._counters = NoCounterReader()
+            self._checked = True
+        # Read before the rows: a change committed in between leaves them under the old value.
+        epoch = await self._counters.read(COUNTER)
+        if epoch is not None and self._kept is not None and self._kept[0] == epoch:
+            return self._kept[1]
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(server_settings).where(server_settings.c.name.in_((name, "dns")))
-            )
-            stored = {row.name: row.value for row in rows}
-        return self._value(name, stored)
+            rows = (await conn.execute(select(server_settings))).all()
+        stored = {row.name: row.value for row in rows}
+        self._kept = None if epoch is None else (epoch, stored)
+        return stored
 
     async def get_int(self, name: str) -> int:
         return int(await self.get(name))

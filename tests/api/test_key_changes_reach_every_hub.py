@@ -1,6 +1,6 @@
-"""Hubs keep API-key answers in memory; every change that can alter one must still refuse (or
-change) the very next request on every hub sharing the database, whoever made the change:
-the other hub, the admin command line, or a plain SQL statement."""
+"""Hubs keep API-key answers and site settings in memory; every change that can alter one must
+still refuse (or change) the very next request on every hub sharing the database, whoever
+made the change: the other hub, the admin command line, or a plain SQL statement."""
 
 from __future__ import annotations
 
@@ -125,3 +125,19 @@ def test_recording_a_keys_last_use_does_not_disturb_other_keys(
         update(accounts).where(accounts.c.account_id == user.account_id).values(first_name="Ada")
     )
     assert _pongs(hubs, user.api_key) == [True, True]
+
+
+def test_a_changed_site_setting_is_used_by_the_next_request_everywhere(
+    server: Server, hubs: list[ApiClient], user: User
+) -> None:
+    # The help address appears in a banned caller's error; it is read from the settings.
+    server.cli("admin", "ban", user.account_id)
+    try:
+        for address in ("first-desk@example.org", "second-desk@example.org"):
+            server.cli("admin", "setting", "help_email", address)
+            for _ in range(2):
+                for hub in hubs:
+                    assert address in hub.call("ping", user.api_key).body["error"]
+    finally:
+        server.cli("admin", "setting", "help_email", "--reset")
+        server.cli("admin", "unban", user.account_id)

@@ -45,9 +45,7 @@ def test_no_operation_fails_under_generated_input(server: Server, user: User) ->
     ]
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": str(root)}
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=env, cwd=root
-    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=root)
     report = result.stdout[-20000:] + result.stderr[-5000:]
     assert result.returncode == 0, report
     # The run covered the whole document, and every generated case passed its checks.

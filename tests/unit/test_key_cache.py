@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.accounts import key_cache as key_cache_module
 from calchub.accounts import keys as keys_module
-from calchub.accounts.key_cache import TRIGGERS, KeyCache, SqliteEpochReader
+from calchub.accounts.key_cache import TRIGGERS, KeyCache
 from calchub.accounts.keys import create_current_key
+from calchub.db.counters import SqliteCounterReader
 from calchub.db.engine import create_engine, migrate
 from calchub.db.tables import accounts, api_keys
 from calchub.db.types import utcnow
@@ -38,10 +39,14 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-async def _epoch(engine: AsyncEngine) -> int:
-    reader = SqliteEpochReader(str(engine.url.database))
+def _cache(engine: AsyncEngine) -> KeyCache:
+    return KeyCache(engine, SqliteCounterReader(str(engine.url.database)))
+
+
+async def _epoch(engine: AsyncEngine, name: str = "auth_epoch") -> int:
+    reader = SqliteCounterReader(str(engine.url.database))
     try:
-        value = await reader.read()
+        value = await reader.read(name)
     finally:
         await reader.close()
     assert value is not None
@@ -100,7 +105,7 @@ async def test_a_cached_key_stops_working_when_its_expiry_passes(
 ) -> None:
     now = utcnow()
     _, secret = await _new_key(engine, expire=now + timedelta(hours=1))
-    cache = KeyCache(engine)
+    cache = _cache(engine)
     try:
         assert (await cache.lookup(secret)) is not None
         assert (await cache.lookup(secret)) is not None
@@ -109,7 +114,7 @@ async def test_a_cached_key_stops_working_when_its_expiry_passes(
         monkeypatch.setattr(keys_module, "utcnow", lambda: later)
         assert await cache.lookup(secret) is None
     finally:
-        await cache.close()
+        cache.clear()
 
 
 async def test_answers_come_from_memory_until_the_counter_moves(
@@ -125,7 +130,7 @@ async def test_answers_come_from_memory_until_the_counter_moves(
         return await real(engine, key)
 
     monkeypatch.setattr(key_cache_module, "find_live_key", counted)
-    cache = KeyCache(engine)
+    cache = _cache(engine)
     try:
         for _ in range(5):
             assert await cache.lookup(secret) is not None
@@ -134,7 +139,7 @@ async def test_answers_come_from_memory_until_the_counter_moves(
         owner = await cache.lookup(secret)
         assert owner is not None and owner.is_admin and lookups == 2
     finally:
-        await cache.close()
+        cache.clear()
 
 
 async def test_without_its_triggers_the_cache_looks_every_key_up(
@@ -153,13 +158,13 @@ async def test_without_its_triggers_the_cache_looks_every_key_up(
         return await real(engine, key)
 
     monkeypatch.setattr(key_cache_module, "find_live_key", counted)
-    cache = KeyCache(engine)
+    cache = _cache(engine)
     try:
         for _ in range(3):
             assert await cache.lookup(secret) is not None
         assert lookups == 3
     finally:
-        await cache.close()
+        cache.clear()
 
 
 async def test_every_trigger_exists_after_all_migrations(engine: AsyncEngine) -> None:
@@ -167,3 +172,15 @@ async def test_every_trigger_exists_after_all_migrations(engine: AsyncEngine) ->
         rows = await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
         present = {row[0] for row in rows}
     assert present >= TRIGGERS
+
+
+async def test_every_site_setting_change_moves_its_counter(engine: AsyncEngine) -> None:
+    statements = [
+        "INSERT INTO server_settings (name, value) VALUES ('help_email', 'a@example.com')",
+        "UPDATE server_settings SET value = 'b@example.com' WHERE name = 'help_email'",
+        "DELETE FROM server_settings WHERE name = 'help_email'",
+    ]
+    for statement in statements:
+        before = await _epoch(engine, "settings_epoch")
+        await _run(engine, text(statement))
+        assert await _epoch(engine, "settings_epoch") > before, statement

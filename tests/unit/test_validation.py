@@ -139,7 +139,7 @@ def test_form_json_text_for_object_fields() -> None:
     msg, _ = build_message("query", m.Query, {"query": query}, from_form=True)
     assert isinstance(msg, m.Query)
     assert msg.query == {"projects": [{"project_id": None, "title": None}]}
-    msg, _ = build_message("query", m.Query, {"query": "[{\"accounts\": {}}]"}, from_form=True)
+    msg, _ = build_message("query", m.Query, {"query": '[{"accounts": {}}]'}, from_form=True)
     assert isinstance(msg, m.Query) and msg.query == [{"accounts": {}}]
     # `options` takes any JSON: text that looks like JSON is parsed, other text stays text.
     assert coerce_form_value(m.Query.model_fields["options"].annotation, '[{"limit": 5}]') == [

@@ -109,17 +109,13 @@ async def change_email_address(
     await send_verification(hub, new_email, verify_token)
 
 
-async def unlink_passport(
-    hub: Hub, actor: Actor, strategy: str, passport_id: str | int
-) -> None:
+async def unlink_passport(hub: Hub, actor: Actor, strategy: str, passport_id: str | int) -> None:
     """Forget one external sign-in method of the caller's account (nothing if unknown)."""
     caller = actor.caller
     key = f"{strategy}-{passport_id}"
     async with hub.engine.begin() as conn:
         current = await conn.scalar(
-            select(accounts.c.passports)
-            .where(accounts.c.account_id == caller)
-            .with_for_update()
+            select(accounts.c.passports).where(accounts.c.account_id == caller).with_for_update()
         )
         if current and key in current:
             remaining = {k: v for k, v in current.items() if k != key}

@@ -128,7 +128,5 @@ async def usernames(engine: AsyncEngine, account_ids: list[str]) -> dict[str, di
                 accounts.c.account_id.in_(wanted)
             )
         )
-        names = {
-            r.account_id: {"first_name": r.first_name, "last_name": r.last_name} for r in rows
-        }
+        names = {r.account_id: {"first_name": r.first_name, "last_name": r.last_name} for r in rows}
     return {a: names.get(a.lower(), {}) for a in account_ids}

@@ -38,6 +38,7 @@ CLAIM_CANDIDATES = 10
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+
 def _heartbeat_s(hub: Hub) -> float:
     return min(MAX_HEARTBEAT_S, hub.settings.copy_stale_after_s / HEARTBEATS_PER_STALE_DELAY)
 

@@ -69,9 +69,7 @@ def _folders(public: Iterable[str]) -> list[str]:
 
 def _check_range(name: str, value: int, low: int) -> int:
     if not low <= value <= MAX_LISTING_ENTRIES:
-        raise Invalid(
-            f"ILLEGAL VALUE {name}='{value}' (must be in [{low}, {MAX_LISTING_ENTRIES}])"
-        )
+        raise Invalid(f"ILLEGAL VALUE {name}='{value}' (must be in [{low}, {MAX_LISTING_ENTRIES}])")
     return value
 
 

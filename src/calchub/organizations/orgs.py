@@ -83,8 +83,9 @@ async def get_all(hub: Hub, actor: Actor) -> list[dict[str, Any]]:
     async with hub.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(organizations.c.organization_id, organizations.c.name, organizations.c.title)
-                .order_by(organizations.c.name)
+                select(
+                    organizations.c.organization_id, organizations.c.name, organizations.c.title
+                ).order_by(organizations.c.name)
             )
         ).all()
         admins = await _admins(conn, [row.organization_id for row in rows])
@@ -297,9 +298,7 @@ async def remove_user(hub: Hub, actor: Actor, name: str, user: str) -> None:
         if member is None:
             raise NotFound(f"cannot find user '{user}'")
         if await is_org_admin(conn, member.account_id, name):
-            raise Refused(
-                "admin cannot be removed from org; first remove them from being an admin"
-            )
+            raise Refused("admin cannot be removed from org; first remove them from being an admin")
         # Only from this organization: its admins have no say over another one's members.
         await conn.execute(
             update(accounts)

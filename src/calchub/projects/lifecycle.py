@@ -26,6 +26,7 @@ log = logging.getLogger("calchub.projects")
 # idle timeouts measured in minutes.
 ACTIVITY_RESOLUTION = timedelta(seconds=10)
 
+
 async def project_spec(
     hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
 ) -> ProjectSpec:

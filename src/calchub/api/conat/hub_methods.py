@@ -85,9 +85,7 @@ async def user_search_method(call: BridgeCall, args: list[Any]) -> Any:
         limit = min(limit, 50)
     found = await user_search(call.hub, call.actor, query, admin=admin, active="", limit=limit)
     # The current API gives these times in milliseconds (v1: ISO text).
-    return [
-        {k: _ms(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in found
-    ]
+    return [{k: _ms(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in found]
 
 
 @hub_method("system.manageApiKeys", Auth.AUTH_FIRST)
