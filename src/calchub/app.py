@@ -51,6 +51,7 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.open(settings)
         hub.check_runtime()
+        await hub.check_network()
         app.state.hub = hub
         hub.spawn(scheduler_loop(hub, DUTIES, settings.scheduler_interval_s), "scheduler")
         try:

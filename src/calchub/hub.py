@@ -87,6 +87,15 @@ class Hub:
         if problem := self.runtime.check():
             log.error("%s", problem)
 
+    async def check_network(self) -> str | None:
+        """Whether the network the site grants projects can be provided here; logged."""
+        if await self.site.get("project_network") == "none":
+            return None
+        problem = self.runtime.network_problem()
+        if problem:
+            log.error("project_network is set, but %s", problem)
+        return problem
+
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run work after the response is sent; keeps a reference so it is not collected."""
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from calchub.config import Settings
 from calchub.db.counters import CounterReader, NoCounterReader, missing_triggers
 from calchub.db.tables import server_settings
+from calchub.runtime.base import DEFAULT_NETWORK_DENY
 
 log = logging.getLogger("calchub")
 
@@ -87,10 +88,22 @@ SETTINGS: dict[str, SettingDef] = {
         ),
         SettingDef(
             "project_network",
-            "Network access for projects whose quota includes it: 'none', or 'host' (the "
-            "machine's own network, including services on its loopback address).",
+            "Network access for projects whose quota includes it: 'none', or 'nat' (their own "
+            "network namespace with outbound IPv4 NAT through pasta; never the host's loopback "
+            "or addresses, nor the ranges in project_network_deny).",
             "none",
-            choices=("none", "host"),
+            choices=("none", "nat"),
+        ),
+        SettingDef(
+            "project_network_deny",
+            "IPv4 ranges (CIDR, comma separated) networked projects may not reach.",
+            DEFAULT_NETWORK_DENY,
+        ),
+        SettingDef(
+            "project_network_allow",
+            "IPv4 ranges (CIDR, comma separated) reachable even inside a denied range (the "
+            "most specific range wins; the host's own addresses stay unreachable).",
+            "",
         ),
         SettingDef(
             "exec_max_timeout_s", "Longest project_exec allowed (seconds).", "3600", integer=True

@@ -693,11 +693,13 @@ def test_network_needs_quota_and_operator_consent(
     listener.listen()
     port = listener.getsockname()[1]
     probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\""
+    # Whether the project has a route out (its namespace is connected by pasta).
+    route = "awk '$2 == \"00000000\" {found = 1} END {exit !found}' /proc/net/route"
     try:
-        # The quota grants network, but the site has not allowed sharing the host's network.
-        reply = _exec(api, owner.api_key, project_id, probe, timeout=5, err_on_exit=False)
+        # The quota grants network, but the site has not allowed it: no route out.
+        reply = _exec(api, owner.api_key, project_id, route, timeout=5, err_on_exit=False)
         assert reply["exit_code"] != 0
-        server.cli("admin", "setting", "project_network", "host")
+        server.cli("admin", "setting", "project_network", "nat")
         db.execute(
             update(projects)
             .where(projects.c.project_id == project_id)
@@ -711,8 +713,12 @@ def test_network_needs_quota_and_operator_consent(
             if state == "done":
                 break
             time.sleep(0.2)
-        reply = _exec(api, owner.api_key, project_id, probe, timeout=5, err_on_exit=False)
+        reply = _exec(api, owner.api_key, project_id, route, timeout=5, err_on_exit=False)
         assert reply["exit_code"] == 0, reply.body
+        # Networked, it still never reaches the host's loopback.
+        reply = _exec(api, owner.api_key, project_id, probe, timeout=5, err_on_exit=False)
+        assert reply["exit_code"] != 0, reply.body
+        assert "ConnectionRefusedError" in reply["stderr"], reply.body
     finally:
         server.cli("admin", "setting", "project_network", "--reset")
         listener.close()

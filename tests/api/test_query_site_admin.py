@@ -160,7 +160,7 @@ def test_calchub_settings_change_what_the_server_does(
         ),
         (
             {"name": "project_network", "value": "HOST"},
-            "FATAL: error setting 'value' -- Error: project_network must be one of none, host",
+            "FATAL: error setting 'value' -- Error: project_network must be one of none, nat",
         ),
         (
             {"name": "site_name", "value": {"a": 1}},

@@ -13,12 +13,13 @@ from sqlalchemy import func, select, update
 
 from calchub.db.tables import accounts, projects
 from calchub.db.types import utcnow
-from calchub.errors import LimitExceeded
+from calchub.errors import LimitExceeded, Unavailable
 from calchub.hub import Hub
 from calchub.licenses.terms import counting_licenses
 from calchub.projects.quotas import default_quota, effective_quota
 from calchub.projects.store import ProjectRow, get_project, member_upgrades
-from calchub.runtime import ProjectSpec, RuntimeFailure, SandboxUnavailable
+from calchub.runtime import NetworkRules, ProjectSpec, RuntimeFailure, SandboxUnavailable
+from calchub.runtime.network import parse_ranges
 
 log = logging.getLogger("calchub.projects")
 
@@ -41,11 +42,25 @@ async def project_spec(
         upgrades + [terms.upgrades for terms in licenses],
         [terms.quota for terms in licenses],
     )
-    if quota.network and site["project_network"] != "host":
-        # Sharing the host's network also exposes its loopback services; an operator must
-        # choose that explicitly.
+    rules = NetworkRules()
+    if quota.network and site["project_network"] != "nat":
+        # Projects reach the network only when an operator chose so.
         quota = replace(quota, network=False)
-    return ProjectSpec(project_id=project.project_id, uid=project.uid, quota=quota)
+    elif quota.network:
+        rules = _network_rules(site)
+    return ProjectSpec(
+        project_id=project.project_id, uid=project.uid, quota=quota, network_rules=rules
+    )
+
+
+def _network_rules(site: dict[str, str]) -> NetworkRules:
+    try:
+        return NetworkRules(
+            deny=parse_ranges(site["project_network_deny"], "project_network_deny"),
+            allow=parse_ranges(site["project_network_allow"], "project_network_allow"),
+        )
+    except ValueError as exc:
+        raise Unavailable(f"the site's network settings are invalid: {exc}") from exc
 
 
 async def set_state(hub: Hub, project_id: str, state: str, error: str | None = None) -> None:

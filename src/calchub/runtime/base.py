@@ -40,11 +40,28 @@ class RuntimeOptions:
     sandbox: bool = True
 
 
+# Loopback, private, shared, link-local, benchmarking, multicast and reserved IPv4 ranges.
+DEFAULT_NETWORK_DENY = (
+    "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,172.16.0.0/12,"
+    "192.168.0.0/16,198.18.0.0/15,224.0.0.0/4,240.0.0.0/4"
+)
+
+
+@dataclass(frozen=True)
+class NetworkRules:
+    """IPv4 ranges (CIDR) a networked project may not reach, and exceptions to them (the
+    most specific range wins). The host's own addresses are never reachable."""
+
+    deny: tuple[str, ...] = tuple(DEFAULT_NETWORK_DENY.split(","))
+    allow: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ProjectSpec:
     project_id: str
     uid: int
     quota: Quota
+    network_rules: NetworkRules = field(default_factory=NetworkRules)
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,10 @@ class ProjectRuntime(ABC):
 
     def unavailable_reason(self) -> str | None:
         """Why projects cannot run here (None: they can). Backends override this."""
+        return None
+
+    def network_problem(self) -> str | None:
+        """Why networked projects cannot run here (None: they can)."""
         return None
 
     @abstractmethod

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calchub.runtime import channel, copy, mounts, procfs, sandbox
+from calchub.runtime import channel, copy, mounts, network, procfs, sandbox
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     MIB,
@@ -131,6 +131,9 @@ class LocalRuntime(ProjectRuntime):
             f"projects cannot run on this server: {check.reason}; an operator may start "
             "it with --unsandboxed-projects to run them without isolation"
         )
+
+    def network_problem(self) -> str | None:
+        return network.pasta_problem() if self.sandboxed else None
 
     def check_available(self) -> sandbox.SandboxCheck:
         """Whether sandboxed projects can run here (root, bubblewrap, usable folders)."""
@@ -280,6 +283,11 @@ class LocalRuntime(ProjectRuntime):
             config = self._agent_config(spec, listener.fileno(), covered)
             source = self._mount_home(project_id, home) if self.sandboxed else home
             argv = self._agent_command(spec, source, config)
+            if self.sandboxed and spec.quota.network:
+                # Its own namespace, made and walled in by root before anything of the
+                # project runs; bubblewrap then shares it instead of making an empty one.
+                netns = network.set_up(self._rundir(project_id), spec.network_rules)
+                argv = ["nsenter", f"--net={netns}", "--", *argv]
             proc = _spawn(
                 sandbox.with_cgroups(procs_files, argv),
                 listener.fileno(),
@@ -291,6 +299,7 @@ class LocalRuntime(ProjectRuntime):
                 self._cgroups.remove(project_id)
             if self.sandboxed:
                 mounts.remove_mount_point(self._home_mount(project_id))
+                network.tear_down(self._rundir(project_id))
             raise
         # Only the agent holds the socket now, so connections fail fast once it is gone.
         listener.close()
@@ -494,6 +503,7 @@ class LocalRuntime(ProjectRuntime):
                 path.unlink()
         if self.sandboxed:
             mounts.remove_mount_point(self._home_mount(project_id))
+            network.tear_down(self._rundir(project_id))
 
     # -- talking to the agent
 
