@@ -15,6 +15,7 @@ from calchub.config import Settings
 from calchub.db.counters import CounterReader, NoCounterReader, missing_triggers
 from calchub.db.tables import server_settings
 from calchub.runtime.base import DEFAULT_NETWORK_DENY
+from calchub.runtime.network import parse_ranges
 
 log = logging.getLogger("calchub")
 
@@ -26,6 +27,7 @@ class SettingDef:
     default: str | None  # None: derived from the server's address (see SiteSettings.get)
     choices: tuple[str, ...] = ()
     integer: bool = False
+    ranges: bool = False  # a list of IPv4 ranges (CIDR)
 
 
 SETTINGS: dict[str, SettingDef] = {
@@ -98,12 +100,14 @@ SETTINGS: dict[str, SettingDef] = {
             "project_network_deny",
             "IPv4 ranges (CIDR, comma separated) networked projects may not reach.",
             DEFAULT_NETWORK_DENY,
+            ranges=True,
         ),
         SettingDef(
             "project_network_allow",
             "IPv4 ranges (CIDR, comma separated) reachable even inside a denied range (the "
             "most specific range wins; the host's own addresses stay unreachable).",
             "",
+            ranges=True,
         ),
         SettingDef(
             "exec_max_timeout_s", "Longest project_exec allowed (seconds).", "3600", integer=True
@@ -183,6 +187,8 @@ def check_value(name: str, value: str) -> None:
             int(value)  # exactly what SiteSettings.get_int will do with it
         except ValueError:
             raise ValueError(f"{name} must be an integer") from None
+    if definition.ranges:
+        parse_ranges(value, name)
 
 
 # Made by migration 0014; looked for before stored values are kept in memory.

@@ -163,6 +163,16 @@ def test_calchub_settings_change_what_the_server_does(
             "FATAL: error setting 'value' -- Error: project_network must be one of none, nat",
         ),
         (
+            {"name": "project_network_deny", "value": "10.0.0.0/8, 10.0.0.0/33"},
+            "FATAL: error setting 'value' -- Error: project_network_deny: '10.0.0.0/33' is not "
+            "an IPv4 address range",
+        ),
+        (
+            {"name": "project_network_allow", "value": "::1/128"},
+            "FATAL: error setting 'value' -- Error: project_network_allow: '::1/128' is not an "
+            "IPv4 address range",
+        ),
+        (
             {"name": "site_name", "value": {"a": 1}},
             "error: invalid input syntax for type text: \"{'a': 1}\"",
         ),
