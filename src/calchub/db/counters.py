@@ -10,6 +10,7 @@ for writers), PostgreSQL through one dedicated connection, without the pool or t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger("calchub.db")
 
 QUERY = "SELECT value FROM counters WHERE name = ?"
-PG_QUERY = "SELECT value FROM counters WHERE name = $1"
+PG_QUERY = "SELECT name, value FROM counters"
 
 
 class CounterReader(Protocol):
@@ -36,8 +37,11 @@ class SqliteCounterReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     async def read(self, name: str) -> int | None:
+        if self._closed:
+            return None
         try:
             if self._conn is None:
                 # A short busy timeout: should the file be locked for recovery, fall back to
@@ -47,39 +51,79 @@ class SqliteCounterReader:
             row = self._conn.execute(QUERY, (name,)).fetchone()
         except sqlite3.Error as exc:
             log.warning("cannot read the change counters: %s", exc)
-            await self.close()
+            self._drop_connection()
             return None
         return None if row is None else int(row[0])
 
     async def close(self) -> None:
+        self._closed = True
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
 
 class PostgresCounterReader:
+    """Reads every counter in one round trip on one dedicated connection. Callers arriving
+    together share a read, but only one that starts after they arrived: a read already in
+    flight may predate a change whose commit the caller has seen."""
+
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._conn: Any = None
-        self._lock = asyncio.Lock()
+        self._next: asyncio.Future[dict[str, int] | None] | None = None
+        self._serving: asyncio.Future[dict[str, int] | None] | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def read(self, name: str) -> int | None:
-        async with self._lock:
+        if self._closed:
+            return None
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        joined = self._next
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        values = await asyncio.shield(joined)
+        return None if values is None else values.get(name)
+
+    async def _drive(self) -> None:
+        while self._next is not None:
+            # Whoever joins from now on waits for the following read.
+            self._serving, self._next = self._next, None
             try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self._dsn, timeout=5)
-                value = await self._conn.fetchval(PG_QUERY, name, timeout=5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("cannot read the change counters: %s", exc)
-                await self._close_locked()
-                return None
-        return None if value is None else int(value)
+                values = await self._query()
+            except Exception:
+                log.exception("cannot read the change counters")
+                values = None
+            if not self._serving.done():
+                self._serving.set_result(values)
+
+    async def _query(self) -> dict[str, int] | None:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._dsn, timeout=5)
+            rows = await self._conn.fetch(PG_QUERY, timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("cannot read the change counters: %s", exc)
+            await self._drop_connection()
+            return None
+        return {row[0]: int(row[1]) for row in rows}
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._close_locked()
+        self._closed = True
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+        for waiting in (self._serving, self._next):
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+        await self._drop_connection()
 
-    async def _close_locked(self) -> None:
+    async def _drop_connection(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
