@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from calchub.accounts import api_keys
+from calchub.accounts import api_keys, profile
 from calchub.accounts.names import names_of
 from calchub.accounts.search import user_search
 from calchub.api.v2.registry import Body, V2Call, route
@@ -243,3 +243,98 @@ async def support_create_ticket(call: V2Call, body: TicketBody) -> Any:
 @route("support/tickets", Body, "Your support tickets, newest first.", '{"tickets":[...]}')
 async def support_tickets(call: V2Call, body: Body) -> Any:
     return {"tickets": await tickets_of(call.hub, _account(call, "must be signed in"))}
+
+
+# --- the account itself --------------------------------------------------------------------
+
+
+class ProfileBody(Body):
+    account_id: str | None = Field(default=None, max_length=100)
+
+
+@route(
+    "accounts/profile",
+    ProfileBody,
+    "The public profile of `account_id`, or without it your own (with `is_admin`, "
+    "`is_partner`, `is_anonymous`, `email_address`); `{}` when not signed in.",
+    '{"profile":{"account_id","first_name","last_name","image","color","name"}}',
+    public=True,
+)
+async def accounts_profile(call: V2Call, body: ProfileBody) -> Any:
+    return {"profile": await profile.profile(call.hub, call.actor, body.account_id)}
+
+
+class SetNameBody(Body):
+    username: str | None = Field(default=None, max_length=1000)
+    first_name: str | None = Field(default=None, max_length=1000)
+    last_name: str | None = Field(default=None, max_length=1000)
+    account_id: str | None = None
+
+
+@route(
+    "accounts/set-name",
+    SetNameBody,
+    "Set your `username`, `first_name` or `last_name` (empty ones are left as they are); "
+    "an admin may name another `account_id`.",
+    '{"status":"success"}',
+    public=True,
+)
+async def accounts_set_name(call: V2Call, body: SetNameBody) -> Any:
+    caller = _account(call, "Must be signed in to edit account name.")
+    if body.account_id and not call.actor.is_admin:
+        raise Refused("The `account_id` field may only be specified by account administrators.")
+    fields = {"name": body.username, "first_name": body.first_name, "last_name": body.last_name}
+    change: dict[str, Any] = {"account_id": caller}
+    change.update({key: value for key, value in fields.items() if value})
+    options = [{"account_id": body.account_id}] if body.account_id else None
+    if len(change) > 1:
+        await run_query(call.hub, call.actor, {"accounts": change}, options, None, None)
+    return SUCCESS
+
+
+class EmailOfBody(Body):
+    account_id: str | None = Field(default=None, max_length=100)
+
+
+@route(
+    "accounts/get-email-address",
+    EmailOfBody,
+    "The email address of `account_id` (admins and partners only).",
+    '{"email_address"}',
+    public=True,
+)
+async def accounts_get_email_address(call: V2Call, body: EmailOfBody) -> Any:
+    if body.account_id is None:
+        return {}
+    found = await profile.email_address_of(call.hub, call.actor, body.account_id)
+    return {} if found is None else {"email_address": found}
+
+
+class SignOutBody(Body):
+    all: bool = False
+
+
+@route(
+    "accounts/sign-out",
+    SignOutBody,
+    "With `all`, end every web session of your account. API keys stay valid, and signing a "
+    "single browser out is the web pages' job.",
+    '{"status":"success"}',
+    public=True,
+)
+async def accounts_sign_out(call: V2Call, body: SignOutBody) -> Any:
+    if body.all and call.actor.account_id is not None and call.actor.project_id is None:
+        await profile.sign_out_everywhere(call.hub, call.actor)
+    return SUCCESS
+
+
+@route(
+    "accounts/send-verification-email",
+    Body,
+    "Send a new link to verify your email address.",
+    '{"status":"success"}',
+)
+async def accounts_send_verification_email(call: V2Call, body: Body) -> Any:
+    _account(call, "must be signed in")
+    await profile.resend_verification(call.hub, call.actor)
+    return SUCCESS

@@ -10,14 +10,15 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from calchub.api.v2.registry import Body, V2Call, route
-from calchub.errors import Invalid, NotSignedIn, Refused
+from calchub.errors import Invalid, NotFound, NotSignedIn, Refused
 from calchub.files import copies
 from calchub.files.copies import CopyOrder
 from calchub.ids import is_valid_uuid
-from calchub.projects import control, exec_jobs, files
+from calchub.projects import control, exec_jobs, files, membership
 from calchub.projects.collaborators import add_collaborators, add_request, remove_collaborator
 from calchub.projects.creation import create_project
 from calchub.projects.execution import Command, run_command
+from calchub.userquery.engine import run_query
 
 T = TypeVar("T")
 OK = {"status": "ok"}
@@ -287,3 +288,143 @@ async def write_text_file(call: V2Call, body: WriteBody) -> Any:
     return OK
 
 
+class CopyStatusBody(Body):
+    copy_id: str | None = Field(default=None, max_length=100)
+
+
+@route(
+    "projects/copy-path-status",
+    CopyStatusBody,
+    "How a copy started with `wait_until_done: false` is doing.",
+    '{"started","finished","copy_error"}',
+)
+async def copy_path_status(call: V2Call, body: CopyStatusBody) -> Any:
+    _signed_in(call, "must be signed in")
+    if body.copy_id is None or not is_valid_uuid(body.copy_id):
+        raise NotFound("copy_id not found")
+    try:
+        status = await _worded(
+            copies.copy_status(call.hub, call.actor, body.copy_id),
+            "must be a collaborator on the target project",
+        )
+    except NotFound:
+        raise NotFound("copy_id not found") from None
+    return {
+        "started": status["started"],
+        "finished": status["finished"],
+        "copy_error": status["error"],
+    }
+
+
+# --- listing, editing and membership -------------------------------------------------------
+
+
+class ListBody(Body):
+    limit: int = Field(default=50, ge=0, le=membership.MAX_LIMIT)
+    account_id: str | None = None
+
+
+@route(
+    "projects/get",
+    ListBody,
+    "Your projects (not deleted, not hidden), most recently edited first; `limit` (default "
+    "50). An admin may name another `account_id`.",
+    '[{"project_id","title","description","name"}]',
+    public=True,
+)
+async def projects_get(call: V2Call, body: ListBody) -> Any:
+    return await membership.projects_of(
+        call.hub, call.actor, limit=body.limit, account_id=body.account_id
+    )
+
+
+@route(
+    "projects/get-one",
+    Body,
+    "Your most recently edited project, made (titled Untitled Project) if you have none.",
+    '{"project_id","title"}',
+    public=True,
+)
+async def projects_get_one(call: V2Call, body: Body) -> Any:
+    found = await membership.projects_of(call.hub, call.actor, limit=1)
+    if found:
+        return {"project_id": found[0]["project_id"], "title": found[0]["title"]}
+    title = "Untitled Project"
+    return {
+        "project_id": await create_project(call.hub, call.actor, title=title, description=""),
+        "title": title,
+    }
+
+
+class UpdateBody(Body):
+    project_id: str | None = None
+    title: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(default=None, max_length=10_000)
+    name: str | None = Field(default=None, max_length=100)
+    account_id: str | None = None
+
+
+@route(
+    "projects/update",
+    UpdateBody,
+    "Set a project's `title`, `description` or `name` (empty ones are left as they are); "
+    "an admin may act as another `account_id`.",
+    '{"status":"ok"}',
+)
+async def projects_update(call: V2Call, body: UpdateBody) -> Any:
+    _account(call, "must be signed in")
+    project_id = _uuid(body.project_id, "project_id must be a valid uuid")
+    fields = {"title": body.title, "description": body.description, "name": body.name}
+    change: dict[str, Any] = {"project_id": project_id}
+    change.update({key: value for key, value in fields.items() if value})
+    options = None if body.account_id is None else [{"account_id": body.account_id}]
+    await run_query(call.hub, call.actor, {"projects": change}, options, None, None)
+    return OK
+
+
+@route(
+    "projects/restore",
+    ProjectBody,
+    "Undelete a project (a collaborator's or an admin's act).",
+    '{"status":"ok"}',
+)
+async def projects_restore(call: V2Call, body: ProjectBody) -> Any:
+    _account(call, "must be signed in")
+    project_id = _uuid(body.project_id, "project_id must be a valid uuid")
+    await membership.restore(call.hub, call.actor, project_id)
+    return OK
+
+
+@route(
+    "projects/collaborators/list",
+    ProjectBody,
+    "The owners and collaborators of a project (empty for a project you are not in).",
+    '[{"account_id","first_name","last_name"}]',
+)
+async def collaborators_list(call: V2Call, body: ProjectBody) -> Any:
+    _signed_in(call, "must be signed in")
+    project_id = _uuid(body.project_id, "project_id must be a valid uuid")
+    return await membership.collaborators_of(call.hub, call.actor, project_id)
+
+
+class UserTypeBody(Body):
+    project_id: str | None = None
+    target_account_id: str | None = None
+    new_group: str | None = Field(default=None, max_length=100)
+
+
+@route(
+    "projects/collaborators/change-user-type",
+    UserTypeBody,
+    "Make a member an `owner` or a `collaborator` (`new_group`); owners decide, and a "
+    "project keeps at least one owner.",
+    '{"status":"ok"}',
+)
+async def collaborators_change_user_type(call: V2Call, body: UserTypeBody) -> Any:
+    _account(call, "must be signed in")
+    project_id = _uuid(body.project_id, "project_id must be a valid uuid")
+    target = _uuid(body.target_account_id, "target_account_id must be a valid uuid")
+    await membership.change_user_type(
+        call.hub, call.actor, project_id, target, body.new_group or ""
+    )
+    return OK

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.accounts.creation import has_control_characters
 from calchub.db.tables import accounts
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError
@@ -67,7 +68,12 @@ TERMINAL: dict[str, Any] = {"font_size": 14, "color_scheme": "default", "font": 
 
 
 async def _check_account(ctx: SetContext) -> None:
-    """A new account name must follow the rules and be free (case-insensitively)."""
+    """A new account name must follow the rules and be free (case-insensitively); first and
+    last names hold no control characters, as at sign-up (PostgreSQL's text holds no NUL)."""
+    for field in ("first_name", "last_name"):
+        value = ctx.query.get(field)
+        if isinstance(value, str) and has_control_characters(value):
+            raise QueryError(f"Error: {field} must not contain control characters")
     name = ctx.query.get("name")
     if not name:
         return
