@@ -332,3 +332,15 @@ def test_send_verification_email(server: Server, make_user: MakeUser, smtp: Smtp
     link = link_in(received[-1], r"\S*/auth/verify\?\S+")
     assert "token=" in link
     assert error(server, None, "accounts/send-verification-email", {}) == "must be signed in"
+
+
+def test_auth_routes_point_to_the_web_pages(server: Server, user: User) -> None:
+    """auth/* is a browser's cookie session: the answer says where that happens instead."""
+    for path in ("auth/sign-in", "auth/sign-up", "auth/password-reset", "auth/anything"):
+        for key in (None, user.api_key):
+            status, answer = v2(server, key, path, {"email": user.email, "password": "x"})
+            assert status == 200, answer
+            assert answer == {
+                "error": "signing in and out is done on this server's web pages "
+                "(/app/sign-in); the API authenticates with API keys"
+            }

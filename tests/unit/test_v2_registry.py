@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from calchub.api.openapi import document
 from calchub.api.v2 import openapi  # noqa: F401  (adds the v2 section)
 from calchub.api.v2.docs import render_v2_page
-from calchub.api.v2.registry import ROUTES, is_skipped
+from calchub.api.v2.registry import ROUTES, is_skipped, is_web_only
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api-v2.md"
 
@@ -33,3 +33,5 @@ def test_skipped_prefixes() -> None:
     assert is_skipped("purchases/get-balance") and is_skipped("token-action")
     assert not is_skipped("projects/create") and not is_skipped("exec")
     assert not any(is_skipped(path) for path in ROUTES)
+    assert is_web_only("auth/sign-in") and not is_web_only("accounts/sign-out")
+    assert not any(is_web_only(path) for path in ROUTES)

@@ -7,7 +7,7 @@ from pathlib import Path
 from calchub.api.v1.docs import _field_line
 from calchub.api.v2 import routes  # noqa: F401  (declares the routes)
 from calchub.api.v2.openapi import DESCRIPTION
-from calchub.api.v2.registry import ROUTES, SKIPPED_PREFIXES
+from calchub.api.v2.registry import ROUTES, SKIPPED_PREFIXES, WEB_ONLY, WEB_ONLY_PREFIX
 
 HEADER = f"""# CoCalc REST API v2: routes
 
@@ -42,6 +42,8 @@ def render_v2_page() -> str:
         f'cocalc.com\'s commerce and infrastructure routes ({skipped}) answer `{{"error": '
         '"not available on this server"}`.'
     )
+    lines.append("")
+    lines.append(f'`{WEB_ONLY_PREFIX}*` (cookie sessions) answers `{{"error": "{WEB_ONLY}"}}`.')
     lines.append("")
     return "\n".join(lines)
 

@@ -16,7 +16,14 @@ from calchub.api.bodies import ANONYMOUS_LIMIT, read_request
 from calchub.api.errors import ProtocolError
 from calchub.api.responses import json_response
 from calchub.api.v2 import routes  # noqa: F401 - registers the routes
-from calchub.api.v2.registry import NOT_AVAILABLE, ROUTES, V2Call, is_skipped
+from calchub.api.v2.registry import (
+    NOT_AVAILABLE,
+    ROUTES,
+    WEB_ONLY,
+    V2Call,
+    is_skipped,
+    is_web_only,
+)
 from calchub.errors import DomainError
 from calchub.hub import Hub
 
@@ -54,6 +61,8 @@ async def _handle(hub: Hub, request: Request) -> Response:
     if route is None:
         if is_skipped(path):
             return json_response({"error": NOT_AVAILABLE})
+        if is_web_only(path):
+            return json_response({"error": WEB_ONLY})
         return json_response({"error": f"no such endpoint '/api/v2/{path}'"}, status=404)
     # The key is checked before the body is read: a caller without one costs next to nothing.
     actor = await _actor(hub, request)

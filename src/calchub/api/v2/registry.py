@@ -124,6 +124,19 @@ SKIPPED_PREFIXES = (
 NOT_AVAILABLE = "not available on this server"
 
 
+# CoCalc's auth/* sets and reads a browser's session cookie; here signing in, up and out
+# happens on the web pages, and the API takes keys.
+WEB_ONLY_PREFIX = "auth/"
+WEB_ONLY = (
+    "signing in and out is done on this server's web pages (/app/sign-in); "
+    "the API authenticates with API keys"
+)
+
+
+def is_web_only(path: str) -> bool:
+    return path.startswith(WEB_ONLY_PREFIX)
+
+
 def is_skipped(path: str) -> bool:
     return any(path == p.rstrip("/") or path.startswith(p) for p in SKIPPED_PREFIXES)
 
