@@ -344,3 +344,56 @@ def test_auth_routes_point_to_the_web_pages(server: Server, user: User) -> None:
                 "error": "signing in and out is done on this server's web pages "
                 "(/app/sign-in); the API authenticates with API keys"
             }
+
+
+def test_set_email_address(server: Server, make_user: MakeUser) -> None:
+    eve, other = make_user(), make_user()
+    new = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"email_address": new, "password": eve.password}
+    assert error(server, eve.api_key, "accounts/set-email-address", {**body, "password": "no"}) == (
+        "password is incorrect"
+    )
+    assert error(
+        server, eve.api_key, "accounts/set-email-address", {**body, "email_address": "nope"}
+    ) == ("email address is not valid")
+    assert error(
+        server, eve.api_key, "accounts/set-email-address", {**body, "email_address": other.email}
+    ) == (f'The email address "{other.email}" is already in use by another account.')
+    assert ok(server, eve.api_key, "accounts/set-email-address", body) == {"status": "success"}
+    assert ok(server, eve.api_key, "accounts/profile", {})["profile"]["email_address"] == new
+    assert error(server, eve.api_key, "accounts/set-email-address", {**body, "password": 5})
+    assert error(server, None, "accounts/set-email-address", body) == "must be signed in"
+
+
+def test_set_password(server: Server, make_user: MakeUser) -> None:
+    fay = make_user()
+    new = "a much better password 42"
+    body = {"currentPassword": fay.password, "newPassword": new}
+    assert error(
+        server, fay.api_key, "accounts/set-password", {**body, "currentPassword": "wrong"}
+    ) == ("Current password is incorrect.")
+    assert error(server, fay.api_key, "accounts/set-password", {**body, "newPassword": "x"})
+    assert ok(server, fay.api_key, "accounts/set-password", body) == {"status": "success"}
+    # The old password is no longer the current one.
+    assert error(server, fay.api_key, "accounts/set-password", body) == (
+        "Current password is incorrect."
+    )
+    assert ok(
+        server, fay.api_key, "accounts/set-password", {"currentPassword": new, "newPassword": new}
+    ) == {"status": "success"}
+    assert error(server, fay.api_key, "accounts/set-password", {"newPassword": ["x"]})
+    assert error(server, None, "accounts/set-password", body) == "must be signed in"
+
+
+def test_delete_account(server: Server, make_user: MakeUser) -> None:
+    gus, other = make_user(), make_user()
+    assert error(server, None, "accounts/delete", {}) == "must be signed in"
+    assert ok(server, gus.api_key, "accounts/delete", {"account_id": other.account_id}) == {
+        "status": "success"
+    }
+    # Only the caller's own account goes, whatever the body says.
+    assert ok(server, other.api_key, "accounts/profile", {})["profile"]["account_id"] == (
+        other.account_id
+    )
+    assert ok(server, gus.api_key, "accounts/profile", {}) == {"profile": {}}
+    assert error(server, gus.api_key, "accounts/delete", {}) == "must be signed in"

@@ -9,11 +9,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from calchub.accounts import api_keys, profile
+from calchub.accounts import api_keys, credentials, profile
 from calchub.accounts.names import names_of
 from calchub.accounts.search import user_search
 from calchub.api.v2.registry import Body, V2Call, route
-from calchub.errors import Invalid, NotSignedIn, Refused
+from calchub.errors import Conflict, Invalid, NotSignedIn, Refused
 from calchub.ids import is_valid_uuid
 from calchub.messages.get import get_messages
 from calchub.messages.send import send_message
@@ -337,4 +337,76 @@ async def accounts_sign_out(call: V2Call, body: SignOutBody) -> Any:
 async def accounts_send_verification_email(call: V2Call, body: Body) -> Any:
     _account(call, "must be signed in")
     await profile.resend_verification(call.hub, call.actor)
+    return SUCCESS
+
+
+class SetEmailBody(Body):
+    email_address: str = Field(default="", max_length=254)
+    password: str = Field(default="", max_length=1000)
+
+
+@route(
+    "accounts/set-email-address",
+    SetEmailBody,
+    "Change your email address (your `password` confirms it); a link to verify the new "
+    "address is sent to it.",
+    '{"status":"success"}',
+)
+async def accounts_set_email_address(call: V2Call, body: SetEmailBody) -> Any:
+    caller = _account(call, "must be signed in")
+    try:
+        await credentials.change_email_address(
+            call.hub,
+            call.actor,
+            account_id=caller,
+            new_email=body.email_address,
+            password=body.password,
+        )
+    except Conflict:
+        raise Conflict(
+            f'The email address "{body.email_address}" is already in use by another account.'
+        ) from None
+    except Invalid:
+        raise Invalid("email address is not valid") from None
+    except Refused:
+        raise Refused("password is incorrect") from None
+    return SUCCESS
+
+
+class SetPasswordBody(Body):
+    # CoCalc spells these in camel case.
+    currentPassword: str = Field(default="", max_length=1000)
+    newPassword: str = Field(default="", max_length=1000)
+
+
+@route(
+    "accounts/set-password",
+    SetPasswordBody,
+    "Change your password (`currentPassword`, `newPassword`); every web session ends.",
+    '{"status":"success"}',
+)
+async def accounts_set_password(call: V2Call, body: SetPasswordBody) -> Any:
+    caller = _account(call, "must be signed in")
+    await _worded(
+        credentials.change_password(
+            call.hub,
+            call.actor,
+            account_id=caller,
+            old_password=body.currentPassword,
+            new_password=body.newPassword,
+        ),
+        "Current password is incorrect.",
+    )
+    return SUCCESS
+
+
+@route(
+    "accounts/delete",
+    Body,
+    "Delete your account: its address is freed and every key and session ends.",
+    '{"status":"success"}',
+)
+async def accounts_delete(call: V2Call, body: Body) -> Any:
+    caller = _account(call, "must be signed in")
+    await credentials.delete_account(call.hub, call.actor, caller)
     return SUCCESS
