@@ -397,3 +397,28 @@ def test_delete_account(server: Server, make_user: MakeUser) -> None:
     )
     assert ok(server, gus.api_key, "accounts/profile", {}) == {"profile": {}}
     assert error(server, gus.api_key, "accounts/delete", {}) == "must be signed in"
+
+
+def test_file_access(server: Server, make_user: MakeUser) -> None:
+    hal, other = make_user(), make_user()
+    with projects_of(server, hal, "worked on") as (project,):
+        opened = {
+            "project_id": project,
+            "path": "notes.md",
+            "users": {hal.account_id: {"open": "{now}"}},
+        }
+        ok(server, hal.api_key, "user-query", {"query": {"file_use": opened}})
+        expected = {"files": [{"path": "notes.md", "project_id": project, "title": "worked on"}]}
+        assert ok(server, hal.api_key, "file-access", {}) == expected
+        assert ok(server, hal.api_key, "file-access", {"interval": "3 hours"}) == expected
+        assert ok(server, hal.api_key, "file-access", {"interval": "2 Weeks"}) == expected
+        assert ok(server, hal.api_key, "file-access", {"interval": "999999999 years"}) == expected
+        # Only the caller's own activity.
+        assert ok(server, other.api_key, "file-access", {}) == {"files": []}
+        assert ok(server, None, "file-access", {}) == {"files": []}
+        for bad in ("soon", "1 fortnight", "1; drop table projects", "-1 day", "1e9 days"):
+            assert error(server, hal.api_key, "file-access", {"interval": bad}) == (
+                f"invalid interval '{bad}'"
+            )
+        assert error(server, hal.api_key, "file-access", {"interval": 5})
+        assert error(server, hal.api_key, "file-access", {"interval": "1" * 500})

@@ -5,6 +5,7 @@ Both are throttled from what the database holds, so several hubs sharing it agre
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.actor import Actor
 from calchub.db.tables import accounts, file_access_log, projects
-from calchub.errors import Unavailable
+from calchub.errors import Invalid, Unavailable
 from calchub.hub import Hub
 from calchub.projects.access import check_project_access
 from calchub.projects.creation import start_in_background
@@ -103,3 +104,47 @@ async def touch_project(hub: Hub, actor: Actor, project_id: str) -> None:
     if hub.runtime.problem:
         raise Unavailable(hub.runtime.problem)
     start_in_background(hub, project.project_id)
+
+
+_UNITS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
+# Further back than this the log is not read (it is the account's own activity anyway).
+MAX_LOOKBACK = timedelta(days=3650)
+_INTERVAL = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,6})?)\s*([a-z]+?)s?\s*$")
+
+
+def parse_interval(text: str) -> timedelta:
+    """A PostgreSQL-style interval of one unit, as clients send it (`1 day`, `3 hours`)."""
+    match = _INTERVAL.match(text.lower())
+    if match is None or match.group(2) not in _UNITS:
+        raise Invalid(f"invalid interval '{text[:100]}'")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    return timedelta(seconds=min(seconds, MAX_LOOKBACK.total_seconds()))
+
+
+async def files_accessed(hub: Hub, actor: Actor, interval: str | None) -> list[dict[str, Any]]:
+    """The files the caller opened within `interval` (default a day), with their projects'
+    titles; nothing for a caller without an account."""
+    if actor.account_id is None or actor.project_id is not None:
+        return []
+    since = actor.now - parse_interval(interval or "1 day")
+    log, p = file_access_log.c, projects.c
+    async with hub.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(log.filename, log.project_id, p.title)
+                .distinct()
+                .select_from(file_access_log.join(projects, p.project_id == log.project_id))
+                .where(log.account_id == actor.account_id, log.time >= since)
+                .order_by(p.title, log.filename, log.project_id)
+                .limit(10_000)
+            )
+        ).all()
+    return [{"path": r.filename, "project_id": r.project_id, "title": r.title} for r in rows]

@@ -17,6 +17,7 @@ from calchub.errors import Conflict, Invalid, NotSignedIn, Refused
 from calchub.ids import is_valid_uuid
 from calchub.messages.get import get_messages
 from calchub.messages.send import send_message
+from calchub.projects import file_activity
 from calchub.support.tickets import NewTicket, create_ticket, ticket_url, tickets_of
 from calchub.userquery.engine import run_query
 
@@ -410,3 +411,19 @@ async def accounts_delete(call: V2Call, body: Body) -> Any:
     caller = _account(call, "must be signed in")
     await credentials.delete_account(call.hub, call.actor, caller)
     return SUCCESS
+
+
+class FileAccessBody(Body):
+    interval: str | None = Field(default=None, max_length=100)
+
+
+@route(
+    "file-access",
+    FileAccessBody,
+    "The files you opened within `interval` (e.g. `3 hours`; default `1 day`), with their "
+    "projects' titles; none when not signed in.",
+    '{"files":[{"path","project_id","title"}]}',
+    public=True,
+)
+async def file_access(call: V2Call, body: FileAccessBody) -> Any:
+    return {"files": await file_activity.files_accessed(call.hub, call.actor, body.interval)}
