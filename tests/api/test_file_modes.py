@@ -40,8 +40,20 @@ def test_data_folder_and_database_are_private(server: Server, api: ApiClient, us
     assert _mode(server.projects_root) & 0o077 == 0
 
 
-def test_backups_are_private(server: Server, tmp_path: Path) -> None:
+def test_backups_are_private(server: Server, api: ApiClient, user: User, tmp_path: Path) -> None:
+    project = api.call("create_project", user.api_key, {"title": "backed up"})["project_id"]
+    written = api.call(
+        "write_text_file_to_project",
+        user.api_key,
+        {"project_id": project, "path": "notes.txt", "content": "private"},
+    )
+    assert written.event == "file_written_to_project", written.body
     dest = tmp_path / "backup"
     server.cli("admin", "backup", str(dest))
-    assert any(dest.rglob("*")), "the backup holds something"
-    assert _others_may_enter(dest) == []
+    homes = dest / "projects"
+    assert (homes / project / "notes.txt").exists()
+    # Inside the homes every file keeps the mode its project gave it, so a restore brings
+    # back exactly what was there; the folder holding them is closed to everyone else.
+    assert _mode(homes) & 0o077 == 0
+    outside_homes = [p for p in [dest, *dest.rglob("*")] if homes not in [p, *p.parents]]
+    assert [f"{p} {oct(_mode(p))}" for p in outside_homes if _mode(p) & 0o077] == []
