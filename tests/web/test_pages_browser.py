@@ -20,12 +20,13 @@ from tests.web.helpers import link_in, mail_to, screenshot_dir, sign_up
 pytest.importorskip("selenium")
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 PHONE = (390, 844)
@@ -78,11 +79,24 @@ def fill(browser: WebDriver, label: str, value: str) -> None:
     field.send_keys(value)
 
 
+def _gone(element: WebElement) -> bool:
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        # Chromium sometimes reports an element of the page it just left this way.
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
+
 def navigates(browser: WebDriver, act: Callable[[], object]) -> None:
     """Do what loads another page, and wait until the browser has left this one."""
     old = browser.find_element(By.TAG_NAME, "html")
     act()
-    WebDriverWait(browser, 30).until(staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda _: _gone(old))
 
 
 def press(browser: WebDriver, text: str) -> None:
