@@ -3,9 +3,8 @@ api-keys and support/*. Each reads its body and makes one domain call."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,43 +12,15 @@ from calchub.accounts import api_keys, credentials, profile
 from calchub.accounts.names import names_of
 from calchub.accounts.search import user_search
 from calchub.api.v2.registry import Body, V2Call, route
-from calchub.errors import Conflict, Invalid, NotSignedIn, Refused
-from calchub.ids import is_valid_uuid
+from calchub.api.v2.route_rules import SUCCESS
+from calchub.api.v2.route_rules import account as _account
+from calchub.api.v2.route_rules import worded as _worded
+from calchub.errors import Conflict, Invalid, Refused
 from calchub.messages.get import get_messages
 from calchub.messages.send import send_message
 from calchub.projects import file_activity
 from calchub.support.tickets import NewTicket, create_ticket, ticket_url, tickets_of
 from calchub.userquery.engine import run_query
-
-T = TypeVar("T")
-OK = {"status": "ok"}
-SUCCESS = {"status": "success"}
-
-
-def _signed_in(call: V2Call, refusal: str) -> None:
-    if not call.actor.signed_in:
-        raise NotSignedIn(refusal)
-
-
-def _account(call: V2Call, refusal: str) -> str:
-    if call.actor.account_id is None:
-        raise NotSignedIn(refusal)
-    return call.actor.account_id
-
-
-def _uuid(value: str | None, refusal: str) -> str:
-    if value is None or not is_valid_uuid(value):
-        raise Invalid(refusal)
-    return value.lower()
-
-
-async def _worded(work: Awaitable[T], refused: str) -> T:
-    """The domain's refusal of access, in this route's words."""
-    try:
-        return await work
-    except Refused:
-        raise Refused(refused) from None
-
 
 # --- queries and accounts ------------------------------------------------------------------
 

@@ -5,12 +5,17 @@ edges, the route only chooses the words."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import Field
 
 from calchub.api.v2.registry import Body, V2Call, route
-from calchub.errors import Invalid, NotFound, NotSignedIn, Refused
+from calchub.api.v2.route_rules import OK
+from calchub.api.v2.route_rules import account as _account
+from calchub.api.v2.route_rules import signed_in as _signed_in
+from calchub.api.v2.route_rules import uuid as _uuid
+from calchub.api.v2.route_rules import worded as _worded
+from calchub.errors import Invalid, NotFound
 from calchub.files import copies
 from calchub.files.copies import CopyOrder
 from calchub.ids import is_valid_uuid
@@ -19,36 +24,6 @@ from calchub.projects.collaborators import add_collaborators, add_request, remov
 from calchub.projects.creation import create_project
 from calchub.projects.execution import Command, run_command
 from calchub.userquery.engine import run_query
-
-T = TypeVar("T")
-OK = {"status": "ok"}
-SUCCESS = {"status": "success"}
-
-
-def _signed_in(call: V2Call, refusal: str) -> None:
-    if not call.actor.signed_in:
-        raise NotSignedIn(refusal)
-
-
-def _account(call: V2Call, refusal: str) -> str:
-    if call.actor.account_id is None:
-        raise NotSignedIn(refusal)
-    return call.actor.account_id
-
-
-def _uuid(value: str | None, refusal: str) -> str:
-    if value is None or not is_valid_uuid(value):
-        raise Invalid(refusal)
-    return value.lower()
-
-
-async def _worded(work: Awaitable[T], refused: str) -> T:
-    """The domain's refusal of access, in this route's words."""
-    try:
-        return await work
-    except Refused:
-        raise Refused(refused) from None
-
 
 # --- exec ----------------------------------------------------------------------------------
 
