@@ -3,7 +3,6 @@ sharing one database agrees on them. Admins change them with `calchub admin sett
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,12 +11,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.config import Settings
-from calchub.db.counters import CounterReader, NoCounterReader, missing_triggers
+from calchub.db.counters import CounterReader, reader_if_triggers_exist
 from calchub.db.tables import server_settings
 from calchub.runtime.base import DEFAULT_NETWORK_DENY
 from calchub.runtime.network import parse_ranges
-
-log = logging.getLogger("calchub")
 
 
 @dataclass(frozen=True)
@@ -217,12 +214,9 @@ class SiteSettings:
 
     async def _stored(self) -> dict[str, Any]:
         if not self._checked:
-            if missing := await missing_triggers(self._engine, TRIGGERS):
-                log.error(
-                    "site settings are read on every use: triggers %s are missing",
-                    ", ".join(sorted(missing)),
-                )
-                self._counters = NoCounterReader()
+            self._counters = await reader_if_triggers_exist(
+                self._engine, self._counters, TRIGGERS, "site settings are read on every use"
+            )
             self._checked = True
         # Read before the rows: a change committed in between leaves them under the old value.
         epoch = await self._counters.read(COUNTER)

@@ -13,7 +13,6 @@ whether they work also depends on their creator's membership of the project.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.accounts.keys import KeyOwner, LiveKey, find_live_key, needs_use_recorded, record_use
 from calchub.accounts.secret import digest
-from calchub.db.counters import CounterReader, NoCounterReader, missing_triggers
+from calchub.db.counters import CounterReader, reader_if_triggers_exist
 from calchub.db.types import utcnow
-
-log = logging.getLogger("calchub.auth")
 
 COUNTER = "auth_epoch"
 MAX_ENTRIES = 10_000
@@ -81,12 +78,9 @@ class KeyCache:
         self._entries.clear()
 
     async def _check_triggers(self) -> None:
-        if missing := await missing_triggers(self._engine, TRIGGERS):
-            log.error(
-                "API keys are looked up on every request: triggers %s are missing",
-                ", ".join(sorted(missing)),
-            )
-            self._reader = NoCounterReader()
+        self._reader = await reader_if_triggers_exist(
+            self._engine, self._reader, TRIGGERS, "API keys are looked up on every request"
+        )
         self._checked = True
 
 

@@ -162,3 +162,14 @@ async def missing_triggers(engine: AsyncEngine, names: set[str]) -> set[str]:
     async with engine.connect() as conn:
         present = {row[0] for row in await conn.execute(text(query))}
     return names - present
+
+
+async def reader_if_triggers_exist(
+    engine: AsyncEngine, reader: CounterReader, triggers: set[str], consequence: str
+) -> CounterReader:
+    """`reader`, or when a trigger it depends on is missing, one that never lets anything be
+    served from memory (and the log says so, with `consequence`)."""
+    if missing := await missing_triggers(engine, triggers):
+        log.error("%s: triggers %s are missing", consequence, ", ".join(sorted(missing)))
+        return NoCounterReader()
+    return reader
