@@ -3,8 +3,6 @@ Chromium (Debian's `chromium` and `chromium-driver`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +10,7 @@ from openapi_spec_validator import validate
 
 from calchub.api.v1 import handlers  # noqa: F401  (defines the events)
 from calchub.api.v1.registry import DEFINITIONS
+from tests.browser import headless_chromium
 from tests.harness import ApiClient, Server
 
 
@@ -48,25 +47,8 @@ def test_index_and_api_root_lead_to_the_reference(api: ApiClient) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        message = "chromium and chromium-driver are not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_reference_page_renders_in_chromium(server: Server, browser: object) -> None:
