@@ -10,6 +10,8 @@ from calchub.runtime.base import ProjectRuntime, RuntimeOptions
 BACKENDS = {
     # Each project in a bubblewrap sandbox on this machine.
     "local": "calchub.runtime.local:LocalRuntime",
+    # Each project a Slurm job, in the same sandbox, on whichever node Slurm picks.
+    "slurm": "calchub.runtime.slurm:SlurmRuntime",
     # In-process, no isolation: for tests of the domain only.
     "fake": "calchub.runtime.fake:FakeRuntime",
 }

@@ -109,6 +109,9 @@ class RuntimeStatus:
     pid: int | None
     memory_bytes: int | None
     started_at: datetime | None
+    # Why a project that was running no longer is, when the backend knows (a cluster node
+    # failed, its job was cancelled).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

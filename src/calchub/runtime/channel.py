@@ -1,18 +1,25 @@
 """The hub's side of the agent protocol (see calchub.runtime.agent for the wire format).
 
-One connection per call. Replies come from inside a sandbox, so they are treated as untrusted
-input: sizes are bounded and shapes are checked before anything is believed.
+One connection per call, to the agent's Unix socket on this machine or, for a project on
+another machine, over TCP with TLS to the relay in front of it (calchub.runtime.agent.relay):
+the relay's certificate is pinned by fingerprint and the first frame carries the project's
+token. Replies come from inside a sandbox, so they are treated as untrusted input: sizes are
+bounded and shapes are checked before anything is believed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import socket
+import ssl
 import struct
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from calchub.runtime.base import RuntimeFailure
@@ -21,8 +28,66 @@ FRAME = struct.Struct(">I")
 MAX_REPLY_HEADER = 128 * 1024 * 1024  # two 10M-character outputs, JSON-escaped
 
 
+CONNECT_TIMEOUT_S = 5.0  # a node that does not answer by then is taken for dead
+
+
 class AgentUnreachable(RuntimeFailure):
     """Nothing answers on the project's socket: the project is not running."""
+
+
+@dataclass(frozen=True)
+class NetworkEndpoint:
+    """A project's relay on another machine: where it listens, the SHA-256 fingerprint of
+    its certificate (hex), and the token that proves a hub to it."""
+
+    host: str
+    port: int
+    fingerprint: str
+    token: bytes
+
+    def __repr__(self) -> str:  # never the token, in logs or tracebacks
+        return f"NetworkEndpoint({self.host}:{self.port})"
+
+
+Endpoint = str | NetworkEndpoint
+
+
+def _client_tls() -> ssl.SSLContext:
+    # No certificate authority: the relay's certificate is checked by its pinned
+    # fingerprint once the handshake is done.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+_TLS = _client_tls()
+
+
+async def _open(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if isinstance(endpoint, str):
+        try:
+            return await asyncio.open_unix_connection(endpoint)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentUnreachable("project is not running") from exc
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            reader, writer = await asyncio.open_connection(
+                endpoint.host, endpoint.port, ssl=_TLS, server_hostname=""
+            )
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise AgentUnreachable(
+            f"the project's node {endpoint.host} does not answer ({exc.__class__.__name__})"
+        ) from exc
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    if der is None or not hmac.compare_digest(
+        hashlib.sha256(der).hexdigest(), endpoint.fingerprint
+    ):
+        writer.close()
+        raise RuntimeFailure("the project's node presented an unknown certificate")
+    writer.write(encode({"token": endpoint.token.hex()}))
+    return reader, writer
 
 
 def encode(header: dict[str, Any]) -> bytes:
@@ -41,7 +106,7 @@ def _decode(data: bytes) -> dict[str, Any]:
 
 
 async def call(
-    socket_path: str,
+    endpoint: Endpoint,
     header: dict[str, Any],
     payload: bytes | None = None,
     *,
@@ -52,18 +117,15 @@ async def call(
     after `wait_s` seconds."""
     try:
         async with asyncio.timeout(wait_s):
-            return await _call(socket_path, header, payload, max_payload)
+            return await _call(endpoint, header, payload, max_payload)
     except TimeoutError:
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
 
 async def _call(
-    socket_path: str, header: dict[str, Any], payload: bytes | None, max_payload: int
+    endpoint: Endpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
 ) -> tuple[dict[str, Any], bytes]:
-    try:
-        reader, writer = await asyncio.open_unix_connection(socket_path)
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise AgentUnreachable("project is not running") from exc
+    reader, writer = await _open(endpoint)
     try:
         writer.write(encode(header))
         if payload:
@@ -80,11 +142,11 @@ async def _call(
         return reply, data
     except asyncio.IncompleteReadError as exc:
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
-    except (ConnectionResetError, BrokenPipeError) as exc:
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError) as exc:
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
     finally:
         writer.close()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
 
 

@@ -517,6 +517,11 @@ class LocalRuntime(ProjectRuntime):
                 await self.start(spec)
         return str(self._socket_path(spec.project_id))
 
+    async def _endpoint(self, spec: ProjectSpec, *, fresh: bool = False) -> channel.Endpoint:
+        """Where the running project's agent answers (starting the project if need be);
+        `fresh` when the last answer did not come, so nothing cached is to be trusted."""
+        return await self._ensure_running(spec)
+
     async def _call(
         self,
         spec: ProjectSpec,
@@ -528,17 +533,17 @@ class LocalRuntime(ProjectRuntime):
     ) -> tuple[dict[str, Any], bytes]:
         _check_spec(spec, self.sandboxed)
         wait = self._io_timeout_s if wait_s is None else wait_s
-        sock = await self._ensure_running(spec)
+        endpoint = await self._endpoint(spec)
         try:
             reply, data = await channel.call(
-                sock, header, payload, wait_s=wait, max_payload=max_payload
+                endpoint, header, payload, wait_s=wait, max_payload=max_payload
             )
         except channel.AgentUnreachable:
             # It ended between our check and the call (idle timeout): start it once more.
             self._known.pop(spec.project_id, None)
-            sock = await self._ensure_running(spec)
+            endpoint = await self._endpoint(spec, fresh=True)
             reply, data = await channel.call(
-                sock, header, payload, wait_s=wait, max_payload=max_payload
+                endpoint, header, payload, wait_s=wait, max_payload=max_payload
             )
         if not reply.get("ok"):
             raise agent_error(reply, self._real_home(spec.project_id))

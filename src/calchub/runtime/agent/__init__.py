@@ -8,7 +8,8 @@ sandbox's own view and as the project's user: other projects' homes and the serv
 do not exist here, which is what makes symlink escapes impossible.
 
 Modules: `wire` (the framing), `kernel` (namespaces, capabilities, process trees), `execs`
-(running commands), `files`, `copies` (rsync between sandboxes), `server` (the worker pool).
+(running commands), `files`, `copies` (rsync between sandboxes), `server` (the worker pool),
+`relay` (TLS in front of the agent's socket, for projects on other machines).
 
 Started as `__main__.py serve <config-json>` (the listening socket is inherited, already bound
 by the hub), or as `__main__.py rsh HOST CMD...` (the remote shell rsync spawns in a copy).

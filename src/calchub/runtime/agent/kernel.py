@@ -134,7 +134,7 @@ def _children_of(parent: int) -> list[int]:
     return found
 
 
-def _descendants_of(root: int) -> list[int]:
+def descendants_of(root: int) -> list[int]:
     result: list[int] = []
     stack = [root]
     while stack:
@@ -150,7 +150,7 @@ def kill_tree(init_pid: int, nested: bool) -> None:
         # Without a PID namespace the init is a subreaper, so orphans (setsid, double fork)
         # stay below it; sweep until nothing is left, since processes may fork meanwhile.
         for _ in range(200):
-            below = _descendants_of(init_pid)
+            below = descendants_of(init_pid)
             if not below:
                 break
             for pid in below:

@@ -16,7 +16,12 @@ def main(argv: list[str]) -> int:
         from .kernels import main as kernels_main
 
         return kernels_main(json.loads(argv[2]))
+    if len(argv) == 3 and argv[1] == "relay":
+        from .relay import relay_main
+
+        return relay_main(argv[2:])
     if len(argv) == 3 and argv[1] == "serve":
         return serve(Config(json.loads(argv[2])))
-    print("usage: agent serve CONFIG | agent rsh HOST COMMAND...", file=sys.stderr)
+    usage = "usage: agent serve CONFIG | agent relay CONFIG_PATH | agent rsh HOST COMMAND..."
+    print(usage, file=sys.stderr)
     return 2

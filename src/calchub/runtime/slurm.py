@@ -1,0 +1,439 @@
+"""Projects on a cluster managed by Slurm: each running project is one batch job whose only
+task is the relay (calchub.runtime.agent.relay), which starts the project's sandbox on the
+node Slurm picked (the same bubblewrap sandbox and uid as the local runtime) and serves its
+agent over TCP with TLS. Memory and cores go to Slurm (`--mem`, `--cpus-per-task`), whose
+cgroup plugin enforces them where the cluster has it; the agent adds the same rlimits as a
+local sandbox without cgroups.
+
+Everything lives on storage every node and every hub sees (an operator's NFS, say):
+
+    projects_root/<id>/          the project's home (its uid, 0700); projects_root itself
+                                 must be traversable (o+x) by project uids
+    runtime_root/.agent/<ver>/   the agent package (world-readable)
+    runtime_root/.hub.key        the hubs' shared key (root only), from which each start's
+                                 token is derived
+    runtime_root/<id>/           root only: job.json (job id, the start's nonce), relay.json
+                                 (what the job runs), address.json (written by the relay:
+                                 host, port, certificate fingerprint), job.log, lock
+
+Any hub reaches any project from these files: the token is HMAC(key, project id and nonce),
+so it is never stored anywhere; the relay holds only its SHA-256 digest. A project's state is
+its job's state (`scontrol show job`), so a hub that restarts has nothing to adopt beyond
+reading the folder, and two hubs agree without talking to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from calchub.runtime import channel, sandbox
+from calchub.runtime.base import (
+    MIB,
+    ProjectSpec,
+    RuntimeFailure,
+    RuntimeOptions,
+    RuntimeStatus,
+    SandboxUnavailable,
+)
+from calchub.runtime.install import install_agent
+from calchub.runtime.local import LocalRuntime, _check_id, _check_spec
+
+log = logging.getLogger(__name__)
+
+ACTIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "RESIZING", "SUSPENDED"})
+SLURM_TIMEOUT_S = 30.0
+KEY_BYTES = 32
+RELAY_FD = 3  # calchub.runtime.agent.relay.AGENT_FD
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    state: str  # Slurm's job state, or "GONE" once the controller forgot the job
+    reason: str
+    node: str
+    exit_code: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    def describe(self) -> str:
+        if self.state == "GONE":
+            return "its cluster job is gone"
+        detail = f"its cluster job ended: {self.state}"
+        if self.node:
+            detail += f" on {self.node}"
+        if self.reason and self.reason != "None":
+            detail += f" ({self.reason})"
+        if self.exit_code and self.exit_code != "0:0":
+            detail += f", exit code {self.exit_code}"
+        return detail
+
+
+class SlurmRuntime(LocalRuntime):
+    """Runs each project as a Slurm job. `hub_address` is an address of the hubs' network
+    that nodes route towards (the relay advertises its own address on that route);
+    `partition` and `sbatch_args` go to sbatch; `node_socket_root` is a node-local folder
+    for the agents' sockets; `slurm_bin` is where sbatch, scancel and scontrol are."""
+
+    def __init__(
+        self,
+        projects_root: Path,
+        runtime_root: Path,
+        *,
+        hub_address: str,
+        partition: str = "",
+        sbatch_args: tuple[str, ...] = (),
+        node_socket_root: Path = Path("/run/calchub-node"),
+        slurm_bin: str = "",
+        io_timeout_s: float = 60.0,
+        start_timeout_s: float = 120.0,
+        nested_pidns: bool = True,
+    ) -> None:
+        super().__init__(
+            projects_root,
+            runtime_root,
+            use_cgroups=False,
+            nested_pidns=nested_pidns,
+            io_timeout_s=io_timeout_s,
+            start_timeout_s=start_timeout_s,
+        )
+        self.hub_address = hub_address
+        self.partition = partition
+        self.sbatch_args = tuple(sbatch_args)
+        self.node_socket_root = Path(node_socket_root)
+        self.slurm_bin = slurm_bin
+        self._key: bytes | None = None
+
+    @classmethod
+    def from_options(cls, options: RuntimeOptions) -> SlurmRuntime:
+        """Settings from CALCHUB_SLURM_* environment variables (see README)."""
+        env = os.environ
+        return cls(
+            options.projects_root,
+            options.runtime_root,
+            hub_address=env.get("CALCHUB_SLURM_HUB_ADDRESS", ""),
+            partition=env.get("CALCHUB_SLURM_PARTITION", ""),
+            sbatch_args=tuple(env.get("CALCHUB_SLURM_SBATCH_ARGS", "").split()),
+            node_socket_root=Path(env.get("CALCHUB_SLURM_NODE_SOCKETS", "/run/calchub-node")),
+            slurm_bin=env.get("CALCHUB_SLURM_BIN", ""),
+        )
+
+    # -- availability and layout
+
+    def unavailable_reason(self) -> str | None:
+        check = self.check_available()
+        return None if check.available else f"projects cannot run on the cluster: {check.reason}"
+
+    def network_problem(self) -> str | None:
+        return None
+
+    def check_available(self) -> sandbox.SandboxCheck:
+        if os.geteuid() != 0:
+            return sandbox.SandboxCheck(False, "the Slurm runtime needs root (project uids)")
+        if not self.hub_address:
+            return sandbox.SandboxCheck(False, "no hub address for the nodes to route to")
+        for tool in ("sbatch", "scancel", "scontrol"):
+            if shutil.which(self._tool(tool)) is None:
+                return sandbox.SandboxCheck(False, f"{tool} is not installed (slurm-client)")
+        self._prepare_roots()
+        for folder in (self.projects_root, self.runtime_root):
+            if problem := sandbox.traversal_problem(folder):
+                return sandbox.SandboxCheck(False, problem)
+        return sandbox.SandboxCheck(True, "ok")
+
+    def _prepare_roots(self) -> None:
+        for folder in (self.projects_root, self.runtime_root):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Traversable, not listable: project uids reach their own home and the agent.
+            os.chmod(folder, 0o711)  # noqa: S103
+        self._agent_home = install_agent(self.runtime_root)
+        self._key = _hub_key(self.runtime_root / ".hub.key")
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        check = self.check_available()
+        if not check.available:
+            raise SandboxUnavailable(check.reason)
+        self._prepared = True
+
+    def _tool(self, name: str) -> str:
+        return os.path.join(self.slurm_bin, name) if self.slurm_bin else name
+
+    def _token(self, project_id: str, nonce: str) -> bytes:
+        assert self._key is not None, "the key is read before any start"
+        return hmac.new(self._key, f"{project_id}:{nonce}".encode(), hashlib.sha256).digest()
+
+    # -- Slurm
+
+    async def _slurm(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [self._tool(argv[0]), *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=SLURM_TIMEOUT_S,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        )
+
+    async def job_info(self, job_id: str) -> JobInfo:
+        done = await self._slurm("scontrol", "-o", "show", "job", job_id)
+        if done.returncode != 0:
+            if "Invalid job id" in done.stderr:
+                return JobInfo("GONE", "", "", "")
+            raise RuntimeFailure(f"scontrol failed: {done.stderr.strip()[:500]}")
+        fields = dict(item.split("=", 1) for item in done.stdout.split() if "=" in item)
+        return JobInfo(
+            state=fields.get("JobState", "UNKNOWN"),
+            reason=fields.get("Reason", ""),
+            node=fields.get("BatchHost", "") or fields.get("NodeList", ""),
+            exit_code=fields.get("ExitCode", ""),
+        )
+
+    # -- what is recorded of a project
+
+    def _job_path(self, project_id: str) -> Path:
+        return self._rundir(project_id) / "job.json"
+
+    def _record(self, project_id: str) -> dict[str, Any] | None:
+        return _read_json(self._job_path(project_id))
+
+    def _address(self, project_id: str, nonce: str) -> dict[str, Any] | None:
+        found = _read_json(self._rundir(project_id) / "address.json")
+        if found is None or found.get("nonce") != nonce:
+            return None
+        return found
+
+    # -- lifecycle
+
+    async def start(self, spec: ProjectSpec) -> None:
+        _check_spec(spec, True)
+        self._prepare()
+        async with self._lock(spec.project_id):
+            record = self._record(spec.project_id)
+            if record is not None:
+                info = await self.job_info(record["job_id"])
+                if info.active:
+                    await self._wait_address(spec.project_id, record)
+                    return
+            await self._submit(spec)
+
+    async def stop(self, project_id: str) -> None:
+        _check_id(project_id)
+        if not self._rundir(project_id).is_dir():
+            return
+        async with self._lock(project_id):
+            record = self._record(project_id)
+            if record is not None:
+                await self._cancel(record["job_id"])
+            self._clear(project_id)
+
+    async def status(self, project_id: str) -> RuntimeStatus:
+        _check_id(project_id)
+        record = self._record(project_id)
+        if record is None:
+            return RuntimeStatus(running=False, pid=None, memory_bytes=None, started_at=None)
+        info = await self.job_info(record["job_id"])
+        address = self._address(project_id, record["nonce"])
+        if info.state == "RUNNING" and address is not None:
+            return RuntimeStatus(
+                running=True,
+                pid=None,
+                memory_bytes=None,
+                started_at=datetime.fromisoformat(record["started_at"]),
+            )
+        reason = None if info.active else info.describe()
+        return RuntimeStatus(
+            running=False, pid=None, memory_bytes=None, started_at=None, reason=reason
+        )
+
+    async def touch(self, project_id: str) -> None:
+        _check_id(project_id)
+        record = self._record(project_id)
+        if record is None or self._address(project_id, record["nonce"]) is None:
+            return
+        with contextlib.suppress(RuntimeFailure):
+            endpoint = self._endpoint_of(project_id, record)
+            await channel.call(endpoint, {"op": "touch"}, wait_s=5)
+
+    async def close(self) -> None:
+        return None
+
+    async def _submit(self, spec: ProjectSpec) -> None:
+        project_id = spec.project_id
+        rundir = self._rundir(project_id)
+        self._clear(project_id)
+        rundir.mkdir(mode=0o700, exist_ok=True)
+        home = self._prepare_home(spec)
+        nonce = secrets.token_hex(16)
+        relay = self.relay_config(spec, home, nonce)
+        _write_private(rundir / "relay.json", json.dumps(relay))
+        assert self._agent_home is not None, "the agent is installed before any start"
+        launcher = self._agent_home / sandbox.AGENT_LAUNCHER
+        script = (
+            f"#!/bin/sh\nexec {sandbox.SYSTEM_PYTHON} -I {launcher} relay {rundir / 'relay.json'}\n"
+        )
+        _write_private(rundir / "job.sh", script)
+        argv = [
+            "sbatch", "--parsable", "--no-requeue", "--export=NONE",
+            f"--job-name=calchub-{project_id}", f"--output={rundir / 'job.log'}",
+            "--chdir=/", "--ntasks=1",
+            f"--cpus-per-task={max(1, math.ceil(spec.quota.cores))}",
+            f"--mem={spec.quota.memory_mb}M",
+        ]  # fmt: skip
+        if self.partition:
+            argv.append(f"--partition={self.partition}")
+        argv += [*self.sbatch_args, str(rundir / "job.sh")]
+        done = await self._slurm(*argv)
+        job_id = done.stdout.strip().split(";")[0]
+        if done.returncode != 0 or not job_id.isdigit():
+            raise SandboxUnavailable(f"sbatch refused the project: {done.stderr.strip()[:500]}")
+        record = {
+            "job_id": job_id,
+            "nonce": nonce,
+            "uid": spec.uid,
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        _write_private(self._job_path(project_id), json.dumps(record))
+        try:
+            await self._wait_address(project_id, record)
+        except BaseException:
+            await self._cancel(job_id)
+            raise
+        log.info("started project %s as job %s", project_id, job_id)
+
+    def relay_config(self, spec: ProjectSpec, home: Path, nonce: str) -> dict[str, Any]:
+        """What a start's relay is told: the sandbox to run and whom to let in."""
+        config = self._agent_config(spec, RELAY_FD, frozenset())
+        return {
+            "project_id": spec.project_id,
+            "rundir": str(self._rundir(spec.project_id)),
+            "sock_dir": str(self.node_socket_root / spec.project_id),
+            "argv": self._agent_command(spec, home, config),
+            "token_digest": hashlib.sha256(self._token(spec.project_id, nonce)).hexdigest(),
+            "nonce": nonce,
+            "route_to": self.hub_address,
+            "start_timeout_s": self._start_timeout_s,
+        }
+
+    async def _wait_address(self, project_id: str, record: dict[str, Any]) -> None:
+        """Until the job's relay published its address (or the job ended)."""
+        deadline = time.monotonic() + self._start_timeout_s
+        checked = 0.0
+        while self._address(project_id, record["nonce"]) is None:
+            now = time.monotonic()
+            if now > deadline:
+                raise RuntimeFailure(
+                    f"project did not start within {self._start_timeout_s:g} seconds"
+                )
+            if now - checked > 1.0:
+                checked = now
+                info = await self.job_info(record["job_id"])
+                if not info.active and self._address(project_id, record["nonce"]) is None:
+                    raise SandboxUnavailable(f"the project could not start: {info.describe()}")
+            await asyncio.sleep(0.05)
+
+    async def _cancel(self, job_id: str) -> None:
+        await self._slurm("scancel", job_id)
+        deadline = time.monotonic() + SLURM_TIMEOUT_S
+        while (await self.job_info(job_id)).active:
+            if time.monotonic() > deadline:
+                log.error("job %s did not end after scancel", job_id)
+                return
+            await asyncio.sleep(0.1)
+
+    def _clear(self, project_id: str) -> None:
+        rundir = self._rundir(project_id)
+        for name in ("job.json", "relay.json", "job.sh", "address.json", "job.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (rundir / name).unlink()
+
+    # -- talking to the agent
+
+    def _endpoint_of(self, project_id: str, record: dict[str, Any]) -> channel.NetworkEndpoint:
+        address = self._address(project_id, record["nonce"])
+        if address is None:
+            raise channel.AgentUnreachable("project is not running")
+        return channel.NetworkEndpoint(
+            host=str(address["host"]),
+            port=int(address["port"]),
+            fingerprint=str(address["fingerprint"]),
+            token=self._token(project_id, record["nonce"]),
+        )
+
+    async def _endpoint(self, spec: ProjectSpec, *, fresh: bool = False) -> channel.Endpoint:
+        self._prepare()
+        record = self._record(spec.project_id)
+        # The published address is trusted until it stops answering; then the job's state
+        # decides: still running (a node the controller has not yet given up on) fails the
+        # call, ended starts the project again.
+        if (
+            record is not None
+            and self._address(spec.project_id, record["nonce"]) is not None
+            and (not fresh or (await self.job_info(record["job_id"])).active)
+        ):
+            return self._endpoint_of(spec.project_id, record)
+        await self.start(spec)
+        record = self._record(spec.project_id)
+        if record is None:
+            raise RuntimeFailure("the project did not start")
+        return self._endpoint_of(spec.project_id, record)
+
+    async def _ensure_running(self, spec: ProjectSpec) -> str:
+        raise RuntimeFailure("this operation is not available on the Slurm runtime")
+
+    async def copy_path(self, *args: Any, **kwargs: Any) -> None:
+        # Copies hand an rsync connection from one sandbox to the other on one machine.
+        raise RuntimeFailure("copying between projects is not available on the Slurm runtime")
+
+
+def _hub_key(path: Path) -> bytes:
+    """The hubs' shared key, made by the first hub to need it."""
+    if not path.exists():
+        # Written aside and linked into place: a hub never reads a half-written key.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(KEY_BYTES))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink()
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise SandboxUnavailable(f"{path} is not a key of {KEY_BYTES} bytes")
+    return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+__all__ = ["MIB", "JobInfo", "SlurmRuntime"]
