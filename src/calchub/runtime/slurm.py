@@ -89,7 +89,8 @@ class SlurmRuntime(LocalRuntime):
     """Runs each project as a Slurm job. `hub_address` is an address of the hubs' network
     that nodes route towards (the relay advertises its own address on that route);
     `partition` and `sbatch_args` go to sbatch; `node_socket_root` is a node-local folder
-    for the agents' sockets; `slurm_bin` is where sbatch, scancel and scontrol are."""
+    for the agents' sockets; `slurm_bin` is where sbatch, scancel and scontrol are, and
+    `slurm_conf` the cluster's slurm.conf when it is not the default one."""
 
     def __init__(
         self,
@@ -101,6 +102,7 @@ class SlurmRuntime(LocalRuntime):
         sbatch_args: tuple[str, ...] = (),
         node_socket_root: Path = Path("/run/calchub-node"),
         slurm_bin: str = "",
+        slurm_conf: str = "",
         io_timeout_s: float = 60.0,
         start_timeout_s: float = 120.0,
         nested_pidns: bool = True,
@@ -118,6 +120,7 @@ class SlurmRuntime(LocalRuntime):
         self.sbatch_args = tuple(sbatch_args)
         self.node_socket_root = Path(node_socket_root)
         self.slurm_bin = slurm_bin
+        self.slurm_conf = slurm_conf
         self._key: bytes | None = None
 
     @classmethod
@@ -132,6 +135,7 @@ class SlurmRuntime(LocalRuntime):
             sbatch_args=tuple(env.get("CALCHUB_SLURM_SBATCH_ARGS", "").split()),
             node_socket_root=Path(env.get("CALCHUB_SLURM_NODE_SOCKETS", "/run/calchub-node")),
             slurm_bin=env.get("CALCHUB_SLURM_BIN", ""),
+            slurm_conf=env.get("SLURM_CONF", ""),
         )
 
     # -- availability and layout
@@ -183,13 +187,16 @@ class SlurmRuntime(LocalRuntime):
     # -- Slurm
 
     async def _slurm(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
         return await asyncio.to_thread(
             subprocess.run,
             [self._tool(argv[0]), *argv[1:]],
             capture_output=True,
             text=True,
             timeout=SLURM_TIMEOUT_S,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            env=env,
         )
 
     async def job_info(self, job_id: str) -> JobInfo:
