@@ -108,7 +108,9 @@ def _serve_parser(sub: Any) -> None:
         help="per-project sockets (default /run/calchub/<install> as root); keep it short",
     )
     serve.add_argument(
-        "--runtime", help="project runtime: local (sandboxes, default), fake (tests only)"
+        "--runtime",
+        help="project runtime: local (sandboxes, default), slurm (jobs on a cluster), "
+        "fake (tests only)",
     )
     serve.add_argument(
         "--unsandboxed-projects",

@@ -178,3 +178,19 @@ async def test_an_idle_project_ends_its_relay(projects: Projects) -> None:
             running.proc.wait()
     assert code == 0
     assert not processes_of(spec.uid)
+
+
+async def test_a_networked_quota_gets_no_network_on_a_node(projects: Projects) -> None:
+    rt = relay_runtime()
+    spec = projects.spec(rt, Quota(network=True))
+    running = await start_relay(rt, spec)
+    try:
+        reply, _ = await channel.call(
+            running.endpoint,
+            exec_header("awk -F: 'NR > 2 {print $1}' /proc/net/dev | tr -d ' '"),
+            wait_s=30,
+        )
+    finally:
+        running.proc.send_signal(signal.SIGTERM)
+        running.proc.wait(timeout=30)
+    assert reply["stdout"] == "lo\n"

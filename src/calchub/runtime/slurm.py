@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -327,6 +328,9 @@ class SlurmRuntime(LocalRuntime):
 
     def relay_config(self, spec: ProjectSpec, home: Path, nonce: str) -> dict[str, Any]:
         """What a start's relay is told: the sandbox to run and whom to let in."""
+        # No network for projects on nodes yet: bubblewrap would share the node's own
+        # namespace, unfiltered, where the local runtime builds one walled in by pasta.
+        spec = dataclasses.replace(spec, quota=dataclasses.replace(spec.quota, network=False))
         config = self._agent_config(spec, RELAY_FD, frozenset())
         return {
             "project_id": spec.project_id,
@@ -359,7 +363,8 @@ class SlurmRuntime(LocalRuntime):
     async def _cancel(self, job_id: str) -> None:
         await self._slurm("scancel", job_id)
         deadline = time.monotonic() + SLURM_TIMEOUT_S
-        while (await self.job_info(job_id)).active:
+        # Until its processes are gone too (COMPLETING is Slurm still ending them).
+        while (info := await self.job_info(job_id)).active or info.state == "COMPLETING":
             if time.monotonic() > deadline:
                 log.error("job %s did not end after scancel", job_id)
                 return
