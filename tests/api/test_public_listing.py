@@ -237,7 +237,7 @@ def test_missing_fields_and_bad_key(api: ApiClient, shared: str) -> None:
     assert reply.status == 400
 
 
-def test_refusals_never_start_the_project(api: ApiClient, owner: User, db: Database) -> None:
+def test_public_listings_never_start_the_project(api: ApiClient, owner: User, db: Database) -> None:
     reply = api.call("create_project", owner.api_key, {"title": "cold", "start": False})
     project_id = str(reply["project_id"])
     publish(db, project_id, "pub")
@@ -248,10 +248,10 @@ def test_refusals_never_start_the_project(api: ApiClient, owner: User, db: Datab
 
     assert listing(api, "", project_id, "private")["error"] == "not_public"
     assert run_state() == "opened"
-    # A public path is listed on demand: the project starts.
+    # A public path is listed where it lies: the project is not started for it.
     assert listing(api, "", project_id, "pub")["error"].startswith("ENOENT")
-    assert run_state() == "running"
     assert names(listing(api, "", project_id, "")) == []
+    assert run_state() == "opened"
 
 
 def test_deleted_project_is_not_public(api: ApiClient, owner: User, db: Database) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from calchub.db.tables import public_paths
 from calchub.errors import DomainError, LimitExceeded, Refused
 from calchub.hub import Hub
-from calchub.projects.lifecycle import ensure_running
+from calchub.projects.lifecycle import project_spec
 from calchub.projects.runtime_errors import domain_error
 from calchub.projects.store import get_project
 from calchub.runtime import FileFailure, RuntimeFailure
@@ -81,8 +81,9 @@ async def read_public_text(hub: Hub, project_id: str, path: str) -> str:
     if project is None:
         raise not_public(project_id, path)  # a deleted project's paths are no longer public
     try:
-        spec = await ensure_running(hub, project)
-        contents = await hub.runtime.read_file_located(spec, path, MAX_PUBLIC_FILE_BYTES)
+        # Read where it lies: a stranger's read never starts a project.
+        spec = await project_spec(hub, project)
+        contents = await hub.runtime.peek_file(spec, path, MAX_PUBLIC_FILE_BYTES)
     except RuntimeFailure as exc:
         if isinstance(exc, FileFailure) and exc.opened and not really_public(exc.real_path, public):
             # Even its error (its size, that it is a folder) is not for strangers.

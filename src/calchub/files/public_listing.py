@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from calchub.errors import Invalid, Refused
-from calchub.files.listing import list_folder, ordered, page
+from calchub.files.listing import ordered, page
 from calchub.files.public import is_public, public_paths_of
 from calchub.hub import Hub
+from calchub.projects.lifecycle import project_spec
 from calchub.projects.runtime_errors import runtime_errors
 from calchub.projects.store import get_project
 from calchub.runtime import MAX_LISTING_ENTRIES, DirectoryEntry
@@ -79,7 +80,7 @@ async def public_listing(hub: Hub, request: ListingRequest) -> dict[str, object]
     limit = _check_range("limit", request.limit, -1)
     project_id = request.project_id.lower()
     public = await public_paths_of(hub.engine, project_id)
-    # Refused before the project is started: a stranger's request never starts anything.
+    # Refused before anything of the project is read.
     path = _canonical(request.path)
     if path is None or shown_entries(path, public) is None:
         raise Refused(NOT_PUBLIC)
@@ -88,7 +89,9 @@ async def public_listing(hub: Hub, request: ListingRequest) -> dict[str, object]
     if project is None:
         raise Refused(NOT_PUBLIC)  # a deleted project's paths are no longer public
     with runtime_errors():
-        listing = await list_folder(hub, project, path, request.hidden)
+        # Listed where it lies: a stranger's request never starts a project.
+        spec = await project_spec(hub, project)
+        listing = await hub.runtime.peek_directory(spec, path, request.hidden)
     shown = None if listing.real_path is None else shown_entries(listing.real_path, public)
     if shown is None:
         raise Refused(NOT_PUBLIC)

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from calchub.errors import DomainError, LimitExceeded, NotFound, Refused, Unavailable
-from calchub.runtime import FileFailure, PathRefused, QuotaExceeded, RuntimeFailure
+from calchub.runtime import Busy, FileFailure, PathRefused, QuotaExceeded, RuntimeFailure
 
 
 def domain_error(exc: RuntimeFailure) -> DomainError:
     message = str(exc)
-    if isinstance(exc, QuotaExceeded):
+    if isinstance(exc, QuotaExceeded | Busy):
         return LimitExceeded(message)
     if isinstance(exc, PathRefused):
         return Refused(message)

@@ -7,6 +7,7 @@ in a bubblewrap sandbox on this machine, `FakeRuntime` runs them in-process for 
 from calchub.runtime.backends import build_runtime
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
+    Busy,
     DirectoryEntry,
     DirectoryListing,
     ExecRequest,
@@ -29,6 +30,7 @@ from calchub.runtime.sandbox import SandboxCheck
 
 __all__ = [
     "MAX_LISTING_ENTRIES",
+    "Busy",
     "DirectoryEntry",
     "DirectoryListing",
     "ExecRequest",

@@ -208,6 +208,10 @@ class JupyterFailure(RuntimeFailure):
         self.kind = kind
 
 
+class Busy(RuntimeFailure):
+    """Refused for now: too much of this kind of work is waiting already."""
+
+
 class SandboxUnavailable(RuntimeFailure):
     """Projects cannot be sandboxed on this machine (not root, no bubblewrap, ...)."""
 
@@ -280,6 +284,23 @@ class ProjectRuntime(ABC):
         resolved as read_file resolves it, in the project's own view. Raises FileFailure
         (ENOENT, ENOTDIR for a file, EACCES; E2BIG when the folder holds more than
         `max_entries` names, hidden ones included)."""
+
+    @abstractmethod
+    async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
+        """As read_file_located, but never starts the project: a stopped project is read
+        where it lies (with the same path resolution, caps and errors) and stays stopped.
+        Raises Busy when too many such reads wait already."""
+
+    @abstractmethod
+    async def peek_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        """As list_directory, but never starts the project, as peek_file."""
 
     @abstractmethod
     async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:

@@ -122,10 +122,37 @@ async def call(
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
 
+async def call_on(
+    sock: socket.socket,
+    header: dict[str, Any],
+    *,
+    wait_s: float,
+    max_payload: int = 0,
+) -> tuple[dict[str, Any], bytes]:
+    """As `call`, over a connected socket (one end of a pair handed to a one-shot reader);
+    the socket is closed afterwards."""
+    try:
+        async with asyncio.timeout(wait_s):
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            return await _exchange(reader, writer, header, None, max_payload)
+    except TimeoutError:
+        raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
+
+
 async def _call(
     endpoint: Endpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
 ) -> tuple[dict[str, Any], bytes]:
     reader, writer = await _open(endpoint)
+    return await _exchange(reader, writer, header, payload, max_payload)
+
+
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    header: dict[str, Any],
+    payload: bytes | None,
+    max_payload: int,
+) -> tuple[dict[str, Any], bytes]:
     try:
         writer.write(encode(header))
         if payload:

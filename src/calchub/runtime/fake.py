@@ -276,6 +276,19 @@ class FakeRuntime(ProjectRuntime):
         await self.start(spec)
         return await asyncio.to_thread(self._list, spec, path, hidden, max_entries)
 
+    async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
+        return await asyncio.to_thread(self._open_regular, spec, path, max_bytes)
+
+    async def peek_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        return await asyncio.to_thread(self._list, spec, path, hidden, max_entries)
+
     def _list(
         self, spec: ProjectSpec, path: str, hidden: bool, max_entries: int
     ) -> DirectoryListing:

@@ -38,6 +38,7 @@ from calchub.runtime import channel, copy, mounts, network, procfs, sandbox
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     MIB,
+    Busy,
     DirectoryListing,
     ExecRequest,
     ExecResult,
@@ -66,6 +67,14 @@ STOP_WAIT_S = 10.0
 SANDBOX_QUOTA_LOCK = "/tmp/.calchub/quota.lock"  # noqa: S108 - the sandbox's private /tmp
 MAX_SOCKET_PATH = 100
 STDERR_CAP = 64 * 1024
+# One-shot readers of stopped projects: how many run at once on this hub, how many more may
+# wait, how long one may take, and what it may use beyond the file it reads.
+READERS_AT_ONCE = 4
+READERS_WAITING = 32
+READER_WAIT_S = 20.0
+READER_MEMORY = 96 * MIB
+READER_CPU_S = 10
+READER_TMP = 1 * MIB
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -99,6 +108,8 @@ class LocalRuntime(ProjectRuntime):
         self._start_timeout_s = start_timeout_s
         self._cgroups = CgroupManager() if use_cgroups and os.geteuid() == 0 else None
         self._locks = ProjectLocks()
+        self._readers = asyncio.Semaphore(READERS_AT_ONCE)
+        self._readers_waiting = 0
         self._known: dict[str, AgentState] = {}
         # Sandboxes this object watches: pid -> (pidfd, the process if we launched it).
         self._watched: dict[int, tuple[int, subprocess.Popen[bytes] | None]] = {}
@@ -601,6 +612,139 @@ class LocalRuntime(ProjectRuntime):
         header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
         reply, _ = await self._call(spec, header)
         return parse_listing(reply, self._real_home(spec.project_id), max_entries)
+
+    async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
+        header = {"op": "read", "path": path, "max_bytes": max_bytes}
+        reply, data = await self._peek(spec, header, max_payload=max_bytes)
+        real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
+        return FileContents(data, real)
+
+    async def peek_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        if max_entries < 0:
+            raise ValueError("max_entries must not be negative")
+        header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
+        reply, _ = await self._peek(spec, header)
+        return parse_listing(reply, self._real_home(spec.project_id), max_entries)
+
+    async def _peek(
+        self, spec: ProjectSpec, header: dict[str, Any], *, max_payload: int = 0
+    ) -> tuple[dict[str, Any], bytes]:
+        """Ask the running agent, or, when the project is stopped, a one-shot reader."""
+        _check_spec(spec, self.sandboxed)
+        self._prepare()
+        project_id = spec.project_id
+        wait = self._io_timeout_s
+        if self._alive(project_id):
+            with contextlib.suppress(channel.AgentUnreachable):
+                reply, data = await channel.call(
+                    str(self._socket_path(project_id)), header, wait_s=wait, max_payload=max_payload
+                )
+                return self._checked(spec, reply), data
+        if self._readers_waiting >= READERS_AT_ONCE + READERS_WAITING:
+            raise Busy("too many reads of stopped projects at once; try again shortly")
+        self._readers_waiting += 1
+        try:
+            async with self._readers, self._lock(project_id):
+                # Under the lock a start cannot overlap the read; one that came first wins.
+                if self._alive(project_id):
+                    reply, data = await channel.call(
+                        str(self._socket_path(project_id)),
+                        header,
+                        wait_s=wait,
+                        max_payload=max_payload,
+                    )
+                else:
+                    try:
+                        reply, data = await self._read_once(spec, header, max_payload)
+                    finally:
+                        self._forget(project_id)
+        finally:
+            self._readers_waiting -= 1
+        return self._checked(spec, reply), data
+
+    def _alive(self, project_id: str) -> bool:
+        state = load(self._state_path(project_id))
+        return state is not None and state.alive()
+
+    def _checked(self, spec: ProjectSpec, reply: dict[str, Any]) -> dict[str, Any]:
+        if not reply.get("ok"):
+            raise agent_error(reply, self._real_home(spec.project_id))
+        return reply
+
+    async def _read_once(
+        self, spec: ProjectSpec, header: dict[str, Any], max_payload: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """Serve one read with a short-lived sandbox as the project's uid: the agent's own
+        code, the home bound read-only, no network, small limits; the caller holds the
+        project's lock, so the home is not mounted for a start meanwhile."""
+        project_id = spec.project_id
+        home = self._prepare_home(spec)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            config = self._reader_config(spec, theirs.fileno(), max_payload)
+            source = self._mount_home(project_id, home) if self.sandboxed else home
+            try:
+                proc = _spawn(
+                    self._reader_command(spec, source, config),
+                    theirs.fileno(),
+                    Path("/") if self.sandboxed else home,
+                )
+                theirs.close()
+                try:
+                    return await channel.call_on(
+                        ours, header, wait_s=READER_WAIT_S, max_payload=max_payload
+                    )
+                except RuntimeFailure as exc:
+                    raise RuntimeFailure(f"reading the stopped project failed: {exc}") from None
+                finally:
+                    procfs.kill(procfs.tree(proc.pid))
+                    await asyncio.to_thread(proc.wait)
+                    if proc.stderr is not None:
+                        proc.stderr.close()
+            finally:
+                if self.sandboxed:
+                    mounts.remove_mount_point(self._home_mount(project_id))
+        finally:
+            ours.close()
+            theirs.close()
+
+    def _reader_config(self, spec: ProjectSpec, fd: int, max_payload: int) -> dict[str, Any]:
+        # Room for the file twice (read, then joined) and the interpreter.
+        rlimits = {"as": READER_MEMORY + 2 * max_payload, "cpu": READER_CPU_S, "fsize": 0}
+        if self.sandboxed:
+            rlimits["nproc"] = 4
+        return {
+            "project_id": spec.project_id,
+            "home": self._home_view(spec.project_id),
+            "listen_fd": fd,
+            "lock_path": SANDBOX_QUOTA_LOCK,  # unused: a reader writes nothing
+            "rlimits": rlimits,
+        }
+
+    def _reader_command(self, spec: ProjectSpec, home: Path, config: dict[str, Any]) -> list[str]:
+        assert self._agent_home is not None, "the agent is installed before any read"
+        if not self.sandboxed:
+            launcher = str(self._agent_home / sandbox.AGENT_LAUNCHER)
+            return [sandbox.SYSTEM_PYTHON, "-I", launcher, "once", json.dumps(config)]
+        launcher = f"{sandbox.AGENT_MOUNT}/{sandbox.AGENT_LAUNCHER}"
+        return sandbox.bwrap_argv(
+            uid=spec.uid,
+            project_id=spec.project_id,
+            home=home,
+            agent_home=self._agent_home,
+            network=False,
+            allow_user_namespaces=False,
+            command=[sandbox.SYSTEM_PYTHON, "-I", launcher, "once", json.dumps(config)],
+            tmp_bytes=READER_TMP,
+            read_only=True,
+        )
 
     async def write_file(self, spec: ProjectSpec, path: str, data: bytes) -> None:
         header = {

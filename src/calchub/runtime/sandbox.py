@@ -68,7 +68,10 @@ def bwrap_argv(
     allow_user_namespaces: bool,
     command: list[str],
     tmp_bytes: int,
+    read_only: bool = False,
 ) -> list[str]:
+    """`read_only` makes a short-lived reader: the home bound read-only, and the sandbox
+    ends with the hub that started it."""
     inside = home_in_sandbox(project_id)
     argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", "--"]
     argv += ["bwrap", "--unshare-all"]
@@ -76,15 +79,18 @@ def bwrap_argv(
         argv.append("--share-net")
     if not allow_user_namespaces:
         argv += ["--unshare-user", "--disable-userns"]
-    # No --die-with-parent: a sandbox outlives the hub that started it (an upgrade or a
-    # crash of the server must not kill every user's processes); hubs adopt it by its socket.
+    # No --die-with-parent for a project: a sandbox outlives the hub that started it (an
+    # upgrade or a crash of the server must not kill every user's processes); hubs adopt it
+    # by its socket.
+    if read_only:
+        argv.append("--die-with-parent")
     argv += ["--new-session", "--clearenv"]
     argv += _system_dirs()
     argv += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc"]
     # /tmp is memory (charged to the project's memory limit): capped, so that filling it
     # leaves room for the agent and for commands, and ends in ENOSPC rather than OOM kills.
     argv += ["--size", str(tmp_bytes), "--tmpfs", "/tmp"]  # noqa: S108
-    argv += ["--dir", PROJECTS_DIR, "--bind", str(home), inside]
+    argv += ["--dir", PROJECTS_DIR, "--ro-bind" if read_only else "--bind", str(home), inside]
     argv += ["--ro-bind", str(agent_home), AGENT_MOUNT]
     argv += ["--chdir", inside, "--setenv", "HOME", inside, "--setenv", "LANG", "C.UTF-8"]
     argv += ["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]

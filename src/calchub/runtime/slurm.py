@@ -44,7 +44,10 @@ from typing import Any
 
 from calchub.runtime import channel, sandbox
 from calchub.runtime.base import (
+    MAX_LISTING_ENTRIES,
     MIB,
+    DirectoryListing,
+    FileContents,
     ProjectSpec,
     RuntimeFailure,
     RuntimeOptions,
@@ -409,6 +412,21 @@ class SlurmRuntime(LocalRuntime):
 
     async def _ensure_running(self, spec: ProjectSpec) -> str:
         raise RuntimeFailure("this operation is not available on the Slurm runtime")
+
+    async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
+        # A one-shot reader would run on the hub, which need not be able to sandbox; on a
+        # cluster a public read goes through the project's agent, started if need be.
+        return await self.read_file_located(spec, path, max_bytes)
+
+    async def peek_directory(
+        self,
+        spec: ProjectSpec,
+        path: str,
+        hidden: bool,
+        *,
+        max_entries: int = MAX_LISTING_ENTRIES,
+    ) -> DirectoryListing:
+        return await self.list_directory(spec, path, hidden, max_entries=max_entries)
 
     async def copy_path(self, *args: Any, **kwargs: Any) -> None:
         # Copies hand an rsync connection from one sandbox to the other on one machine.

@@ -9,8 +9,11 @@ do not exist here, which is what makes symlink escapes impossible.
 
 Modules: `wire` (the framing), `kernel` (namespaces, capabilities, process trees), `execs`
 (running commands), `files`, `copies` (rsync between sandboxes), `server` (the worker pool),
-`relay` (TLS in front of the agent's socket, for projects on other machines).
+`relay` (TLS in front of the agent's socket, for projects on other machines), `replies`
+(handlers' failures as replies), `once` (one read without the pool).
 
 Started as `__main__.py serve <config-json>` (the listening socket is inherited, already bound
-by the hub), or as `__main__.py rsh HOST CMD...` (the remote shell rsync spawns in a copy).
+by the hub), as `__main__.py once <config-json>` (one read of a stopped project, served on an
+inherited socket, then it ends), or as `__main__.py rsh HOST CMD...` (the remote shell rsync
+spawns in a copy).
 """

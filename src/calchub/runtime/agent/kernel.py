@@ -113,6 +113,7 @@ def apply_rlimits(limits: dict[str, int]) -> None:
         "as": resource.RLIMIT_AS,
         "nproc": resource.RLIMIT_NPROC,
         "fsize": resource.RLIMIT_FSIZE,
+        "cpu": resource.RLIMIT_CPU,
     }
     for name, value in limits.items():
         if name in names:

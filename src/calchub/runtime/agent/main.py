@@ -6,6 +6,7 @@ import json
 import sys
 
 from .copies import rsh_main
+from .once import serve_once
 from .server import Config, serve
 
 
@@ -22,6 +23,11 @@ def main(argv: list[str]) -> int:
         return relay_main(argv[2:])
     if len(argv) == 3 and argv[1] == "serve":
         return serve(Config(json.loads(argv[2])))
-    usage = "usage: agent serve CONFIG | agent relay CONFIG_PATH | agent rsh HOST COMMAND..."
+    if len(argv) == 3 and argv[1] == "once":
+        return serve_once(Config(json.loads(argv[2])))
+    usage = (
+        "usage: agent serve CONFIG | agent once CONFIG | agent relay CONFIG_PATH"
+        " | agent rsh HOST COMMAND..."
+    )
     print(usage, file=sys.stderr)
     return 2

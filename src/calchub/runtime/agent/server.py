@@ -11,12 +11,10 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 from . import copies, files, jupyter, leftovers, listing
 from .execs import Executor
-from .files import FsError, QuotaError
 from .kernel import (
     apply_rlimits,
     become_subreaper,
@@ -26,13 +24,12 @@ from .kernel import (
     reap_children,
 )
 from .project import Config, Project
+from .replies import Handler, answer
 from .wire import recv_frame, send_frame
 
 MIN_IDLE = 2  # idle workers kept ready
 MAX_IDLE = 6  # idle workers beyond this retire
 HEADER_READ_TIMEOUT_S = 10.0
-
-Handler = Callable[[socket.socket, dict[str, Any], list[int]], None]
 
 __all__ = ["Config", "serve"]
 
@@ -267,18 +264,9 @@ class Worker:
 
     def handle(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         op = request.get("op")
-        try:
-            if op in ("ping", "touch"):
-                send_frame(conn, {"ok": True, "nested": self.nested})
-                return
-            handler = self.handlers.get(op) if isinstance(op, str) else None
-            if handler is None:
-                raise ValueError(f"unknown operation {op!r}")
-            handler(conn, request, fds)
-        except (FsError, QuotaError) as exc:
-            send_frame(conn, {"ok": False, "error": exc.info})
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            pass
-        except Exception as exc:
+        if op in ("ping", "touch"):
             with contextlib.suppress(OSError):
-                send_frame(conn, {"ok": False, "error": {"code": "EAGENT", "message": repr(exc)}})
+                send_frame(conn, {"ok": True, "nested": self.nested})
+            return
+        handler = self.handlers.get(op) if isinstance(op, str) else None
+        answer(conn, handler, request, fds)

@@ -1,0 +1,179 @@
+"""Public reads of a stopped project over real HTTP: public_get_text_file and
+public_get_directory_listing are served by a one-shot reader, and the project stays stopped
+(its state and activity unchanged, no process of its uid left behind)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from calchub.db.tables import projects
+from tests.api.project_files import create_project, publish, sh
+from tests.conftest import User
+from tests.harness import ApiClient, Database, Reply
+
+SECRET = "stopped-secret-9d1"
+FILES = (
+    f"mkdir -p pub/sub private && echo '{SECRET}' > private.txt && echo hello > pub/a.txt "
+    "&& echo deeper > pub/sub/b.txt && echo hid > pub/.hidden "
+    "&& ln -s ../private.txt pub/to_secret && ln -s /etc/passwd pub/to_passwd "
+    "&& ln -s /etc pub/to_etc && ln -s ../private pub/to_private "
+    "&& head -c 21000000 /dev/zero > pub/big.bin"
+)
+
+
+def _row(db: Database, project_id: str) -> Any:
+    return db.execute(select(projects).where(projects.c.project_id == project_id))[0]
+
+
+def _stop(api: ApiClient, key: str, db: Database, project_id: str) -> None:
+    stop = {"projects": {"project_id": project_id, "action_request": {"action": "stop"}}}
+    assert api.call("query", key, {"query": stop}).event == "query"
+    deadline = time.monotonic() + 30
+    while _row(db, project_id).run_state != "opened" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _row(db, project_id).run_state == "opened"
+
+
+def _processes_of(project_id: str) -> list[int]:
+    """Processes whose command line names the project (its sandbox's, a reader's): uids
+    are not unique to one test server on a shared machine, project ids are."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if project_id.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def owner(make_module_user: Callable[[], User]) -> User:
+    return make_module_user()
+
+
+@pytest.fixture(scope="module")
+def make_module_user(api: ApiClient, admin_key: str) -> Callable[[], User]:
+    def make() -> User:
+        reply = api.call(
+            "create_account",
+            admin_key,
+            {
+                "first_name": "Stopped",
+                "last_name": "Owner",
+                "email_address": f"stopped-{os.urandom(4).hex()}@example.com",
+                "password": "correct horse",
+                "agreed_to_terms": True,
+                "get_api_key": True,
+            },
+        )
+        assert reply.event == "account_created", reply.body
+        return User(reply["account_id"], reply["api_key"], "", "", "", "")
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def stopped(api: ApiClient, owner: User, db: Database) -> Iterator[str]:
+    """`pub/` public, with links out of it and a file over the public cap; stopped."""
+    project_id = create_project(api, owner.api_key)
+    sh(api, owner.api_key, project_id, FILES)
+    publish(db, project_id, "pub")
+    _stop(api, owner.api_key, db, project_id)
+    yield project_id
+    _stop(api, owner.api_key, db, project_id)
+
+
+@pytest.fixture
+def stays_stopped(db: Database, stopped: str) -> Iterator[None]:
+    """The project is stopped before the test and exactly as stopped after it."""
+    before = _row(db, stopped)
+    assert before.run_state == "opened"
+    assert _processes_of(stopped) == []
+    yield
+    after = _row(db, stopped)
+    assert after.run_state == "opened"
+    assert after.run_state_time == before.run_state_time  # no start was even begun
+    assert after.last_activity == before.last_activity
+    assert _processes_of(stopped) == []
+
+
+def _get(api: ApiClient, project_id: str, path: str) -> Reply:
+    return api.call("public_get_text_file", "", {"project_id": project_id, "path": path})
+
+
+def _list(api: ApiClient, project_id: str, path: str, **extra: object) -> Reply:
+    body = {"project_id": project_id, "path": path, **extra}
+    return api.call("public_get_directory_listing", "", body)
+
+
+def _not_public(project_id: str, path: str) -> str:
+    return f"path '{path}' of project with id '{project_id}' is not public"
+
+
+@pytest.mark.usefixtures("stays_stopped")
+def test_public_file_and_listing_of_a_stopped_project(api: ApiClient, stopped: str) -> None:
+    reply = _get(api, stopped, "pub/a.txt")
+    assert reply.body == {
+        "event": "public_text_file_contents",
+        "id": reply["id"],
+        "data": "hello\n",
+    }
+    assert _get(api, stopped, "pub/sub/b.txt")["data"] == "deeper\n"
+    listing = _list(api, stopped, "pub")
+    assert listing.event == "public_directory_listing", listing.body
+    names = [entry["name"] for entry in listing["result"]["files"]]
+    assert names == sorted(
+        ["a.txt", "big.bin", "sub", "to_etc", "to_passwd", "to_private", "to_secret"]
+    )
+    hidden = _list(api, stopped, "pub", hidden=True)["result"]["files"]
+    assert ".hidden" in [entry["name"] for entry in hidden]
+    # The home shows only the way to the public folder.
+    home = _list(api, stopped, "")["result"]["files"]
+    assert [entry["name"] for entry in home] == ["pub"]
+
+
+@pytest.mark.usefixtures("stays_stopped")
+def test_links_out_of_public_places_are_refused(api: ApiClient, stopped: str) -> None:
+    for path in ("pub/to_secret", "pub/to_passwd", "pub/to_private", "pub/to_etc/passwd"):
+        reply = _get(api, stopped, path)
+        assert reply["error"] == _not_public(stopped, path), path
+        assert SECRET not in str(reply.body) and "root:" not in str(reply.body)
+    for path in ("pub/to_etc", "pub/to_private"):
+        assert _list(api, stopped, path)["error"] == "not_public", path
+
+
+@pytest.mark.usefixtures("stays_stopped")
+def test_private_missing_and_big_files(api: ApiClient, stopped: str) -> None:
+    for path in ("private.txt", "pub/../private.txt", "/etc/passwd"):
+        assert _get(api, stopped, path)["error"] == _not_public(stopped, path), path
+    assert _list(api, stopped, "private")["error"] == "not_public"
+    missing = _get(api, stopped, "pub/nope.txt")
+    assert missing["error"] == (
+        f"ENOENT: no such file or directory, open '/projects/{stopped}/pub/nope.txt'"
+    )
+    assert "ENOENT" in _list(api, stopped, "pub/nope")["error"]
+    big = _get(api, stopped, "pub/big.bin")
+    assert big["error"] == "file 'pub/big.bin' is too large; public files are read up to 20MB"
+
+
+def test_a_running_project_is_read_by_its_agent(
+    api: ApiClient, owner: User, db: Database, stopped: str
+) -> None:
+    sh(api, owner.api_key, stopped, "true")
+    started = _row(db, stopped)
+    assert started.run_state == "running"
+    assert _get(api, stopped, "pub/a.txt")["data"] == "hello\n"
+    assert _get(api, stopped, "pub/to_secret")["error"] == _not_public(stopped, "pub/to_secret")
+    assert _row(db, stopped).run_state == "running"
+    _stop(api, owner.api_key, db, stopped)
+    assert _get(api, stopped, "pub/a.txt")["data"] == "hello\n"
+    assert _row(db, stopped).run_state == "opened"
