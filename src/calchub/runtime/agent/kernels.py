@@ -494,7 +494,9 @@ class Manager:
             raise Failure(
                 "no_kernel", f"no Jupyter kernel named '{name}' (installed: {names})"
             ) from exc
-        return spec.to_dict()  # type: ignore[no-any-return]
+        # Typed only where jupyter_client ships its hints (a venv with the [bench] extra).
+        described: dict[str, Any] = spec.to_dict()
+        return described
 
     # -- kernels
 
