@@ -193,6 +193,8 @@ class Server:
             # The tests stand in for a proxy on this machine to give requests client
             # addresses of their choosing (per-IP limits).
             "CALCHUB_FORWARDED_ALLOW_IPS": "127.0.0.1",
+            # Plain folder homes unless asked for (the disk image tests ask for images).
+            "CALCHUB_PROJECT_DISK": os.environ.get("CALCHUB_PROJECT_DISK", "none"),
         }
         if smtp_url:
             self.env["CALCHUB_SMTP_URL"] = smtp_url

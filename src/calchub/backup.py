@@ -7,7 +7,9 @@ A backup is a folder:
                         the server keeps writing (or database.pgdump: pg_dump's custom
                         format, itself one snapshot of a PostgreSQL database)
     projects/           the project homes, copied with rsync -a --numeric-ids, so files
-                        keep the project uids that own them
+                        keep the project uids that own them; a home kept as a disk image
+                        is copied as the folder of its files (a restored site makes the
+                        image again when the project starts)
 
 The database is copied first and the homes after it: a project created in between has a
 home but no row (ignored), never a row without a home. Files written while rsync runs are
@@ -33,6 +35,8 @@ from calchub import __version__, hosttools
 from calchub.config import Settings
 from calchub.datafolder import shown_database_url, sqlite_path
 from calchub.db.engine import create_engine, current_revision, migrate
+from calchub.runtime import RuntimeFailure, disk_images
+from calchub.runtime.local import LocalRuntime
 
 if TYPE_CHECKING:
     from calchub.hub import Hub
@@ -74,7 +78,10 @@ async def backup(hub: Hub, dest: Path) -> dict[str, Any]:
     # An empty folder when there are no homes yet, so rsync always has a source.
     homes = settings.resolved_projects_root
     await asyncio.to_thread(homes.mkdir, mode=0o711, parents=True, exist_ok=True)
-    await _rsync(homes, dest / PROJECTS, delete=False)
+    # Disk images are copied as their files: an image copied while mounted would not be a
+    # consistent file system, and a folder restores into any kind of home.
+    await _rsync(homes, dest / PROJECTS, delete=False, exclude=f"/{disk_images.IMAGES_FOLDER}")
+    await _copy_image_homes(hub, dest / PROJECTS)
     manifest = {
         "format": FORMAT,
         "calchub_version": __version__,
@@ -167,10 +174,24 @@ async def _pg_dump(url: str, target: Path) -> None:
         raise BackupError(f"pg_dump failed: {output}")
 
 
-async def _rsync(source: Path, target: Path, *, delete: bool) -> None:
+async def _copy_image_homes(hub: Hub, dest: Path) -> None:
+    runtime = hub.runtime
+    if not isinstance(runtime, LocalRuntime):
+        return  # only the local runtime keeps homes as images
+    for project_id in runtime.image_homes():
+        try:
+            async with runtime.image_home_files(project_id) as files:
+                await _rsync(files, dest / project_id, delete=False)
+        except RuntimeFailure as exc:
+            raise BackupError(f"the home of project {project_id} cannot be read: {exc}") from None
+
+
+async def _rsync(source: Path, target: Path, *, delete: bool, exclude: str = "") -> None:
     argv = ["rsync", "-a", "--numeric-ids", "-H", "--sparse"]
     if delete:
         argv.append("--delete")
+    if exclude:
+        argv.append(f"--exclude={exclude}")
     code, output = await _run([*argv, f"{source}/", f"{target}/"])
     if code not in (0, RSYNC_VANISHED):
         raise BackupError(f"copying the project homes failed (rsync exit {code}): {output}")

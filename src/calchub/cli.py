@@ -118,6 +118,12 @@ def _serve_parser(sub: Any) -> None:
         default=None,
         help="run projects WITHOUT isolation, as the server's user (development)",
     )
+    serve.add_argument(
+        "--project-disk",
+        choices=("auto", "image", "none"),
+        help="homes as disk images that bind the disk quota (image), plain folders (none), "
+        "or images where they work (auto, default)",
+    )
 
 
 def _admin_parser(sub: Any) -> None:

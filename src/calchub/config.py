@@ -55,6 +55,11 @@ class Settings:
     runtime: str = "local"
     # Run projects without a sandbox (every project as the server's user): development only.
     unsandboxed_projects: bool = False
+    # How project homes are kept: "image" (a file system image per project, so the kernel
+    # holds everything a project writes to its disk and inode quota), "none" (plain
+    # folders: only the API's writes are checked) or "auto" (image where root, loop devices
+    # and e2fsprogs are there, else none with a warning in the log).
+    project_disk: str = "auto"
     # How often each hub looks for idle projects and pending start/stop requests.
     scheduler_interval_s: float = 15.0
     # A started copy whose hub has not reported for this long is taken over by another hub.
@@ -82,6 +87,7 @@ class Settings:
 _ENV_PREFIX = "CALCHUB_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+PROJECT_DISK_MODES = ("auto", "image", "none")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -149,6 +155,11 @@ def _checked(settings: Settings) -> Settings:
     if settings.log_format not in LOG_FORMATS:
         raise ValueError(
             f"log_format must be one of {', '.join(LOG_FORMATS)}, not {settings.log_format!r}"
+        )
+    if settings.project_disk not in PROJECT_DISK_MODES:
+        raise ValueError(
+            f"project_disk must be one of {', '.join(PROJECT_DISK_MODES)}, "
+            f"not {settings.project_disk!r}"
         )
     prefix = settings.url_prefix.strip().strip("/")
     if any(c in prefix for c in "?#%{} ") or "//" in prefix:

@@ -69,6 +69,7 @@ class Hub:
             projects_root=settings.resolved_projects_root,
             runtime_root=installs.runtime_root(settings, install),
             sandbox=not settings.unsandboxed_projects,
+            disk=settings.project_disk,
         )
         try:
             runtime = build_runtime(settings.runtime, options)

@@ -25,9 +25,12 @@ from tests.harness import Database, Loop, free_port, throwaway_database
 class Hub:
     """A `calchub serve` on its own data folder, database and project homes."""
 
-    def __init__(self, data_dir: Path, url: str) -> None:
+    def __init__(self, data_dir: Path, url: str, disk: str = "none") -> None:
         self.env = clean_env(
-            CALCHUB_DATA_DIR=str(data_dir), CALCHUB_DATABASE_URL=url, **reachable_roots()
+            CALCHUB_DATA_DIR=str(data_dir),
+            CALCHUB_DATABASE_URL=url,
+            CALCHUB_PROJECT_DISK=disk,
+            **reachable_roots(),
         )
         self.projects_root = Path(self.env["CALCHUB_PROJECTS_ROOT"])
         self.url = url
@@ -131,7 +134,10 @@ def test_backup_of_a_busy_server_restores_into_a_new_site(
     tmp_path: Path, databases: tuple[str, str], loop: Loop
 ) -> None:
     old_url, new_url = databases
-    old, new = Hub(tmp_path / "old", old_url), Hub(tmp_path / "new", new_url)
+    # The old site keeps its homes as disk images (where it can: as root), which the
+    # backup copies as folders; the new one keeps folders.
+    old = Hub(tmp_path / "old", old_url, "image" if os.geteuid() == 0 else "none")
+    new = Hub(tmp_path / "new", new_url)
     dest = tmp_path / "backup"
     try:
         http = old.start()
@@ -192,8 +198,12 @@ def test_backup_of_a_busy_server_restores_into_a_new_site(
         finally:
             old_db.close()
             new_db.close()
-        assert tree(new.projects_root / project) == tree(old.projects_root / project)
-        home = next(iter(tree(new.projects_root / project).values()))
+        restored_home = tree(new.projects_root / project)
+        assert restored_home == tree(dest / "projects" / project)
+        assert {path: content for path, (_, _, content) in restored_home.items()} == {
+            path: content.encode() for path, content in files.items()
+        }
+        home = next(iter(restored_home.values()))
         assert home[0] >= 1_000_000 or os.geteuid() != 0  # the project's own uid
 
         http = new.start()

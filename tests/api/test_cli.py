@@ -49,7 +49,8 @@ def clean_env(**values: str) -> dict[str, str]:
         # Test installs register in the session's registry, never the machine's.
         or name == "CALCHUB_INSTALL_REGISTRY"
     }
-    return {**env, **values}
+    # Plain folder homes unless a test asks for disk images, as in tests/harness.py.
+    return {**env, "CALCHUB_PROJECT_DISK": "none", **values}
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -40,3 +40,11 @@ def test_database_urls() -> None:
     assert async_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
     with pytest.raises(ValueError, match="unsupported database URL"):
         async_url("mysql://h/db")
+
+
+def test_project_disk_mode() -> None:
+    assert load_settings(env={}).project_disk == "auto"
+    assert load_settings(env={"CALCHUB_PROJECT_DISK": "image"}).project_disk == "image"
+    assert load_settings({"project_disk": "none"}, env={}).project_disk == "none"
+    with pytest.raises(ValueError, match="project_disk must be one of auto, image, none"):
+        load_settings(env={"CALCHUB_PROJECT_DISK": "xfs"})

@@ -33,3 +33,8 @@ def test_unknown_backends_are_refused_with_a_reason(name: str) -> None:
 def test_the_fake_runtime_can_always_run_projects(tmp_path: Path) -> None:
     runtime = build_runtime("fake", RuntimeOptions(tmp_path, tmp_path))
     assert runtime.check() is None and runtime.problem is None
+
+
+def test_the_local_runtime_refuses_an_unknown_disk_mode() -> None:
+    with pytest.raises(ValueError, match="disk must be one of auto, image, none"):
+        LocalRuntime(Path("/tmp/p"), Path("/tmp/r"), disk="zfs")

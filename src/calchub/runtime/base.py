@@ -38,6 +38,8 @@ class RuntimeOptions:
     runtime_root: Path
     # False runs projects without isolation (development only).
     sandbox: bool = True
+    # Homes as disk images ("image"), plain folders ("none"), or images where they work.
+    disk: str = "none"
 
 
 # Loopback, private, shared, link-local, benchmarking, multicast and reserved IPv4 ranges.

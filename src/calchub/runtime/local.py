@@ -5,10 +5,15 @@ Layout on the host:
 
     projects_root/<id>/            the project's home (owned by its uid, 0700); the folders
                                    above it may be private to root
+    projects_root/.images/<id>.ext4
+                                   instead of the folder, with project_disk=image: the home
+                                   as a file system image the size of the disk quota (see
+                                   calchub.runtime.disk_images)
     runtime_root/.agent/<version>/ the agent package, bound read-only into every sandbox
-    runtime_root/.homes/<id>       while the project runs: its home, bind-mounted here by
-                                   root, where bubblewrap (running as the project's uid)
-                                   can reach it; the runtime root must be traversable (o+x)
+    runtime_root/.homes/<id>       while the project runs: its home, bind-mounted (or its
+                                   image mounted) here by root, where bubblewrap (running
+                                   as the project's uid) can reach it; the runtime root
+                                   must be traversable (o+x)
     runtime_root/<id>/sock         the agent's socket (root only)
     runtime_root/<id>/state.json   pid and start time of the sandbox (root only)
     runtime_root/<id>/lock         serialises start/stop between hub processes
@@ -34,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calchub.runtime import channel, copy, mounts, network, procfs, sandbox
+from calchub.runtime import channel, copy, disk_images, mounts, network, procfs, sandbox
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     MIB,
@@ -75,6 +80,7 @@ READER_WAIT_S = 20.0
 READER_MEMORY = 96 * MIB
 READER_CPU_S = 10
 READER_TMP = 1 * MIB
+DISK_MODES = ("auto", "image", "none")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -85,7 +91,9 @@ class LocalRuntime(ProjectRuntime):
     its working directory: for development only. `use_cgroups=False` enforces memory and
     process limits with rlimits instead of cgroups; `nested_pidns=False` tracks exec process
     trees with a subreaper instead of a PID namespace per exec (and then forbids user
-    namespaces inside the sandbox).
+    namespaces inside the sandbox). `disk` is how homes are kept: "image" (a file system
+    image per project, which holds everything to the disk quota; projects do not start
+    where that cannot work), "none" (plain folders) or "auto" (images where they work).
     """
 
     def __init__(
@@ -98,7 +106,10 @@ class LocalRuntime(ProjectRuntime):
         nested_pidns: bool = True,
         io_timeout_s: float = 60.0,
         start_timeout_s: float = 20.0,
+        disk: str = "none",
     ) -> None:
+        if disk not in DISK_MODES:
+            raise ValueError(f"disk must be one of {', '.join(DISK_MODES)}, not {disk!r}")
         self.projects_root = Path(projects_root).absolute()
         self._resolved_projects_root = Path(os.path.realpath(self.projects_root))
         self.runtime_root = Path(runtime_root).absolute()
@@ -116,6 +127,8 @@ class LocalRuntime(ProjectRuntime):
         self._tasks: set[asyncio.Task[None]] = set()
         self._prepared = False
         self._agent_home: Path | None = None  # set once the agent is installed
+        self._disk_wanted = disk
+        self.disk_images = False  # decided by check_available
         longest = self._socket_path("0" * 36)
         if len(str(longest).encode()) >= MAX_SOCKET_PATH:
             raise ValueError(f"runtime_root is too long for Unix socket paths: {longest}")
@@ -128,7 +141,9 @@ class LocalRuntime(ProjectRuntime):
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> LocalRuntime:
-        return cls(options.projects_root, options.runtime_root, sandbox=options.sandbox)
+        return cls(
+            options.projects_root, options.runtime_root, sandbox=options.sandbox, disk=options.disk
+        )
 
     # -- availability and layout
 
@@ -156,7 +171,28 @@ class LocalRuntime(ProjectRuntime):
         # traversable; the projects root may be as private as the server likes.
         if problem := sandbox.traversal_problem(self.runtime_root):
             return sandbox.SandboxCheck(False, problem)
+        if problem := self._decide_disk():
+            return sandbox.SandboxCheck(False, problem)
         return check
+
+    def _decide_disk(self) -> str | None:
+        """Whether homes are disk images; why projects cannot run when images are
+        required and do not work here."""
+        if self._disk_wanted == "none":
+            self.disk_images = False
+            return None
+        problem = disk_images.problem(self.runtime_root)
+        self.disk_images = problem is None
+        if problem is None:
+            return None
+        if self._disk_wanted == "image":
+            return f"project_disk is image, but {problem}"
+        log.warning(
+            "PROJECT DISK QUOTAS DO NOT BIND COMMANDS: homes are plain folders because %s "
+            "(set project_disk=none to choose that, or provide what is missing)",
+            problem,
+        )
+        return None
 
     def _prepare_roots(self) -> None:
         self.projects_root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -188,17 +224,71 @@ class LocalRuntime(ProjectRuntime):
         """Where the running project's home is mounted for bubblewrap to bind."""
         return self._mounts_root / project_id
 
-    def _mount_home(self, project_id: str, home: Path) -> Path:
+    def _mount_home(self, spec: ProjectSpec, *, reading: bool = False) -> Path:
+        """Mount the project's home where bubblewrap binds it from: its disk image, or its
+        folder. The one place a home is mounted. For a one-shot reader (`reading`) an
+        image is mounted as it is: neither made, grown nor made from the folder."""
+        project_id = spec.project_id
         target = self._home_mount(project_id)
         mounts.remove_mount_point(target)  # a stale one, left by a crash
         target.mkdir(mode=0o700)
         try:
-            mounts.bind(home, target)
+            if not self._mount_image(spec, target, reading):
+                mounts.bind(self._prepare_home(spec), target)
         except BaseException:
             with contextlib.suppress(OSError):
                 target.rmdir()
             raise
         return target
+
+    def _mount_image(self, spec: ProjectSpec, target: Path, reading: bool) -> bool:
+        """Mount the home's image on `target`, made from the folder home if there is one;
+        False where the home stays a folder."""
+        if not self.disk_images:
+            return False
+        folder = self.projects_root / spec.project_id
+        image = disk_images.image_path(self.projects_root, spec.project_id)
+        limits = disk_images.DiskLimits.for_quota(spec.quota.disk_mb)
+        if reading:
+            if disk_images.holds_files(folder) or not image.is_file():
+                return False
+            disk_images.attach_existing(image, target)
+            return True
+        if disk_images.holds_files(folder):
+            return disk_images.convert(folder, image, target, limits, spec.uid)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # an empty folder, from before images or a restore
+        disk_images.attach(image, target, limits, spec.uid)
+        return True
+
+    def image_homes(self) -> list[str]:
+        """The projects whose homes are disk images (backups copy their files through
+        `image_home_files`)."""
+        return disk_images.image_ids(self.projects_root)
+
+    @contextlib.asynccontextmanager
+    async def image_home_files(self, project_id: str) -> AsyncIterator[Path]:
+        """A host folder showing the files of a project's image home, for a backup: the
+        running project's own mount, or its image mounted for as long as this lasts. The
+        project neither starts nor stops meanwhile (its image is never mounted twice)."""
+        _check_id(project_id)
+        self._prepare()
+        async with self._lock(project_id):
+            target = self._home_mount(project_id)
+            state = load(self._state_path(project_id))
+            if state is not None and state.alive() and disk_images.mounted_image(target):
+                yield target
+                return
+            image = disk_images.image_path(self.projects_root, project_id)
+            await asyncio.to_thread(mounts.remove_mount_point, target)
+            target.mkdir(mode=0o700)
+            try:
+                await asyncio.to_thread(disk_images.attach_existing, image, target)
+                yield target
+            finally:
+                await asyncio.to_thread(mounts.remove_mount_point, target)
+                if state is None or not state.alive():
+                    self._forget(project_id)
 
     def _rundir(self, project_id: str) -> Path:
         return self.runtime_root / project_id
@@ -282,7 +372,7 @@ class LocalRuntime(ProjectRuntime):
 
     async def _launch(self, spec: ProjectSpec) -> None:
         project_id = spec.project_id
-        home = self._prepare_home(spec)
+        home = self.projects_root / project_id
         sock_path = self._socket_path(project_id)
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -292,7 +382,11 @@ class LocalRuntime(ProjectRuntime):
             listener.listen(1024)
             procs_files, covered = self._make_cgroups(spec)
             config = self._agent_config(spec, listener.fileno(), covered)
-            source = self._mount_home(project_id, home) if self.sandboxed else home
+            if self.sandboxed:
+                # Making or growing a disk image runs tools: not on the event loop.
+                source = await asyncio.to_thread(self._mount_home, spec)
+            else:
+                source = self._prepare_home(spec)
             argv = self._agent_command(spec, source, config)
             if self.sandboxed and spec.quota.network:
                 # Its own namespace, made and walled in by root before anything of the
@@ -685,11 +779,14 @@ class LocalRuntime(ProjectRuntime):
         code, the home bound read-only, no network, small limits; the caller holds the
         project's lock, so the home is not mounted for a start meanwhile."""
         project_id = spec.project_id
-        home = self._prepare_home(spec)
+        home = self.projects_root / project_id
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             config = self._reader_config(spec, theirs.fileno(), max_payload)
-            source = self._mount_home(project_id, home) if self.sandboxed else home
+            if self.sandboxed:
+                source = await asyncio.to_thread(self._mount_home, spec, reading=True)
+            else:
+                source = self._prepare_home(spec)
             try:
                 proc = _spawn(
                     self._reader_command(spec, source, config),

@@ -47,12 +47,30 @@ def is_mount_point(path: Path) -> bool:
     """Whether something is mounted on `path` (a bind mount from the same file system
     included, which os.path.ismount cannot tell)."""
     wanted = os.path.abspath(path)
+    return any(point == wanted for point, _ in _mounts())
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, source) of each mount this process sees."""
+    found = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
-            fields = line.split(b" ")
-            if len(fields) > 4 and _unescape(fields[4]) == wanted:
-                return True
-    return False
+            head, _, tail = line.partition(b" - ")
+            fields, rest = head.split(b" "), tail.split(b" ")
+            if len(fields) > 4 and len(rest) > 1:
+                found.append((_unescape(fields[4]), _unescape(rest[1])))
+    return found
+
+
+def source_of(path: Path) -> str | None:
+    """What is mounted on `path` last (a device such as /dev/loop3), or None."""
+    wanted = os.path.abspath(path)
+    sources = [source for point, source in _mounts() if point == wanted]
+    return sources[-1] if sources else None
+
+
+def mounted_sources() -> set[str]:
+    return {source for _, source in _mounts()}
 
 
 def _unescape(field: bytes) -> str:

@@ -146,7 +146,7 @@ def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> N
         try:
             fd, tmp = leftovers.new_file(project, parent, mode)
         except OSError as exc:
-            raise FsError.from_os(exc, "open", path) from exc
+            raise _write_error(project, exc, "open", path, quota, size) from exc
         try:
             try:
                 payload.copy_to(fd)
@@ -157,13 +157,23 @@ def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> N
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise FsError.from_os(exc, "write", path) from exc
+            raise _write_error(project, exc, "write", path, quota, size) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         finally:
             leftovers.tidy(project)
+
+
+def _write_error(
+    project: Project, exc: OSError, syscall: str, path: str, quota: Any, size: int
+) -> Exception:
+    if quota is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # The home's file system is the quota (a disk image): it is full, whatever du
+        # counted before the write.
+        return QuotaError(disk_usage(project.home), int(quota), size)
+    return FsError.from_os(exc, syscall, path)
 
 
 def op_du(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
