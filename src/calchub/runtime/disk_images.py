@@ -169,8 +169,14 @@ def _mount(image: Path, target: Path) -> None:
 
 
 def _loops_of(image: Path) -> list[str]:
-    out = _run(["losetup", "-n", "-O", "NAME", "-j", str(image)], "listing loop devices")
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    """The loop devices attached to `image`, from sysfs (no losetup process per start)."""
+    wanted = os.path.realpath(image)
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if backing.read_text().rstrip("\n") == wanted:
+                found.append(f"/dev/{backing.parent.parent.name}")
+    return found
 
 
 def _release_loops(image: Path) -> None:

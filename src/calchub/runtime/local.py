@@ -182,9 +182,12 @@ class LocalRuntime(ProjectRuntime):
             self.disk_images = False
             return None
         problem = disk_images.problem(self.runtime_root)
-        self.disk_images = problem is None
         if problem is None:
+            if not self.disk_images:
+                log.info("project homes are disk images: the disk quota binds every write")
+            self.disk_images = True
             return None
+        self.disk_images = False
         if self._disk_wanted == "image":
             return f"project_disk is image, but {problem}"
         log.warning(
