@@ -18,6 +18,7 @@ from calchub.runtime import (
     ProjectSpec,
     Quota,
     QuotaExceeded,
+    RuntimeFailure,
     disk_images,
     mounts,
 )
@@ -262,3 +263,26 @@ async def test_a_stopped_image_home_is_read_without_starting_it(
     assert image.stat().st_size == size
     assert not home_mount(images, spec).exists() and not loops_of(image)
     assert not (images.projects_root / spec.project_id).exists()
+
+
+async def test_an_image_still_in_use_is_never_mounted_twice(
+    images: LocalRuntime, projects: Projects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = projects.spec(images, QUOTA)
+    await images.write_file(spec, "a.txt", b"a")
+    await images.stop(spec.project_id)
+    image = image_of(images, spec)
+    # The image's file system lazily unmounted while something still holds a file in it:
+    # it lives on, and a second mount of the image beside it would corrupt both.
+    elsewhere = scratch_folder("m")
+    host("mount", "-o", "loop", str(image), str(elsewhere))
+    held = os.open(elsewhere / "a.txt", os.O_RDONLY)
+    try:
+        host("umount", "-l", str(elsewhere))
+        monkeypatch.setattr(disk_images, "LOOP_RELEASE_WAIT_S", 0.2)
+        with pytest.raises(RuntimeFailure, match="still in use"):
+            await images.start(spec)
+    finally:
+        os.close(held)
+    await images.start(spec)
+    assert await images.read_file(spec, "a.txt", 10) == b"a"

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ INODE_BYTES = 256
 MIN_BYTES = 8 * MIB  # below this ext4 has no room for its journal
 MOUNT_OPTIONS = "loop,nosuid,nodev"
 TOOL_TIMEOUT_S = 600.0
+LOOP_RELEASE_WAIT_S = 5.0
 # program and the Debian package that ships it
 TOOLS = (
     ("mkfs.ext4", "e2fsprogs"),
@@ -183,13 +185,23 @@ def _release_loops(image: Path) -> None:
     """Detach loop devices still attached to `image` that nothing mounts (a crash between
     attaching and mounting, or an autoclear the kernel has not finished): mounting would
     otherwise refuse the image as in use."""
+    stale = _loops_of(image)
+    if not stale:
+        return
     mounted = mounts.mounted_sources()
-    for device in _loops_of(image):
+    for device in stale:
         if device in mounted:
             raise RuntimeFailure(f"the project's disk image is still mounted from {device}")
         with contextlib.suppress(RuntimeFailure):
             _run(["losetup", "-d", device], "detaching a stale loop device")
             log.info("detached stale loop device %s of %s", device, image)
+    # The kernel lets a device go once nothing holds it (a lazily unmounted file system
+    # still in use holds it): until then the image must not be mounted a second time.
+    deadline = time.monotonic() + LOOP_RELEASE_WAIT_S
+    while _loops_of(image):
+        if time.monotonic() > deadline:
+            raise RuntimeFailure("the project's disk is still in use; try again shortly")
+        time.sleep(0.02)
 
 
 def attach(image: Path, target: Path, limits: DiskLimits, uid: int) -> None:
