@@ -286,3 +286,20 @@ async def test_an_image_still_in_use_is_never_mounted_twice(
         os.close(held)
     await images.start(spec)
     assert await images.read_file(spec, "a.txt", 10) == b"a"
+
+
+def test_the_mode_falls_back_or_refuses_where_images_do_not_work(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(disk_images, "TOOLS", (("mkfs.nothing", "e2fsprogs-nothing"),))
+    required = LocalRuntime(scratch_folder("p"), scratch_folder("r"), disk="image")
+    check = required.check_available()
+    assert not check.available and not required.disk_images
+    assert check.reason == (
+        "project_disk is image, but mkfs.nothing is not installed "
+        "(Debian: apt-get install e2fsprogs-nothing)"
+    )
+    automatic = LocalRuntime(scratch_folder("p"), scratch_folder("r"), disk="auto")
+    assert automatic.check_available().available and not automatic.disk_images
+    assert "PROJECT DISK QUOTAS DO NOT BIND COMMANDS" in caplog.text
+    assert "mkfs.nothing is not installed" in caplog.text
