@@ -303,3 +303,20 @@ def test_the_mode_falls_back_or_refuses_where_images_do_not_work(
     assert automatic.check_available().available and not automatic.disk_images
     assert "PROJECT DISK QUOTAS DO NOT BIND COMMANDS" in caplog.text
     assert "mkfs.nothing is not installed" in caplog.text
+
+
+async def test_image_homes_stay_images_when_the_mode_changes_to_none(
+    images: LocalRuntime, projects: Projects
+) -> None:
+    spec = projects.spec(images, QUOTA)
+    await images.write_file(spec, "a.txt", b"a")
+    await images.stop(spec.project_id)
+    folders = LocalRuntime(images.projects_root, images.runtime_root, disk="none")
+    try:
+        assert folders.check_available().available and not folders.disk_images
+        await folders.start(spec)
+        assert await folders.read_file(spec, "a.txt", 10) == b"a"
+        await folders.stop(spec.project_id)
+    finally:
+        await folders.close()
+    assert not loops_of(image_of(images, spec))

@@ -247,16 +247,16 @@ class LocalRuntime(ProjectRuntime):
     def _mount_image(self, spec: ProjectSpec, target: Path, reading: bool) -> bool:
         """Mount the home's image on `target`, made from the folder home if there is one;
         False where the home stays a folder."""
-        if not self.disk_images:
-            return False
         folder = self.projects_root / spec.project_id
         image = disk_images.image_path(self.projects_root, spec.project_id)
-        limits = disk_images.DiskLimits.for_quota(spec.quota.disk_mb)
-        if reading:
+        if reading or not self.disk_images:
+            # An image made while images were on stays the home (its files must never be
+            # hidden behind an empty folder), mounted as it is.
             if disk_images.holds_files(folder) or not image.is_file():
                 return False
             disk_images.attach_existing(image, target)
             return True
+        limits = disk_images.DiskLimits.for_quota(spec.quota.disk_mb)
         if disk_images.holds_files(folder):
             return disk_images.convert(folder, image, target, limits, spec.uid)
         with contextlib.suppress(OSError):
