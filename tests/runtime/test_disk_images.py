@@ -4,6 +4,7 @@ disk and inode quota, and everything that touches a home still works. Real loop 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -244,6 +245,15 @@ async def test_backups_read_running_and_stopped_image_homes(
     assert not mounts.is_mount_point(home_mount(images, stopped))
     assert not loops_of(image_of(images, stopped))
     assert (await images.status(running.project_id)).running
+    # A folder with files beside an image is the home (a restore, an interrupted move):
+    # the backup copies it as a folder, not the image.
+    restored = images.projects_root / stopped.project_id
+    restored.mkdir()
+    (restored / "newer.txt").write_text("newer")
+    try:
+        assert stopped.project_id not in images.image_homes()
+    finally:
+        shutil.rmtree(restored)
 
 
 async def test_a_stopped_image_home_is_read_without_starting_it(

@@ -266,8 +266,13 @@ class LocalRuntime(ProjectRuntime):
 
     def image_homes(self) -> list[str]:
         """The projects whose homes are disk images (backups copy their files through
-        `image_home_files`)."""
-        return disk_images.image_ids(self.projects_root)
+        `image_home_files`). A folder with files beside an image is the home (it moves
+        into the image at the next start), and is copied as a folder."""
+        return [
+            project_id
+            for project_id in disk_images.image_ids(self.projects_root)
+            if not disk_images.holds_files(self.projects_root / project_id)
+        ]
 
     @contextlib.asynccontextmanager
     async def image_home_files(self, project_id: str) -> AsyncIterator[Path]:
