@@ -21,6 +21,7 @@ from calchub.locks import KeyedLocks
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
 from calchub.projects.aggregate import Aggregator
+from calchub.projects.quota_inputs import QuotaInputsStore
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
 
@@ -45,11 +46,14 @@ class Hub:
     copy_runners: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # API-key answers, reused while nothing that could change them has changed.
     key_cache: KeyCache = field(init=False)
+    # Projects' quota inputs, kept in their rows while current.
+    quota_inputs: QuotaInputsStore = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.engine, self.counters)
+        self.quota_inputs = QuotaInputsStore(self.engine)
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:

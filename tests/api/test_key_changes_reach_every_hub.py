@@ -18,16 +18,6 @@ ADMIN_QUERY = {"query": {"site_settings": [{"name": None, "value": None}]}}
 
 
 @pytest.fixture(scope="module")
-def second_hub(server: Server, database_url: str) -> Iterator[Server]:
-    hub = Server(server.data_dir, database_url, None)
-    hub.start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
-
-
-@pytest.fixture(scope="module")
 def hubs(server: Server, second_hub: Server) -> Iterator[list[ApiClient]]:
     clients = [ApiClient(server.url), ApiClient(second_hub.url)]
     try:

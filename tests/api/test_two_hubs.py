@@ -4,11 +4,9 @@ concurrent project creations and renames split over both never clash or get lost
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from calchub.db.tables import projects
@@ -16,16 +14,6 @@ from tests.conftest import User
 from tests.harness import ApiClient, Database, Server
 
 CREATIONS = 120
-
-
-@pytest.fixture(scope="module")
-def second_hub(server: Server, database_url: str) -> Iterator[Server]:
-    hub = Server(server.data_dir, database_url, None)
-    hub.start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
 
 
 def _in_threads(calls: list[Any]) -> list[Any]:

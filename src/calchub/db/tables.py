@@ -307,6 +307,11 @@ projects = Table(
     Column("action_request", Json, nullable=True),
     # "pending" until a hub claims it, then "running", then "done".
     Column("action_state", String(16), nullable=True),
+    # What the quota takes from other rows (members' upgrades, licenses' terms), computed
+    # when needed and kept here with the `quota_version` it was computed at; triggers move
+    # the version whenever one of those rows changes (see projects/quota_inputs.py).
+    Column("quota_version", Integer, nullable=False, default=0, server_default="0"),
+    Column("quota_inputs", Json, nullable=True),
     Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
     Index("ix_projects_action_state", "action_state"),
 )

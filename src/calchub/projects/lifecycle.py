@@ -15,9 +15,8 @@ from calchub.db.tables import accounts, projects
 from calchub.db.types import utcnow
 from calchub.errors import LimitExceeded, Unavailable
 from calchub.hub import Hub
-from calchub.licenses.terms import counting_licenses
 from calchub.projects.quotas import default_quota, effective_quota
-from calchub.projects.store import ProjectRow, get_project, member_upgrades
+from calchub.projects.store import ProjectRow, get_project
 from calchub.runtime import NetworkRules, ProjectSpec, RuntimeFailure, SandboxUnavailable
 from calchub.runtime.network import parse_ranges
 
@@ -32,15 +31,10 @@ async def project_spec(
     hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
 ) -> ProjectSpec:
     """`site` is the site settings' values, when the caller has read them already."""
-    async with hub.engine.connect() as conn:
-        upgrades = await member_upgrades(conn, project.project_id)
-        licenses = await counting_licenses(conn, project.project_id, utcnow())
+    inputs = await hub.quota_inputs.get(project)
     site = site if site is not None else await hub.site.all()
     quota = effective_quota(
-        default_quota(site),
-        project.settings,
-        upgrades + [terms.upgrades for terms in licenses],
-        [terms.quota for terms in licenses],
+        default_quota(site), project.settings, inputs.upgrades, inputs.license_quotas
     )
     rules = NetworkRules()
     if quota.network and site["project_network"] != "nat":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import counters, project_users, projects
@@ -34,6 +34,9 @@ class ProjectRow:
     settings: dict[str, Any] | None
     last_activity: datetime | None
     owner_id: str | None
+    # See projects/quota_inputs.py.
+    quota_version: int = 0
+    quota_inputs: dict[str, Any] | None = None
 
 
 def _row(row: Any) -> ProjectRow:
@@ -49,6 +52,8 @@ def _row(row: Any) -> ProjectRow:
         settings=row.settings,
         last_activity=row.last_activity,
         owner_id=row.owner_id,
+        quota_version=row.quota_version,
+        quota_inputs=row.quota_inputs,
     )
 
 
@@ -63,6 +68,21 @@ async def get_project(conn: AsyncConnection, project_id: str) -> ProjectRow | No
     return _row(row) if row else None
 
 
+_membership = project_users.alias("membership")
+# Built once: constructing the join costs more than running it on SQLite.
+_PROJECT_WITH_GROUP = (
+    select(projects, _membership.c.group.label("member_group"))
+    .select_from(
+        projects.outerjoin(
+            _membership,
+            (_membership.c.project_id == projects.c.project_id)
+            & (_membership.c.account_id == bindparam("account_id")),
+        )
+    )
+    .where(projects.c.project_id == bindparam("project_id"), projects.c.deleted.is_(False))
+)
+
+
 async def project_with_group(
     conn: AsyncConnection, project_id: str, account_id: str | None
 ) -> tuple[ProjectRow, str | None] | None:
@@ -71,19 +91,10 @@ async def project_with_group(
     if account_id is None:
         project = await get_project(conn, project_id)
         return None if project is None else (project, None)
-    membership = project_users.alias("membership")
-    query = (
-        select(projects, membership.c.group.label("member_group"))
-        .select_from(
-            projects.outerjoin(
-                membership,
-                (membership.c.project_id == projects.c.project_id)
-                & (membership.c.account_id == account_id),
-            )
-        )
-        .where(projects.c.project_id == project_id, projects.c.deleted.is_(False))
+    found = await conn.execute(
+        _PROJECT_WITH_GROUP, {"project_id": project_id, "account_id": account_id}
     )
-    row = (await conn.execute(query)).first()
+    row = found.first()
     return (_row(row), row.member_group) if row else None
 
 
