@@ -44,7 +44,7 @@ from calchub.runtime.procfs import tree
 from ping import ServerProcess, project_server
 
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
-IDLE_SETTLE_S = 2.0  # the agent's pool settles to its idle size
+IDLE_SETTLE_S = 8.0  # the agent keeps fewer workers once quiet (QUIET_S in its server.py)
 
 
 @dataclass

@@ -186,6 +186,26 @@ async def test_64_concurrent_execs(runtime: LocalRuntime, project: ProjectSpec) 
         await asyncio.sleep(0.2)
 
 
+async def test_a_quiet_project_keeps_a_single_idle_worker(
+    roots: tuple[Path, Path], projects: Projects
+) -> None:
+    runtime = LocalRuntime(*roots, quiet_after_s=0)
+    spec = projects.spec(runtime)
+    try:
+        await runtime.start(spec)
+        burst = [runtime.exec(spec, request("sleep", "0.3")) for _ in range(8)]
+        assert all(r.exit_code == 0 for r in await asyncio.gather(*burst))
+        # bwrap and its init, the agent, its pool, one worker and that worker's exec init
+        deadline = time.monotonic() + 10
+        while len(processes_of(spec.uid)) > 6:
+            assert time.monotonic() < deadline, processes_of(spec.uid)
+            await asyncio.sleep(0.2)
+        assert (await runtime.exec(spec, request("echo", "hi"))).stdout == "hi\n"
+    finally:
+        await runtime.stop(spec.project_id)
+        await runtime.close()
+
+
 async def test_timeout_must_be_positive(runtime: LocalRuntime, project: ProjectSpec) -> None:
     with pytest.raises(ValueError):
         await runtime.exec(project, request("true", timeout_s=0))

@@ -94,6 +94,7 @@ class LocalRuntime(ProjectRuntime):
     namespaces inside the sandbox). `disk` is how homes are kept: "image" (a file system
     image per project, which holds everything to the disk quota; projects do not start
     where that cannot work), "none" (plain folders) or "auto" (images where they work).
+    After `quiet_after_s` without requests a project's agent keeps a single idle worker.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class LocalRuntime(ProjectRuntime):
         io_timeout_s: float = 60.0,
         start_timeout_s: float = 20.0,
         disk: str = "none",
+        quiet_after_s: float = 5.0,
     ) -> None:
         if disk not in DISK_MODES:
             raise ValueError(f"disk must be one of {', '.join(DISK_MODES)}, not {disk!r}")
@@ -117,6 +119,7 @@ class LocalRuntime(ProjectRuntime):
         self._nested_pidns = nested_pidns
         self._io_timeout_s = io_timeout_s
         self._start_timeout_s = start_timeout_s
+        self._quiet_after_s = quiet_after_s
         self._cgroups = CgroupManager() if use_cgroups and os.geteuid() == 0 else None
         self._locks = ProjectLocks()
         self._readers = asyncio.Semaphore(READERS_AT_ONCE)
@@ -486,15 +489,16 @@ class LocalRuntime(ProjectRuntime):
             "nested_pidns": self._nested_pidns,
             "die_with_parent": not self.sandboxed,
             "lock_path": lock_path,
+            "quiet_s": self._quiet_after_s,
         }
 
     def _agent_command(self, spec: ProjectSpec, home: Path, config: dict[str, Any]) -> list[str]:
         assert self._agent_home is not None, "the agent is installed before any start"
         if not self.sandboxed:
             launcher = str(self._agent_home / sandbox.AGENT_LAUNCHER)
-            return [sandbox.SYSTEM_PYTHON, "-I", launcher, "serve", json.dumps(config)]
+            return [*sandbox.AGENT_PYTHON, launcher, "serve", json.dumps(config)]
         launcher = f"{sandbox.AGENT_MOUNT}/{sandbox.AGENT_LAUNCHER}"
-        command = [sandbox.SYSTEM_PYTHON, "-I", launcher, "serve", json.dumps(config)]
+        command = [*sandbox.AGENT_PYTHON, launcher, "serve", json.dumps(config)]
         return sandbox.bwrap_argv(
             uid=spec.uid,
             project_id=spec.project_id,
@@ -837,7 +841,7 @@ class LocalRuntime(ProjectRuntime):
         assert self._agent_home is not None, "the agent is installed before any read"
         if not self.sandboxed:
             launcher = str(self._agent_home / sandbox.AGENT_LAUNCHER)
-            return [sandbox.SYSTEM_PYTHON, "-I", launcher, "once", json.dumps(config)]
+            return [*sandbox.AGENT_PYTHON, launcher, "once", json.dumps(config)]
         launcher = f"{sandbox.AGENT_MOUNT}/{sandbox.AGENT_LAUNCHER}"
         return sandbox.bwrap_argv(
             uid=spec.uid,
@@ -846,7 +850,7 @@ class LocalRuntime(ProjectRuntime):
             agent_home=self._agent_home,
             network=False,
             allow_user_namespaces=False,
-            command=[sandbox.SYSTEM_PYTHON, "-I", launcher, "once", json.dumps(config)],
+            command=[*sandbox.AGENT_PYTHON, launcher, "once", json.dumps(config)],
             tmp_bytes=READER_TMP,
             read_only=True,
         )

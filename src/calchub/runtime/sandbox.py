@@ -20,6 +20,10 @@ PROJECTS_DIR = "/projects"
 AGENT_MOUNT = "/opt/calchub"  # the agent package is AGENT_MOUNT/agent
 AGENT_LAUNCHER = "agent/__main__.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The agent uses the standard library only: -S skips site-packages and their .pth files,
+# which would add their imports to every project's start. (Jupyter kernels, which need
+# site-packages, run in a process of their own.)
+AGENT_PYTHON = (SYSTEM_PYTHON, "-I", "-S")
 PROBE_UID = 65534
 AGENT_OOM_SCORE_ADJ = -500
 

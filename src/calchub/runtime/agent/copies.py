@@ -70,7 +70,7 @@ def _pull(
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
     dst = project.rsync_path(str(req["dst"]))
-    argv = ["rsync", *flags, PROGRESS_FLAG, "-e", f"{sys.executable} -I {launcher} rsh"]
+    argv = ["rsync", *flags, PROGRESS_FLAG, "-e", f"{sys.executable} -I -S {launcher} rsh"]
     # Partial files go to a folder of this copy's own, where a killed copy's are found;
     # the shared folder itself is never copied or deleted by a copy.
     argv.append(f"--exclude=/{leftovers.FOLDER}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from .copies import rsh_main
-from .once import serve_once
-from .server import Config, serve
-
 
 def main(argv: list[str]) -> int:
+    # Each command imports only what it runs (see server.py).
     if len(argv) >= 2 and argv[1] == "rsh":
+        from .copies import rsh_main
+
         return rsh_main(argv[2:])
     if len(argv) == 3 and argv[1] == "kernels":
         from .kernels import main as kernels_main
@@ -22,8 +21,13 @@ def main(argv: list[str]) -> int:
 
         return relay_main(argv[2:])
     if len(argv) == 3 and argv[1] == "serve":
+        from .server import Config, serve
+
         return serve(Config(json.loads(argv[2])))
     if len(argv) == 3 and argv[1] == "once":
+        from .once import serve_once
+        from .project import Config
+
         return serve_once(Config(json.loads(argv[2])))
     usage = (
         "usage: agent serve CONFIG | agent once CONFIG | agent relay CONFIG_PATH"

@@ -21,6 +21,8 @@ class Config:
         self.die_with_parent: bool = bool(raw.get("die_with_parent", False))
         self.lock_path: str = raw["lock_path"]
         self.tmp_dir: str = raw.get("tmp_dir") or "/tmp"  # noqa: S108 - the sandbox's own tmpfs
+        # After this many seconds without requests the pool keeps a single idle worker.
+        self.quiet_s: float = float(raw.get("quiet_s", 5.0))
 
 
 class Project:

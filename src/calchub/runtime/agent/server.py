@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import select
 import signal
@@ -13,7 +14,7 @@ import socket
 import time
 from typing import Any
 
-from . import copies, files, jupyter, leftovers, listing
+from . import files, leftovers, listing
 from .execs import Executor
 from .kernel import (
     apply_rlimits,
@@ -27,8 +28,11 @@ from .project import Config, Project
 from .replies import Handler, answer
 from .wire import recv_frame, send_frame
 
-MIN_IDLE = 2  # idle workers kept ready
+MIN_IDLE = 2  # idle workers kept ready while the project is in use
 MAX_IDLE = 6  # idle workers beyond this retire
+# Once the project is quiet (Config.quiet_s), one idle worker is enough: an idle project
+# should cost the machine little memory, and the next request still finds a worker ready.
+MIN_IDLE_QUIET = 1
 HEADER_READ_TIMEOUT_S = 10.0
 
 __all__ = ["Config", "serve"]
@@ -101,10 +105,14 @@ class Pool:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         idle_timeout = self.project.config.idle_timeout_s
+        # Workers are forked from here: objects moved out of the collector's reach are not
+        # touched by collections in the workers, so their pages stay shared.
+        gc.collect()
+        gc.freeze()
         while True:
             self.fill()
             self.trim()
-            short = self.count("idle") < MIN_IDLE
+            short = self.count("idle") < self.wanted_idle()
             ready = select.select([self.control_r, self.wake_r], [], [], 0.05 if short else 1.0)
             if self.wake_r in ready[0]:
                 with contextlib.suppress(BlockingIOError):
@@ -118,8 +126,15 @@ class Pool:
     def count(self, state: str) -> int:
         return sum(1 for s in self.workers.values() if s == state)
 
+    def quiet(self) -> bool:
+        quiet_s = self.project.config.quiet_s
+        return time.monotonic() - self.last_activity > quiet_s and not self.count("busy")
+
+    def wanted_idle(self) -> int:
+        return MIN_IDLE_QUIET if self.quiet() else MIN_IDLE
+
     def fill(self) -> None:
-        while self.count("idle") < MIN_IDLE and time.monotonic() >= self.retry_at:
+        while self.count("idle") < self.wanted_idle() and time.monotonic() >= self.retry_at:
             try:
                 pid = os.fork()
             except OSError:
@@ -133,7 +148,7 @@ class Pool:
             self.workers[pid] = "idle"
 
     def trim(self) -> None:
-        extra = self.count("idle") - MAX_IDLE
+        extra = self.count("idle") - (MIN_IDLE_QUIET if self.quiet() else MAX_IDLE)
         for pid, state in list(self.workers.items()):
             if extra <= 0:
                 break
@@ -215,9 +230,9 @@ class Worker:
                 "du": functools.partial(files.op_du, self.project),
                 "stat": functools.partial(files.op_stat, self.project),
                 "list": functools.partial(listing.op_list, self.project),
-                "rsync_pull": functools.partial(copies.op_rsync_pull, self.project),
-                "rsync_send": functools.partial(copies.op_rsync_send, self.project),
-                "jupyter": functools.partial(jupyter.op_jupyter, self.project),
+                "rsync_pull": functools.partial(_rsync_pull, self.project),
+                "rsync_send": functools.partial(_rsync_send, self.project),
+                "jupyter": functools.partial(_jupyter, self.project),
             }
             self.serve()
         except BaseException:
@@ -270,3 +285,25 @@ class Worker:
             return
         handler = self.handlers.get(op) if isinstance(op, str) else None
         answer(conn, handler, request, fds)
+
+
+# Copies and Jupyter are imported on first use: most projects never need them, and every
+# module imported at start costs each project's start time and memory.
+
+
+def _rsync_pull(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    from . import copies
+
+    copies.op_rsync_pull(project, conn, req, fds)
+
+
+def _rsync_send(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    from . import copies
+
+    copies.op_rsync_send(project, conn, req, fds)
+
+
+def _jupyter(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    from . import jupyter
+
+    jupyter.op_jupyter(project, conn, req, fds)
