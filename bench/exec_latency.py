@@ -64,6 +64,7 @@ def fresh_sandbox_argv(rt: LocalRuntime, spec: ProjectSpec) -> list[str]:
         network=False,
         allow_user_namespaces=True,
         command=["/usr/bin/echo", "hi"],
+        tmp_bytes=16 * MB,
     )
 
 
