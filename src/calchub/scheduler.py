@@ -13,7 +13,11 @@ from calchub.accounts.sessions import forget_old_sessions
 from calchub.files.copy_worker import start_due_copies
 from calchub.hub import Hub
 from calchub.jupyter.cache import forget_expired_results
-from calchub.projects.duties import run_action_requests, stop_idle_projects
+from calchub.projects.duties import (
+    notice_ended_projects,
+    run_action_requests,
+    stop_idle_projects,
+)
 
 log = logging.getLogger("calchub.scheduler")
 
@@ -22,6 +26,7 @@ Duty = Callable[[Hub], Awaitable[None]]
 DUTIES: tuple[Duty, ...] = (
     run_action_requests,
     stop_idle_projects,
+    notice_ended_projects,
     start_due_copies,
     forget_old_sessions,
     forget_expired_results,

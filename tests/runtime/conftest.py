@@ -9,13 +9,14 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from calchub.runtime import ExecRequest, ExecResult, LocalRuntime, ProjectSpec, Quota
+from tests.runtime.slurm_cluster import SlurmCluster, missing_tools
 from tests.scratch import scratch_folder
 
 FIRST_UID, LAST_UID = 61000, 64999
@@ -162,3 +163,21 @@ def processes_of(uid: int) -> list[str]:
         if int(fields.get("Uid", "-1").split()[0]) == uid:
             found.append(cmdline)
     return found
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[SlurmCluster]:
+    """A Slurm cluster on this machine (tests/runtime/slurm_cluster.py), stopped and removed
+    at the end of the session, failed or not. Without Slurm and munge installed the tests
+    that use it are skipped, except under CI=true."""
+    if missing := missing_tools():
+        problem = f"Slurm tests need {', '.join(missing)} (apt-get install slurm-wlm munge)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {problem}")
+        pytest.skip(problem)
+    made = SlurmCluster(scratch_folder("c"))
+    try:
+        made.start()
+        yield made
+    finally:
+        made.stop()

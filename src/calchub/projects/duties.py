@@ -1,4 +1,5 @@
-"""The projects' scheduled duties: stop idle projects and carry out `action_request`s.
+"""The projects' scheduled duties: stop idle projects, carry out `action_request`s, and notice
+projects that ended on their own for a reason the runtime knows (a cluster node failed).
 
 Each duty is claimed with a conditional UPDATE, so with several hubs on one database every
 project is stopped, and every request carried out, exactly once."""
@@ -67,24 +68,55 @@ async def stop_idle_projects(hub: Hub) -> None:
             if row.last_activity is None
             else projects.c.last_activity == row.last_activity
         )
-        async with hub.engine.begin() as conn:
-            claimed = await conn.execute(
-                update(projects)
-                .where(
-                    projects.c.project_id == row.project_id,
-                    projects.c.run_state == "running",
-                    projects.c.run_state_time == row.run_state_time,
-                    unchanged,
-                )
-                .values(run_state="stopping", run_state_time=utcnow())
-            )
-        if claimed.rowcount != 1:
+        if not await _claim_running(hub, row, unchanged, run_state="stopping"):
             continue  # another hub got there first, or the project was used meanwhile
         log.info("stopping idle project %s", row.project_id)
         try:
             await stop_project(hub, row.project_id)
         except RuntimeFailure:
             log.exception("could not stop idle project %s", row.project_id)
+
+
+async def notice_ended_projects(hub: Hub) -> None:
+    """A project the database calls running whose runtime says it ended, and why, is
+    recorded as stopped with that reason (in `run_state_error`) rather than silently lost."""
+    if hub.runtime.problem:
+        return
+    async with hub.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(projects.c.project_id, projects.c.run_state_time).where(
+                    projects.c.run_state == "running"
+                )
+            )
+        ).all()
+    for row in rows:
+        try:
+            status = await hub.runtime.status(row.project_id)
+        except RuntimeFailure:
+            log.exception("could not ask for the state of project %s", row.project_id)
+            continue
+        if status.running or not status.reason:
+            continue
+        if await _claim_running(hub, row, run_state="opened", run_state_error=status.reason):
+            log.warning("project %s stopped: %s", row.project_id, status.reason)
+
+
+async def _claim_running(hub: Hub, row: Any, *conditions: Any, **values: Any) -> bool:
+    """Move a project on from "running", unless it changed since `row` was read (or
+    `conditions` no longer hold): another hub got there first."""
+    async with hub.engine.begin() as conn:
+        claimed = await conn.execute(
+            update(projects)
+            .where(
+                projects.c.project_id == row.project_id,
+                projects.c.run_state == "running",
+                projects.c.run_state_time == row.run_state_time,
+                *conditions,
+            )
+            .values(run_state_time=utcnow(), **values)
+        )
+    return claimed.rowcount == 1
 
 
 async def run_action_requests(hub: Hub) -> None:

@@ -111,8 +111,8 @@ class RuntimeStatus:
     pid: int | None
     memory_bytes: int | None
     started_at: datetime | None
-    # Why a project that was running no longer is, when the backend knows (a cluster node
-    # failed, its job was cancelled).
+    # Why a project that was running ended other than by a stop or its idle timeout, when
+    # the backend knows (a cluster node failed, its job was cancelled).
     reason: str | None = None
 
 

@@ -269,7 +269,9 @@ class SlurmRuntime(LocalRuntime):
                 memory_bytes=None,
                 started_at=datetime.fromisoformat(record["started_at"]),
             )
-        reason = None if info.active else info.describe()
+        # A clean end (the agent's idle timeout) is no failure to report.
+        clean = info.state == "COMPLETED" and info.exit_code == "0:0"
+        reason = None if info.active or clean else info.describe()
         return RuntimeStatus(
             running=False, pid=None, memory_bytes=None, started_at=None, reason=reason
         )

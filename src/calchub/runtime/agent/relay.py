@@ -239,6 +239,7 @@ def _make_tls() -> tuple[ssl.SSLContext, str]:
         )  # fmt: skip
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.num_tickets = 0  # hubs never resume a session: do not make tickets
         context.load_cert_chain(cert, key)
         with open(cert, encoding="ascii") as f:
             der = ssl.PEM_cert_to_DER_cert(f.read())
