@@ -110,6 +110,30 @@ async def test_projects_run_on_different_nodes(
         assert (await hub.status(spec.project_id)).running
 
 
+async def test_peeks_never_start_a_project(
+    hub: SlurmRuntime, projects: Projects, cluster: SlurmCluster
+) -> None:
+    spec = projects.spec(hub)
+    await hub.write_file(spec, "seen.txt", b"read where it lies")
+    job = job_id(hub, spec)
+    # Running: the agent on its node answers.
+    found = await hub.peek_file(spec, "seen.txt", 100)
+    assert found.data == b"read where it lies"
+    await hub.stop(spec.project_id)
+    assert not (await hub.status(spec.project_id)).running
+    # Stopped: read from the shared folder, and still stopped.
+    found = await hub.peek_file(spec, "seen.txt", 100)
+    assert not (await hub.status(spec.project_id)).running
+    assert found.data == b"read where it lies"
+    listing = await hub.peek_directory(spec, "", hidden=False)
+    assert [entry.name for entry in listing.entries] == ["seen.txt"]
+    assert not (await hub.status(spec.project_id)).running
+    assert not processes_of(spec.uid)
+    # No job was submitted for the reads: the last one is still the cancelled one.
+    assert f"JobName=calchub-{spec.project_id}" in cluster.scontrol("-o", "show", "job", job)
+    assert cluster.scontrol("-o", "show", "job").count(f"JobName=calchub-{spec.project_id}") == 1
+
+
 async def test_stop_cancels_the_job(
     hub: SlurmRuntime, projects: Projects, cluster: SlurmCluster
 ) -> None:

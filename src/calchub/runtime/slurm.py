@@ -44,10 +44,7 @@ from typing import Any
 
 from calchub.runtime import channel, sandbox
 from calchub.runtime.base import (
-    MAX_LISTING_ENTRIES,
     MIB,
-    DirectoryListing,
-    FileContents,
     ProjectSpec,
     RuntimeFailure,
     RuntimeOptions,
@@ -110,6 +107,7 @@ class SlurmRuntime(LocalRuntime):
         io_timeout_s: float = 60.0,
         start_timeout_s: float = 120.0,
         nested_pidns: bool = True,
+        disk: str = "none",
     ) -> None:
         super().__init__(
             projects_root,
@@ -118,6 +116,7 @@ class SlurmRuntime(LocalRuntime):
             nested_pidns=nested_pidns,
             io_timeout_s=io_timeout_s,
             start_timeout_s=start_timeout_s,
+            disk=disk,
         )
         self.hub_address = hub_address
         self.partition = partition
@@ -140,6 +139,7 @@ class SlurmRuntime(LocalRuntime):
             node_socket_root=Path(env.get("CALCHUB_SLURM_NODE_SOCKETS", "/run/calchub-node")),
             slurm_bin=env.get("CALCHUB_SLURM_BIN", ""),
             slurm_conf=env.get("SLURM_CONF", ""),
+            disk=options.disk,
         )
 
     # -- availability and layout
@@ -152,10 +152,20 @@ class SlurmRuntime(LocalRuntime):
         return None
 
     def check_available(self) -> sandbox.SandboxCheck:
-        if os.geteuid() != 0:
-            return sandbox.SandboxCheck(False, "the Slurm runtime needs root (project uids)")
+        # Hubs sandbox too: they read stopped projects in one-shot sandboxes.
+        host = sandbox.check_host()
+        if not host.available:
+            return host
         if not self.hub_address:
             return sandbox.SandboxCheck(False, "no hub address for the nodes to route to")
+        if self._disk_wanted == "image":
+            # Homes are folders on the shared storage; images would be mounted on nodes.
+            return sandbox.SandboxCheck(False, "project_disk=image is not available on Slurm")
+        if self._disk_wanted == "auto":
+            log.warning(
+                "project homes on the cluster are plain folders: disk quotas are "
+                "checked before writes and copies but do not bind commands"
+            )
         for tool in ("sbatch", "scancel", "scontrol"):
             if shutil.which(self._tool(tool)) is None:
                 return sandbox.SandboxCheck(False, f"{tool} is not installed (slurm-client)")
@@ -166,9 +176,10 @@ class SlurmRuntime(LocalRuntime):
         return sandbox.SandboxCheck(True, "ok")
 
     def _prepare_roots(self) -> None:
-        for folder in (self.projects_root, self.runtime_root):
+        for folder in (self.projects_root, self.runtime_root, self._mounts_root):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Traversable, not listable: project uids reach their own home and the agent.
+            # Traversable, not listable: project uids reach their own home and the agent
+            # (and, for a one-shot reader on a hub, its home's mount).
             os.chmod(folder, 0o711)  # noqa: S103
         self._agent_home = install_agent(self.runtime_root)
         self._key = _hub_key(self.runtime_root / ".hub.key")
@@ -412,23 +423,28 @@ class SlurmRuntime(LocalRuntime):
             raise RuntimeFailure("the project did not start")
         return self._endpoint_of(spec.project_id, record)
 
+    async def _peek(
+        self, spec: ProjectSpec, header: dict[str, Any], *, max_payload: int = 0
+    ) -> tuple[dict[str, Any], bytes]:
+        """A running project's agent answers over the network; a stopped project is read
+        where it lies, on the shared folder, by the local runtime's one-shot reader on this
+        hub (so hubs need bubblewrap too)."""
+        _check_spec(spec, True)
+        self._prepare()
+        record = self._record(spec.project_id)
+        if record is not None and self._address(spec.project_id, record["nonce"]) is not None:
+            with contextlib.suppress(channel.AgentUnreachable):
+                reply, data = await channel.call(
+                    self._endpoint_of(spec.project_id, record),
+                    header,
+                    wait_s=self._io_timeout_s,
+                    max_payload=max_payload,
+                )
+                return self._checked(spec, reply), data
+        return await super()._peek(spec, header, max_payload=max_payload)
+
     async def _ensure_running(self, spec: ProjectSpec) -> str:
         raise RuntimeFailure("this operation is not available on the Slurm runtime")
-
-    async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
-        # A one-shot reader would run on the hub, which need not be able to sandbox; on a
-        # cluster a public read goes through the project's agent, started if need be.
-        return await self.read_file_located(spec, path, max_bytes)
-
-    async def peek_directory(
-        self,
-        spec: ProjectSpec,
-        path: str,
-        hidden: bool,
-        *,
-        max_entries: int = MAX_LISTING_ENTRIES,
-    ) -> DirectoryListing:
-        return await self.list_directory(spec, path, hidden, max_entries=max_entries)
 
     async def copy_path(self, *args: Any, **kwargs: Any) -> None:
         # Copies hand an rsync connection from one sandbox to the other on one machine.
