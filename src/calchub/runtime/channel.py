@@ -142,8 +142,64 @@ async def call_on(
 async def _call(
     endpoint: Endpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
 ) -> tuple[dict[str, Any], bytes]:
+    if isinstance(endpoint, str):
+        return await _unix_exchange(endpoint, header, payload, max_payload)
     reader, writer = await _open(endpoint)
     return await _exchange(reader, writer, header, payload, max_payload)
+
+
+async def _unix_exchange(
+    path: str, header: dict[str, Any], payload: bytes | None, max_payload: int
+) -> tuple[dict[str, Any], bytes]:
+    """`_exchange` on the agent's Unix socket with the loop's socket calls: without a
+    stream reader, writer and protocol per call, an exec costs the hub noticeably less."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setblocking(False)
+    try:
+        try:
+            await loop.sock_connect(sock, path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentUnreachable("project is not running") from exc
+        await loop.sock_sendall(sock, encode(header))
+        if payload:
+            await loop.sock_sendall(sock, payload)
+        received = _Received(loop, sock)
+        (length,) = FRAME.unpack(await received.exactly(FRAME.size))
+        if length > MAX_REPLY_HEADER:
+            raise RuntimeFailure("the project sent an oversized reply")
+        reply = _decode(await received.exactly(length))
+        size = reply.get("size", 0)
+        if not isinstance(size, int) or not 0 <= size <= max_payload:
+            raise RuntimeFailure("the project sent an oversized reply")
+        data = await received.exactly(size) if size else b""
+        return reply, data
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
+    finally:
+        sock.close()
+
+
+class _Received:
+    """Reads exact byte counts from a non-blocking socket, a buffer at a time (a reply's
+    header and a small payload usually arrive in one)."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._buffer = bytearray()
+
+    async def exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            chunk = await self._loop.sock_recv(self._sock, self.CHUNK)
+            if not chunk:
+                raise RuntimeFailure("the project closed the connection (did it stop?)")
+            self._buffer += chunk
+        found = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return found
 
 
 async def _exchange(
