@@ -13,7 +13,7 @@ the hubs' background duties cost. It prints requests/s per hub and in total, CPU
 request for hubs and database, the database's share, statements per request and the most
 expensive statements.
 
-    .venv/bin/python bench/scale.py                      # about 3 minutes
+    .venv/bin/python bench/scale.py                      # about 5 minutes
     .venv/bin/python bench/scale.py --hubs 1,2,4 --seconds 20 --projects 10000
 
 Needs wrk and PostgreSQL's server binaries (Debian: postgresql, wrk); run as root the
@@ -52,16 +52,25 @@ PG_BIN = Path("/usr/lib/postgresql")
 TICK = os.sysconf("SC_CLK_TCK")
 # Share of the projects the database says are running when a run starts (a busy site).
 RUNNING_EVERY = 10
+# Of those, the ones in use during the run: commands and touches go to them. Each hub's fake
+# runtime knows only the projects it started itself, so every hub touches these first; the
+# measured window then sees a project start only where the mix asks for one.
+IN_USE = 200
 
-# The request mix, in percent; `p` is a random project and `key` its owner's API key.
+# The request mix, in percent: a random project of the site (`p`), or one of those in use
+# (clients touch and run commands in projects they have open), with its owner's API key. One
+# request in a hundred runs a command in a random project, which mostly starts it first: at
+# about 100 requests/s that is as many starts as 1,000 running projects with a 30 minute idle
+# timeout need.
 MIX = (
     (10, "ping", "v1 ping"),
     (35, "get", "v1 query: one project's title, state, last_active"),
     (10, "list", "v1 query: all of the owner's projects (title, state)"),
-    (15, "status", "conat hub projects.status (database, then the runtime)"),
-    (10, "exec", "v1 project_exec `echo hi` through the fake runtime (a real process)"),
-    (15, "touch", "v1 touch_project (records activity, at most every 10 s per project)"),
-    (5, "set", "v1 query set: a project's description (a write)"),
+    (15, "status", "conat hub projects.status"),
+    (10, "exec", "v1 project_exec `echo hi` in a project in use (a real process)"),
+    (15, "touch", "v1 touch_project of a project in use"),
+    (4, "set", "v1 query set: a project's description (a write)"),
+    (1, "exec_start", "v1 project_exec `echo hi` in a random project (mostly a start first)"),
 )
 
 LUA_MIX = """
@@ -84,10 +93,14 @@ end
 
 function request()
   counter = counter + 1
-  local roll = math.random(100)
-  local p = projects[math.random(#projects)]
+  local op = ops[math.random(100)]
+  local p
+  if op == "exec" or op == "touch" then
+    p = projects[in_use[math.random(#in_use)]]
+  else
+    p = projects[math.random(#projects)]
+  end
   local auth, id = auths[p[1]], p[2]
-  local op = ops[roll]
   if op == "ping" then
     return post("/api/v1/ping", auth, "{}")
   elseif op == "get" then
@@ -99,7 +112,7 @@ function request()
   elseif op == "status" then
     return post("/api/conat/hub", auth,
       '{"name":"projects.status","args":[{"project_id":"' .. id .. '"}]}')
-  elseif op == "exec" then
+  elseif op == "exec" or op == "exec_start" then
     return post("/api/v1/project_exec", auth, '{"project_id":"' .. id ..
       '","command":"echo","args":["hi"],"timeout":10}')
   elseif op == "touch" then
@@ -291,7 +304,11 @@ async def load_site(url: str, n_accounts: int, n_projects: int) -> Site:
         await migrate(engine)
         now = datetime.now(UTC)
         owners = [(str(uuid.uuid4()), generate_key()) for _ in range(n_accounts)]
-        project_owner = [(i % n_accounts, str(uuid.uuid4())) for i in range(n_projects)]
+        # Each owner a contiguous run of projects, so that every owner has some of the
+        # running ones (every RUNNING_EVERY-th) and none reaches the site's running limit.
+        project_owner = [
+            (i * n_accounts // n_projects, str(uuid.uuid4())) for i in range(n_projects)
+        ]
         async with engine.begin() as conn:
             await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
             await conn.execute(
@@ -394,6 +411,32 @@ def mix(only: str | None) -> list[tuple[int, str, str]]:
     return chosen
 
 
+def in_use(site: Site) -> list[int]:
+    """Indices of the projects in use: running ones (reset_site marks every RUNNING_EVERY-th
+    uid, and uids count up from UID_BASE, a multiple of it)."""
+    running = list(range(0, len(site.project_owner), RUNNING_EVERY))
+    return running[:: max(1, len(running) // IN_USE)][:IN_USE]
+
+
+async def touch_in_use(url: str, site: Site) -> None:
+    """Touch every project in use through this hub, 8 at a time; each must succeed."""
+    queue = [site.project_owner[i] for i in in_use(site)]
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            owner, project_id = queue.pop()
+            reply = await client.post(
+                "/api/v1/touch_project",
+                json={"project_id": project_id},
+                auth=(site.owners[owner][1], ""),
+            )
+            if reply.status_code != 200 or reply.json().get("event") != "success":
+                raise SystemExit(f"touch_project failed: {reply.status_code} {reply.text[:200]}")
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(8)))
+
+
 def lua_script(site: Site, folder: Path, weights: list[tuple[int, str, str]]) -> Path:
     ops = [name for weight, name, _ in weights for _ in range(weight)]
     assert len(ops) == 100, "the mix must add up to 100%"
@@ -402,6 +445,8 @@ def lua_script(site: Site, folder: Path, weights: list[tuple[int, str, str]]) ->
     lines += [f'  "Basic {a}",' for a in auths]
     lines += ["}", "projects = {"]
     lines += [f'  {{{o + 1}, "{p}"}},' for o, p in site.project_owner]
+    lines += ["}", "in_use = {"]
+    lines += [f"  {i + 1}," for i in in_use(site)]
     lines += ["}"]
     path = folder / "mix.lua"
     path.write_text("\n".join(lines) + LUA_MIX % {"ops": ", ".join(f'"{op}"' for op in ops)})
@@ -412,7 +457,7 @@ def lua_script(site: Site, folder: Path, weights: list[tuple[int, str, str]]) ->
 
 
 class Hub:
-    def __init__(self, index: int, site: Site, folder: Path) -> None:
+    def __init__(self, index: int, site: Site, folder: Path, scheduler_interval_s: float) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         data = Path(tempfile.mkdtemp(prefix=f"hub{index}-", dir=folder))
@@ -423,6 +468,7 @@ class Hub:
             f'projects_root = "{folder / "projects"}"\n'
             f'runtime_root = "{folder / "run"}"\n'
             f'install_registry = "{folder / "installs.json"}"\n'
+            f"scheduler_interval_s = {scheduler_interval_s}\n"
         )
         self.log = (data / "log").open("w")
         self.process = subprocess.Popen(
@@ -552,7 +598,7 @@ async def measure(
     n_hubs: int, site: Site, pg: Postgres, script: Path, folder: Path, args: argparse.Namespace
 ) -> Run:
     await reset_site(site.url)
-    hubs = [Hub(i, site, folder) for i in range(n_hubs)]
+    hubs = [Hub(i, site, folder, args.scheduler_interval) for i in range(n_hubs)]
     try:
         for hub in hubs:
             hub.wait_ready()
@@ -562,7 +608,8 @@ async def measure(
         idle_cpu = cpu_delta(idle_before, cpu_now(hubs, pg))
         idle_count, _ = await statements(site.url, reset=False)
         per_hub = max(1, args.connections // n_hubs)
-        # Warm-up: connection pools, key caches, the first project starts.
+        await asyncio.gather(*(touch_in_use(h.url, site) for h in hubs))
+        # Warm-up: connection pools, key caches.
         await asyncio.gather(*(wrk(h.url, script, 3, per_hub, i) for i, h in enumerate(hubs)))
         await statements(site.url, reset=True)
         before = cpu_now(hubs, pg)
@@ -619,11 +666,6 @@ def report(run: Run, base: Run | None) -> dict[str, Any]:
         },
     }
     if run.idle_cpu is not None:
-        # The duties' share of the loaded window, estimated from the window without load.
-        background = run.idle_cpu.database / run.idle_seconds * run.seconds
-        figures["db_cpu_ms_per_request_without_duties"] = round(
-            1000 * max(0.0, run.cpu.database - background) / total, 3
-        )
         figures["without_load"] = {
             "hubs_cores": round(sum(run.idle_cpu.hubs) / run.idle_seconds, 3),
             "database_cores": round(run.idle_cpu.database / run.idle_seconds, 3),
@@ -661,6 +703,13 @@ async def main() -> None:
         type=float,
         default=16.0,
         help="a window without load first (longer than the scheduler's 15 s interval)",
+    )
+    parser.add_argument(
+        "--scheduler-interval",
+        type=float,
+        default=15.0,
+        help="the hubs' scheduler_interval_s (calchub's default: 15); a long one, with"
+        " --idle-seconds long enough for the first pass, keeps the duties out of the window",
     )
     parser.add_argument("--only", help="send only this kind of request (e.g. ping, exec)")
     parser.add_argument("--json", help="also write the figures to this file")
