@@ -53,6 +53,8 @@ def build_app(settings: Settings) -> Starlette:
         hub.check_runtime()
         await hub.check_network()
         app.state.hub = hub
+        if hub.runtime.problem is None:
+            hub.spawn(hub.runtime.clean_leftovers(), "runtime leftovers")
         hub.spawn(scheduler_loop(hub, DUTIES, settings.scheduler_interval_s), "scheduler")
         try:
             yield

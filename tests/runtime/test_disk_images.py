@@ -3,6 +3,7 @@ disk and inode quota, and everything that touches a home still works. Real loop 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from calchub.runtime import (
     RuntimeFailure,
     disk_images,
     mounts,
+    procfs,
 )
 from calchub.runtime.base import MIB
 from tests.runtime.conftest import Projects
@@ -330,3 +332,28 @@ async def test_image_homes_stay_images_when_the_mode_changes_to_none(
     finally:
         await folders.close()
     assert not loops_of(image_of(images, spec))
+
+
+async def test_a_project_that_ended_unwatched_is_cleaned_up_at_server_start(
+    images: LocalRuntime, projects: Projects
+) -> None:
+    spec = projects.spec(images, QUOTA)
+    # Started by a hub that then went away: nothing watches the sandbox any more.
+    gone = LocalRuntime(images.projects_root, images.runtime_root, disk="image")
+    assert gone.check_available().available
+    await gone.start(spec)
+    await gone.close()
+    pid = (await images.status(spec.project_id)).pid
+    assert pid is not None
+    procfs.kill(procfs.tree(pid))
+    await asyncio.to_thread(os.waitpid, pid, 0)  # this process launched it: reap it
+    assert not (await images.status(spec.project_id)).running
+    mount, image = home_mount(images, spec), image_of(images, spec)
+    assert disk_images.mounted_image(mount) and loops_of(image)
+    assert images.check() is None
+    await images.clean_leftovers()
+    assert not mount.exists() and not loops_of(image)
+    assert not (images.runtime_root / spec.project_id).exists()
+    # The next start is as usual.
+    await images.start(spec)
+    assert (await run(images, spec, "echo ok")).stdout == "ok\n"

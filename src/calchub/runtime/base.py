@@ -246,6 +246,11 @@ class ProjectRuntime(ABC):
         """Why networked projects cannot run here (None: they can)."""
         return None
 
+    async def clean_leftovers(self) -> None:
+        """Remove what projects that ended while no server watched them left behind (run
+        once at server start, in the background). Backends override this."""
+        return None
+
     @abstractmethod
     async def start(self, spec: ProjectSpec) -> None:
         """Start the project; does nothing when it is already running."""

@@ -381,6 +381,30 @@ class LocalRuntime(ProjectRuntime):
         for pid in list(self._watched):
             self._unwatch(pid)
 
+    async def clean_leftovers(self) -> None:
+        """Unmount the homes of projects that ended while no hub watched them (a crash, an
+        idle timeout during an upgrade); a disk image's loop device goes with its mount.
+        A project that is running, starting or being read keeps its mount: each is checked
+        under its lock."""
+        if not self.sandboxed or self.problem is not None:
+            return
+        try:
+            names = sorted(os.listdir(self._mounts_root))
+        except FileNotFoundError:
+            return
+        for project_id in names:
+            if not _PROJECT_ID.fullmatch(project_id) or self._alive(project_id):
+                continue
+            try:
+                async with self._lock(project_id):
+                    state = load(self._state_path(project_id))
+                    if state is None or not state.alive():
+                        await self._teardown(project_id, state)
+                        self._forget(project_id)
+                        log.info("cleaned up after project %s, which ended unwatched", project_id)
+            except Exception:
+                log.exception("cleaning up after project %s failed", project_id)
+
     async def _launch(self, spec: ProjectSpec) -> None:
         project_id = spec.project_id
         home = self.projects_root / project_id
