@@ -139,6 +139,38 @@ async def call_on(
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
 
+async def call_passing(
+    socket_path: str,
+    header: dict[str, Any],
+    fd: int,
+    *,
+    wait_s: float,
+    max_payload: int = 0,
+) -> tuple[dict[str, Any], bytes]:
+    """As `call` to an agent on this machine, with a file descriptor passed along with the
+    header (SCM_RIGHTS)."""
+    try:
+        async with asyncio.timeout(wait_s):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                await asyncio.get_running_loop().sock_connect(sock, socket_path)
+                message = encode(header)
+                # A fresh connection's buffer is empty: a header this small goes at once.
+                if socket.send_fds(sock, [message], [fd]) != len(message):
+                    raise RuntimeFailure("the request did not fit the connection")
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                raise AgentUnreachable("project is not running") from exc
+            except BaseException:
+                sock.close()
+                raise
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            return await _exchange(reader, writer, None, None, max_payload)
+    except TimeoutError:
+        raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
+
+
 async def _call(
     endpoint: Endpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
 ) -> tuple[dict[str, Any], bytes]:
@@ -205,12 +237,14 @@ class _Received:
 async def _exchange(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    header: dict[str, Any],
+    header: dict[str, Any] | None,
     payload: bytes | None,
     max_payload: int,
 ) -> tuple[dict[str, Any], bytes]:
+    """Send the request (unless `header` is None: sent already) and read the reply."""
     try:
-        writer.write(encode(header))
+        if header is not None:
+            writer.write(encode(header))
         if payload:
             writer.write(payload)
         await writer.drain()

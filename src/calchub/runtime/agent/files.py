@@ -113,7 +113,38 @@ def op_write(project: Project, conn: socket.socket, req: dict[str, Any], _fds: l
     send_frame(conn, {"ok": True})
 
 
-def write_file(project: Project, given: str, payload: Incoming, quota: Any) -> None:
+def op_write_fd(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    """As op_write, with the bytes in a memory file the hub passed along (copied by the
+    kernel rather than read from the connection in pieces)."""
+    if len(fds) != 1:
+        raise ValueError("expected one file descriptor with the payload")
+    write_file(
+        project, str(req["path"]), FilePayload(fds[0], int(req["size"])), req.get("quota_bytes")
+    )
+    send_frame(conn, {"ok": True})
+
+
+class FilePayload:
+    """A write's bytes in a file the hub passed (its size checked against what was said)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            raise ValueError("the payload file does not hold the bytes announced")
+        self.fd = fd
+        self.left = size
+        self.offset = 0
+
+    def copy_to(self, out: int) -> None:
+        while self.left > 0:
+            sent = os.sendfile(out, self.fd, self.offset, self.left)
+            if sent == 0:
+                raise EOFError("the payload file ended early")
+            self.offset += sent
+            self.left -= sent
+
+
+def write_file(project: Project, given: str, payload: Incoming | FilePayload, quota: Any) -> None:
     """Replace the file atomically (a temporary file renamed over it), creating parent
     folders; a link is followed, but only ever inside this sandbox's view."""
     path = project.resolve(given)

@@ -227,6 +227,7 @@ class Worker:
                 "exec": self.executor.op_exec,
                 "read": functools.partial(files.op_read, self.project),
                 "write": functools.partial(files.op_write, self.project),
+                "write_fd": functools.partial(files.op_write_fd, self.project),
                 "du": functools.partial(files.op_du, self.project),
                 "stat": functools.partial(files.op_stat, self.project),
                 "list": functools.partial(listing.op_list, self.project),
