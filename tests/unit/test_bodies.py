@@ -43,3 +43,20 @@ def test_form_and_other_media() -> None:
     assert parse_body("application/json", b"  ") == ({}, False)
     with pytest.raises(ProtocolError, match="invalid form body"):
         parse_body("application/x-www-form-urlencoded", b"a=\xff")
+
+
+def test_json_reads_as_the_standard_library_does() -> None:
+    """The fast reader never changes a value: huge integers stay exact, floats stay
+    floats, lone surrogates are kept as they always were."""
+    text = '{"a": [123456789012345678901234567890, -18446744073709551617], "b": 1e20}'
+    assert parse_json_text(text) == {
+        "a": [123456789012345678901234567890, -18446744073709551617],
+        "b": 1e20,
+    }
+    assert isinstance(parse_json_text("[1e20]")[0], float)
+    assert parse_json_text('"\\ud800x"') == "\ud800x"
+    big = b'{"content": "' + b"x" * 1_000_000 + b'"}'
+    assert parse_json_text(big)["content"] == "x" * 1_000_000
+    for bad in (b"[1,", b"{'a': 1}", b'"\xff"'):
+        with pytest.raises(ValueError):
+            parse_json_text(bad)
