@@ -17,7 +17,7 @@ from calchub.config import Settings
 from calchub.datafolder import make_private
 from calchub.db.counters import CounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
-from calchub.locks import KeyedLocks
+from calchub.locks import KeyedLocks, Pulses
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
 from calchub.projects.aggregate import Aggregator
@@ -44,6 +44,8 @@ class Hub:
     start_locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Copies this hub carries out at once.
     copy_runners: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    # Copies this hub finished: who waits for one wakes at once instead of at its next poll.
+    copies_finished: Pulses = field(default_factory=Pulses)
     # API-key answers, reused while nothing that could change them has changed.
     key_cache: KeyCache = field(init=False)
     # Projects' quota inputs, kept in their rows while current.

@@ -1,10 +1,10 @@
-"""Per-key asyncio locks that do not outlive their use."""
+"""Per-key asyncio locks that do not outlive their use, and pulses to wait on."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 
 class KeyedLocks:
@@ -30,3 +30,24 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class Pulses:
+    """A count of events on this hub (copies it finished, say) that waiters can sleep on:
+    one who read `count` before looking elsewhere wakes as soon as it moves, and so never
+    misses an event that happened in between."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._moved = asyncio.Condition()
+
+    async def pulse(self) -> None:
+        async with self._moved:
+            self.count += 1
+            self._moved.notify_all()
+
+    async def wait_past(self, seen: int, timeout_s: float) -> None:
+        """Return once `count` differs from `seen`, or after `timeout_s`."""
+        async with self._moved:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait_for(lambda: self.count != seen), timeout_s)

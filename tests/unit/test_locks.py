@@ -1,10 +1,11 @@
-"""KeyedLocks: one holder per key at a time, and nothing kept once a key is unused."""
+"""KeyedLocks: one holder per key at a time, and nothing kept once a key is unused; Pulses:
+waiters wake when the count moves, including a move they did not see happen."""
 
 from __future__ import annotations
 
 import asyncio
 
-from calchub.locks import KeyedLocks
+from calchub.locks import KeyedLocks, Pulses
 
 
 async def test_one_holder_per_key_and_an_empty_table_after() -> None:
@@ -44,3 +45,19 @@ async def test_a_failing_holder_releases_its_key() -> None:
     assert len(locks) == 0
     async with locks.hold("a"):
         assert len(locks) == 1
+
+
+async def test_pulses_wake_waiters_and_are_never_missed() -> None:
+    pulses = Pulses()
+    seen = pulses.count
+    waiter = asyncio.create_task(pulses.wait_past(seen, 60))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await pulses.pulse()
+    await asyncio.wait_for(waiter, 5)
+    # A pulse between reading the count and waiting still ends the wait at once.
+    seen = pulses.count
+    await pulses.pulse()
+    await asyncio.wait_for(pulses.wait_past(seen, 60), 5)
+    # Without a pulse the wait ends at its timeout.
+    await pulses.wait_past(pulses.count, 0.01)

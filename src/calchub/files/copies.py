@@ -73,7 +73,9 @@ def _timeout(value: float | None) -> int | None:
 async def wait_for_copy(hub: Hub, copy_id: str) -> None:
     """Return once the copy succeeded; raise with its error when it failed."""
     try:
-        error = await copying.wait_until_finished(hub.engine, copy_id, WAIT_MAX_S)
+        error = await copying.wait_until_finished(
+            hub.engine, copy_id, WAIT_MAX_S, hub.copies_finished
+        )
     except CopyNotFinished:
         raise TimedOut(
             f"copy operation '{copy_id}' did not finish within {int(WAIT_MAX_S)} seconds; "

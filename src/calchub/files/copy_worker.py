@@ -184,4 +184,5 @@ async def _execute(hub: Hub, row: Any) -> None:
                 progress={"state": state, "elapsed_s": elapsed, **dict(latest)},
             )
         )
+    await hub.copies_finished.pulse()
     log.info("copy %s %s in %.1f s", row.id, state, elapsed)

@@ -5,7 +5,6 @@ Every copy is a row first and is carried out by whichever hub claims it
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from calchub.db.tables import copy_paths
 from calchub.db.types import utcnow
+from calchub.locks import Pulses
 
 HISTORY_PATTERN = "*.sage-history"
 WAIT_POLL_S = 0.2
@@ -66,11 +66,15 @@ async def insert_copy(engine: AsyncEngine, job: CopyJob) -> str:
     return copy_id
 
 
-async def wait_until_finished(engine: AsyncEngine, copy_id: str, timeout_s: float) -> str | None:
+async def wait_until_finished(
+    engine: AsyncEngine, copy_id: str, timeout_s: float, finished_here: Pulses
+) -> str | None:
     """The copy's error (None on success) once it finished. Polling the row, rather than
-    waiting on this hub's task, also sees copies another hub carries out."""
+    waiting on this hub's task, also sees copies another hub carries out; a copy this hub
+    finishes (`finished_here`) ends the wait at once."""
     deadline = time.monotonic() + timeout_s
     while True:
+        seen = finished_here.count
         async with engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -85,7 +89,7 @@ async def wait_until_finished(engine: AsyncEngine, copy_id: str, timeout_s: floa
             return None if row.error is None else str(row.error)
         if time.monotonic() > deadline:
             raise CopyNotFinished(copy_id)
-        await asyncio.sleep(WAIT_POLL_S)
+        await finished_here.wait_past(seen, WAIT_POLL_S)
 
 
 def op_object(row: Any) -> dict[str, Any]:
