@@ -1,0 +1,224 @@
+"""Files: a 1 MB text write + read against Jupyter Server's contents API, and a copy of
+2,000 files in 40 folders between projects against `cp -a` of the same tree.
+
+    .venv/bin/python bench/files.py [--rounds 20] [--copies 5]
+
+Starts, in this run, a real `calchub serve` (SQLite, temporary folders; needs root and
+bubblewrap for its projects) and a Jupyter Server (`pip install -e '.[bench]'`) on 127.0.0.1,
+each with a token or key of its own, and measures over HTTP on one keep-alive connection:
+
+- write + read of 1 MB of text: calchub's `write_text_file_to_project` followed by
+  `read_text_file_from_project`, against Jupyter Server's `PUT /api/contents/<path>`
+  (type file, format text) followed by `GET` of the same file with its content;
+- `copy_path_between_projects` of a tree of 40 folders with 50 files each (1-4 KB) into a
+  fresh folder of another project, against `cp -a` of that same tree on the host (from the
+  source project's home into a fresh folder on the same file system).
+
+Prints p50/p95 of each and the ratios calchub/baseline; the goals are at most 0.5x for the
+write + read and at most 2x for the copy. `--project-disk none` keeps calchub's homes as
+plain folders, as Jupyter's is (the default lets calchub choose disk images where it can).
+The two are measured in alternation, so load from elsewhere falls on both alike.
+Everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ping import HOST, ServerProcess, free_port, project_server
+
+TEXT_BYTES = 1_000_000
+FOLDERS, FILES_PER_FOLDER = 40, 50
+WRITE_READ_GOAL, COPY_GOAL = 0.5, 2.0
+# The tree, made inside the source project: sizes vary so that rsync and cp see real files.
+MAKE_TREE = (
+    f"mkdir tree && cd tree && for d in $(seq 1 {FOLDERS}); do mkdir d$d; "
+    f"for f in $(seq 1 {FILES_PER_FOLDER}); do "
+    "head -c $(( 1024 + (d * 131 + f * 71) % 3072 )) /dev/urandom > d$d/f$f.bin; done; done"
+)
+
+
+def text_of(size: int) -> str:
+    line = "The quick brown fox jumps over the lazy dog 0123456789.\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
+
+
+def clock(work: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def v1(client: httpx.Client, event: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply: dict[str, Any] = client.post(f"/api/v1/{event}", json=body).json()
+    if reply.get("event") == "error" or "error" in reply:
+        raise RuntimeError(f"{event} failed: {reply.get('error')}")
+    return reply
+
+
+def jupyter_server(root: Path, token: str) -> ServerProcess:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        f"--ServerApp.ip={HOST}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.open_browser=False",
+        "--allow-root",
+    ]
+    server = ServerProcess("jupyter", command, port)
+    deadline = time.monotonic() + 60
+    while True:  # Jupyter says it listens in a line of its own wording: ask it instead
+        try:
+            status = httpx.get(f"{server.url}/api/status", params={"token": token}, timeout=2)
+            if status.status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"Jupyter Server did not start:\n{''.join(server.lines)}")
+        time.sleep(0.2)
+
+
+def jupyter_write_read(client: httpx.Client, text: str) -> None:
+    put = client.put(
+        "/api/contents/bench.txt", json={"type": "file", "format": "text", "content": text}
+    )
+    put.raise_for_status()
+    got = client.get(
+        "/api/contents/bench.txt", params={"type": "file", "format": "text", "content": 1}
+    )
+    got.raise_for_status()
+    if got.json()["content"] != text:
+        raise RuntimeError("Jupyter Server read back something else")
+
+
+def calchub_write_read(client: httpx.Client, project_id: str, text: str) -> None:
+    v1(
+        client,
+        "write_text_file_to_project",
+        {"project_id": project_id, "path": "bench.txt", "content": text},
+    )
+    got = v1(client, "read_text_file_from_project", {"project_id": project_id, "path": "bench.txt"})
+    if got["content"] != text:
+        raise RuntimeError("calchub read back something else")
+
+
+def cp_a(source: Path, scratch: Path, round_: int) -> float:
+    target = scratch / f"copy{round_}"
+    return clock(lambda: subprocess.run(["cp", "-a", str(source), str(target)], check=True))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20, help="write + read rounds of each")
+    parser.add_argument("--copies", type=int, default=5, help="copies of the tree of each")
+    parser.add_argument(
+        "--project-disk",
+        choices=("auto", "image", "none"),
+        default="auto",
+        help="how calchub keeps homes (disk images or folders; Jupyter always uses a folder)",
+    )
+    args = parser.parse_args()
+    token = secrets.token_hex(16)
+    jupyter_root = Path(tempfile.mkdtemp(prefix="calchub-bench-jupyter-"))
+    scratch = Path(tempfile.mkdtemp(prefix="calchub-bench-cp-"))
+    server, folders = project_server("--project-disk", args.project_disk)
+    jupyter: ServerProcess | None = None
+    try:
+        jupyter = jupyter_server(jupyter_root, token)
+        server.wait_ready()
+        key = server.printed_key
+        assert key, "no admin key printed"
+        text = text_of(TEXT_BYTES)
+        with (
+            httpx.Client(base_url=server.url, auth=(key, ""), timeout=300) as hub,
+            httpx.Client(
+                base_url=jupyter.url, headers={"Authorization": f"token {token}"}, timeout=300
+            ) as jup,
+        ):
+            source = v1(hub, "create_project", {"title": "bench source"})["project_id"]
+            target = v1(hub, "create_project", {"title": "bench target"})["project_id"]
+            for _ in range(3):  # warm up both (and start the project)
+                jupyter_write_read(jup, text)
+                calchub_write_read(hub, source, text)
+            jupyter_times, calchub_times = [], []
+            for _ in range(args.rounds):  # interleaved, so load from others hits both alike
+                jupyter_times.append(clock(lambda: jupyter_write_read(jup, text)))
+                calchub_times.append(clock(lambda: calchub_write_read(hub, source, text)))
+
+            body = {"project_id": source, "command": MAKE_TREE, "bash": True, "timeout": 300}
+            made = v1(hub, "project_exec", body)
+            if made.get("exit_code"):
+                raise RuntimeError(f"making the tree failed: {made.get('stderr')}")
+            # The running project's home as the host sees it: its disk image's mount, or
+            # its folder.
+            mounted = folders[2] / ".homes" / source / "tree"
+            tree = mounted if mounted.is_dir() else folders[1] / source / "tree"
+            copy = {"src_project_id": source, "src_path": "tree", "target_project_id": target}
+            v1(hub, "copy_path_between_projects", {**copy, "target_path": "warm"})
+            cp_a(tree, scratch, -1)
+            cp_times, copy_times = [], []
+            for n in range(args.copies):
+                cp_times.append(cp_a(tree, scratch, n))
+                copy_times.append(
+                    clock(
+                        lambda n=n: v1(
+                            hub, "copy_path_between_projects", {**copy, "target_path": f"c{n}"}
+                        )
+                    )
+                )
+            counted = v1(
+                hub,
+                "project_exec",
+                {"project_id": target, "command": "find c0 -type f | wc -l", "bash": True},
+            )
+            if int(counted["stdout"]) != FOLDERS * FILES_PER_FOLDER:
+                raise RuntimeError(f"the copy holds {counted['stdout'].strip()} files")
+        j, c = percentiles(jupyter_times), percentiles(calchub_times)
+        cp, cc = percentiles(cp_times), percentiles(copy_times)
+        print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+        print(f"calchub homes: --project-disk {args.project_disk}")
+        print(f"1 MB write + read, Jupyter Server  p50 {j[0]:8.2f} ms   p95 {j[1]:8.2f} ms")
+        print(f"1 MB write + read, calchub         p50 {c[0]:8.2f} ms   p95 {c[1]:8.2f} ms")
+        print(f"  calchub / Jupyter p50 {c[0] / j[0]:.2f}x (goal <= {WRITE_READ_GOAL}x)")
+        files = FOLDERS * FILES_PER_FOLDER
+        label = f"copy {files} files in {FOLDERS} folders,"
+        print(f"{label} cp -a    p50 {cp[0]:8.1f} ms   p95 {cp[1]:8.1f} ms")
+        print(f"{label} calchub  p50 {cc[0]:8.1f} ms   p95 {cc[1]:8.1f} ms")
+        print(f"  calchub / cp -a p50 {cc[0] / cp[0]:.2f}x (goal <= {COPY_GOAL}x)")
+        return 0
+    finally:
+        server.stop()
+        if jupyter is not None:
+            jupyter.stop()
+        for folder in (*folders, jupyter_root, scratch):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
