@@ -48,6 +48,12 @@ class Executor:
             if nested:
                 back_to_own_pid_namespace(self.own_pidns)
 
+    def release(self) -> None:
+        """Let the prepared init go (the worker reaps it once it has ended)."""
+        init, self.init = self.init, None
+        if init is not None:
+            init.discard()
+
     def op_exec(self, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
         init, self.init = self.init, None
         if init is None:

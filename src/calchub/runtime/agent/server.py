@@ -246,9 +246,17 @@ class Worker:
 
     def serve(self) -> None:
         assert self.executor is not None
+        inherited = [self.listener.fileno(), self.control]
+        served = time.monotonic()
         while not self.retiring:
-            self.executor.prepare(close=[self.listener.fileno(), self.control])
-            reap_children()  # inits that outlived their exec because of background jobs
+            # The exec init is forked ahead while the project is in use; once it is quiet
+            # the init goes (one process less per idle project) and the next request that
+            # comes forks one first.
+            if time.monotonic() - served <= self.project.config.quiet_s:
+                self.executor.prepare(close=inherited)
+            else:
+                self.executor.release()
+            reap_children()  # inits that outlived their exec, or were let go
             if not select.select([self.listener], [], [], 1.0)[0]:
                 continue
             try:
@@ -257,7 +265,9 @@ class Worker:
                 continue  # another worker took it
             with conn:
                 conn.setblocking(True)
+                self.executor.prepare(close=[*inherited, conn.fileno()])
                 self.serve_connection(conn)
+            served = time.monotonic()
 
     def serve_connection(self, conn: socket.socket) -> None:
         fds: list[int] = []
