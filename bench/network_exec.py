@@ -5,9 +5,10 @@ reaches projects on cluster nodes) against the local agent's Unix socket.
 
 Both projects run in the same bubblewrap sandbox on this machine, started in this run: one
 by LocalRuntime, one behind the relay a cluster job would run (started here directly,
-listening on loopback). The difference is the channel: a TCP connection, a TLS 1.3
-handshake with the pinned certificate, the token, and the relay's hop to the agent's socket,
-per call. Needs root and bubblewrap, like sandboxed projects themselves.
+listening on loopback). The difference is the channel: TLS over TCP on a kept connection
+(the handshake with the pinned certificate and the token are paid once, in the warm-up) and
+the relay's hop to the agent's socket. Needs root and bubblewrap, like sandboxed projects
+themselves.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +195,42 @@ async def test_a_networked_quota_gets_no_network_on_a_node(projects: Projects) -
         running.proc.send_signal(signal.SIGTERM)
         running.proc.wait(timeout=30)
     assert reply["stdout"] == "lo\n"
+
+
+async def test_calls_share_one_kept_connection(relayed: Relayed) -> None:
+    ping = {"op": "ping"}
+    await channel.call(relayed.endpoint, ping, wait_s=30)
+    kept = channel._kept_here()._idle[relayed.endpoint]
+    assert len(kept) == 1
+    writer = kept[0][1][1]
+    for _ in range(5):
+        await channel.call(relayed.endpoint, ping, wait_s=30)
+    kept = channel._kept_here()._idle[relayed.endpoint]
+    assert [conn[1] for _, conn in kept] == [writer]
+    # Calls at once each get a connection; all are kept for later, up to a bound.
+    replies = await asyncio.gather(
+        *(
+            channel.call(relayed.endpoint, exec_header("echo $((1+1))"), wait_s=30)
+            for _ in range(12)
+        )
+    )
+    assert {reply["stdout"] for reply, _ in replies} == {"2\n"}
+    assert len(channel._kept_here()._idle[relayed.endpoint]) == channel.KEEP_PER_ENDPOINT
+    channel.close_kept()
+
+
+async def test_a_hub_that_hangs_up_stops_the_command(relayed: Relayed) -> None:
+    with pytest.raises(RuntimeFailure, match="Timed out"):
+        await channel.call(
+            relayed.endpoint, exec_header("echo $$ > sleeper.pid; exec sleep 600"), wait_s=3
+        )
+    home = relayed.runtime.projects_root / relayed.spec.project_id
+    # The relay tells the agent, which kills the command nobody waits for.
+    deadline = time.monotonic() + 60
+    while any("sleep 600" in line for line in processes_of(relayed.spec.uid)):
+        assert time.monotonic() < deadline, "the command outlived the hub's call"
+        await asyncio.sleep(0.1)
+    assert (home / "sleeper.pid").exists()
+    # The connection is not reused after that, and the next call works.
+    reply, _ = await channel.call(relayed.endpoint, exec_header("echo fine"), wait_s=30)
+    assert reply["stdout"] == "fine\n"

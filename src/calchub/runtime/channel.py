@@ -1,10 +1,11 @@
 """The hub's side of the agent protocol (see calchub.runtime.agent for the wire format).
 
-One connection per call, to the agent's Unix socket on this machine or, for a project on
+One connection per call to the agent's Unix socket on this machine or, for a project on
 another machine, over TCP with TLS to the relay in front of it (calchub.runtime.agent.relay):
 the relay's certificate is pinned by fingerprint and the first frame carries the project's
-token. Replies come from inside a sandbox, so they are treated as untrusted input: sizes are
-bounded and shapes are checked before anything is believed.
+token; such connections are kept for the next call. Replies come from inside a sandbox, so
+they are treated as untrusted input: sizes are bounded and shapes are checked before
+anything is believed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socket
 import ssl
 import struct
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,10 @@ MAX_REPLY_HEADER = 128 * 1024 * 1024  # two 10M-character outputs, JSON-escaped
 
 
 CONNECT_TIMEOUT_S = 5.0  # a node that does not answer by then is taken for dead
+# Connections to relays are kept for reuse this long (the relay closes them after 30 s)...
+KEEP_IDLE_S = 10.0
+# ...and this many per project.
+KEEP_PER_ENDPOINT = 8
 
 
 class AgentUnreachable(RuntimeFailure):
@@ -65,12 +71,10 @@ def _client_tls() -> ssl.SSLContext:
 _TLS = _client_tls()
 
 
-async def _open(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    if isinstance(endpoint, str):
-        try:
-            return await asyncio.open_unix_connection(endpoint)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise AgentUnreachable("project is not running") from exc
+async def _open(
+    endpoint: NetworkEndpoint,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the relay, its certificate checked and the token sent."""
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             reader, writer = await asyncio.open_connection(
@@ -176,8 +180,7 @@ async def _call(
 ) -> tuple[dict[str, Any], bytes]:
     if isinstance(endpoint, str):
         return await _unix_exchange(endpoint, header, payload, max_payload)
-    reader, writer = await _open(endpoint)
-    return await _exchange(reader, writer, header, payload, max_payload)
+    return await _network_call(endpoint, header, payload, max_payload)
 
 
 async def _unix_exchange(
@@ -234,21 +237,108 @@ class _Received:
         return found
 
 
+class _Stale(Exception):
+    """A kept connection was closed before it carried the request (the relay closes idle
+    ones): nothing reached the agent, so the request may go on a new connection."""
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class _KeptConnections:
+    """Authenticated connections to relays, kept for the next request: a TLS handshake
+    costs far more than a request."""
+
+    def __init__(self) -> None:
+        self._idle: dict[NetworkEndpoint, list[tuple[float, Connection]]] = {}
+
+    def take(self, endpoint: NetworkEndpoint) -> Connection | None:
+        kept = self._idle.get(endpoint, [])
+        while kept:
+            since, (reader, writer) = kept.pop()
+            fresh = time.monotonic() - since < KEEP_IDLE_S
+            if fresh and not writer.is_closing() and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        self._idle.pop(endpoint, None)
+        return None
+
+    def give(self, endpoint: NetworkEndpoint, connection: Connection) -> None:
+        kept = self._idle.setdefault(endpoint, [])
+        if len(kept) >= KEEP_PER_ENDPOINT:
+            connection[1].close()
+            return
+        kept.append((time.monotonic(), connection))
+
+    def close(self) -> None:
+        for kept in self._idle.values():
+            for _, (_, writer) in kept:
+                writer.close()
+        self._idle.clear()
+
+
+# Per event loop: a connection belongs to the loop it was made on.
+_kept: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptConnections] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _kept_here() -> _KeptConnections:
+    loop = asyncio.get_running_loop()
+    if loop not in _kept:
+        _kept[loop] = _KeptConnections()
+    return _kept[loop]
+
+
+def close_kept() -> None:
+    """Close this event loop's kept connections (a runtime that closes calls it)."""
+    with contextlib.suppress(RuntimeError):
+        _kept_here().close()
+
+
+async def _network_call(
+    endpoint: NetworkEndpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
+) -> tuple[dict[str, Any], bytes]:
+    kept = _kept_here()
+    connection = kept.take(endpoint)
+    if connection is not None:
+        try:
+            result = await _exchange(*connection, header, payload, max_payload, reused=True)
+        except _Stale:
+            pass
+        else:
+            kept.give(endpoint, connection)
+            return result
+    connection = await _open(endpoint)
+    result = await _exchange(*connection, header, payload, max_payload, keep=True)
+    kept.give(endpoint, connection)
+    return result
+
+
 async def _exchange(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     header: dict[str, Any] | None,
     payload: bytes | None,
     max_payload: int,
+    *,
+    keep: bool = False,
+    reused: bool = False,
 ) -> tuple[dict[str, Any], bytes]:
-    """Send the request (unless `header` is None: sent already) and read the reply."""
+    """Send the request (unless `header` is None: sent already) and read the reply. The
+    connection is closed afterwards unless `keep` (or `reused`) and all went well; a
+    `reused` one that ends before the reply raises _Stale."""
+    replied = False
+    done = False
     try:
         if header is not None:
             writer.write(encode(header))
         if payload:
             writer.write(payload)
         await writer.drain()
-        (length,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+        head = await reader.readexactly(FRAME.size)
+        replied = True
+        (length,) = FRAME.unpack(head)
         if length > MAX_REPLY_HEADER:
             raise RuntimeFailure("the project sent an oversized reply")
         reply = _decode(await reader.readexactly(length))
@@ -256,15 +346,22 @@ async def _exchange(
         if not isinstance(size, int) or not 0 <= size <= max_payload:
             raise RuntimeFailure("the project sent an oversized reply")
         data = await reader.readexactly(size) if size else b""
+        done = True
         return reply, data
-    except asyncio.IncompleteReadError as exc:
-        raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
-    except (ConnectionResetError, BrokenPipeError, ssl.SSLError) as exc:
+    except (
+        asyncio.IncompleteReadError,
+        ConnectionResetError,
+        BrokenPipeError,
+        ssl.SSLError,
+    ) as exc:
+        if reused and not replied:
+            raise _Stale from exc
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
     finally:
-        writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
+        if not (done and (keep or reused)):
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
 
 
 class SyncChannel:

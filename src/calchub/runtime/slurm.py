@@ -297,7 +297,7 @@ class SlurmRuntime(LocalRuntime):
             await channel.call(endpoint, {"op": "touch"}, wait_s=5)
 
     async def close(self) -> None:
-        return None
+        channel.close_kept()
 
     async def _submit(self, spec: ProjectSpec) -> None:
         project_id = spec.project_id

@@ -10,6 +10,8 @@ published in `address.json` next to the config, in a root-only folder the hubs s
 pin it, so nobody else can pose as this project. A hub proves itself with the project's token
 in the first frame of each connection; this side holds only the token's SHA-256 digest and
 compares in constant time. Until a connection has proven itself, nothing reaches the agent.
+A proven connection may carry one request after another (the handshake is what costs), each
+passed to the agent on a Unix connection of its own, as the agent's protocol has it.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import time
 from typing import Any
 
 from .kernel import descendants_of
-from .wire import recv_frame, send_frame
+from .wire import MAX_HEADER, recv_frame, send_frame
 
 FRAME = struct.Struct(">I")
 AGENT_FD = 3  # where the sandbox finds its listening socket
 MAX_AUTH_FRAME = 1024
 HANDSHAKE_TIMEOUT_S = 10.0
+# A hub keeps connections for reuse for less than this (calchub.runtime.channel).
+IDLE_CONNECTION_S = 30.0
 CHUNK = 1 << 16
 
 
@@ -58,6 +62,7 @@ class Relay:
         self.sock_path = os.path.join(self.sock_dir, "sock")
         self.digest = bytes.fromhex(config["token_digest"])
         self.sandbox: subprocess.Popen[bytes] | None = None
+        self.clients: set[asyncio.StreamWriter] = set()
 
     async def run(self) -> int:
         try:
@@ -86,6 +91,9 @@ class Relay:
                 loop.remove_reader(pidfd)
                 os.close(pidfd)
             server.close()
+            # Hubs keep idle connections open: end them without waiting for goodbyes.
+            for client in list(self.clients):
+                client.transport.abort()
             return code
         finally:
             self._cleanup()
@@ -170,22 +178,66 @@ class Relay:
             os.rmdir(self.sock_dir)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One hub connection: after the token, requests one after another, each on a
+        connection of its own to the agent, until the hub hangs up or leaves it idle."""
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
                 authorised = await self._authorised(reader)
             if not authorised:
                 return
-            agent_reader, agent_writer = await asyncio.open_unix_connection(self.sock_path)
-            try:
-                await asyncio.gather(_pump(reader, agent_writer), _pump(agent_reader, writer))
-            finally:
-                agent_writer.close()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
+            self.clients.add(writer)
+            while await self._relay_one(reader, writer):
+                pass
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
+            self.clients.discard(writer)
             writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+            # A hub that vanished never says goodbye: do not wait for it long.
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                    await writer.wait_closed()
+
+    async def _relay_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Pass one request to the agent and its reply back; False when the connection is
+        done (idle too long, or the hub hung up before or during the request)."""
+        try:
+            async with asyncio.timeout(IDLE_CONNECTION_S):
+                head = await reader.readexactly(FRAME.size)
+        except (TimeoutError, asyncio.IncompleteReadError):
+            return False
+        request, size = await _frame(reader, head)
+        agent_reader, agent_writer = await asyncio.open_unix_connection(self.sock_path)
+        try:
+            agent_writer.write(request)
+            await _copy(reader, agent_writer, size)
+            # While the agent works the hub sends nothing: a read that ends means it hung
+            # up, and the agent is told so (it stops a command nobody waits for).
+            hung_up = asyncio.ensure_future(reader.read(1))
+            replied = asyncio.ensure_future(_frame(agent_reader))
+            try:
+                await asyncio.wait({hung_up, replied}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hung_up.cancel()
+                replied.cancel()
+                # Both really over before the streams are read again.
+                await asyncio.gather(hung_up, replied, return_exceptions=True)
+            if not hung_up.cancelled() or replied.cancelled():
+                return False  # it hung up, or sent something out of turn: done
+            try:
+                reply, reply_size = replied.result()
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                # The request reached the agent, which failed it: say so, rather than
+                # hang up, which the hub would take for a connection closed while idle.
+                failed = {"code": "EAGENT", "message": "the project's agent failed the request"}
+                writer.write(_encode({"ok": False, "error": failed}))
+                await writer.drain()
+                return False
+            writer.write(reply)
+            await _copy(agent_reader, writer, reply_size)
+            return True
+        finally:
+            agent_writer.close()
 
     async def _authorised(self, reader: asyncio.StreamReader) -> bool:
         (length,) = FRAME.unpack(await reader.readexactly(FRAME.size))
@@ -199,15 +251,33 @@ class Relay:
         return hmac.compare_digest(presented, self.digest)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then pass the end on (the agent notices a hub that hung
-    up by reading end of stream)."""
-    while data := await reader.read(CHUNK):
+async def _frame(reader: asyncio.StreamReader, head: bytes = b"") -> tuple[bytes, int]:
+    """A whole header frame as it came (length and JSON), and the payload size it
+    announces; `head` is its length when already read."""
+    head = head or await reader.readexactly(FRAME.size)
+    (length,) = FRAME.unpack(head)
+    if length > MAX_HEADER:
+        raise ValueError("header too large")
+    data = await reader.readexactly(length)
+    size = json.loads(data).get("size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError("bad payload size")
+    return head + data, size
+
+
+def _encode(header: dict[str, Any]) -> bytes:
+    data = json.dumps(header).encode()
+    return FRAME.pack(len(data)) + data
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size: int) -> None:
+    while size > 0:
+        data = await reader.read(min(size, CHUNK))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", size)
         writer.write(data)
         await writer.drain()
-    if writer.can_write_eof():
-        with contextlib.suppress(OSError):
-            writer.write_eof()
+        size -= len(data)
 
 
 def _settle(future: asyncio.Future[int], code: int) -> None:
