@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -224,8 +225,10 @@ async def test_an_idle_project_ends_its_job(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
     assert status.reason is None  # an idle end is no failure
-    # The job ends as a success once Slurm has cleaned up after it (COMPLETING first).
-    while "JobState=COMPLETING" in (shown := cluster.scontrol("-o", "show", "job", job)):
+    # The job ends as a success once its relay has exited and Slurm has cleaned up.
+    while re.search(
+        r"JobState=(RUNNING|COMPLETING) ", shown := cluster.scontrol("-o", "show", "job", job)
+    ):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
     assert "JobState=COMPLETED" in shown, shown
