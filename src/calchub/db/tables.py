@@ -314,6 +314,8 @@ projects = Table(
     Column("quota_inputs", Json, nullable=True),
     Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
     Index("ix_projects_action_state", "action_state"),
+    # The running-projects limit counts an owner's running projects at every start.
+    Index("ix_projects_owner_run_state", "owner_id", "run_state"),
 )
 Index(
     "ix_projects_owner_name",

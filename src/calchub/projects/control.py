@@ -20,6 +20,7 @@ from calchub.projects.access import project_and_role
 from calchub.projects.file_activity import mark_project_used
 from calchub.projects.lifecycle import (
     ensure_running,
+    note_use_if_running,
     record_activity,
     start_project,
     stop_project,
@@ -62,12 +63,19 @@ async def stop(hub: Hub, actor: Actor, project_id: Any) -> None:
 
 
 async def touch(hub: Hub, actor: Actor, project_id: Any) -> None:
-    """The caller uses the project now: note it, and start the project if it is stopped."""
+    """The caller uses the project now: note it, and start the project if it is stopped
+    (one the database calls running is only noted, as in touch_project)."""
     project = await _member_project(hub, actor, project_id, "touch it")
-    if actor.account_id is not None:
-        async with hub.engine.begin() as conn:
+    async with hub.engine.begin() as conn:
+        if actor.account_id is not None:
             await mark_project_used(conn, project.project_id, actor.account_id, actor.now)
-    await start(hub, actor, project.project_id)
+        running = (
+            project.run_state == "running"
+            and not hub.runtime.problem
+            and await note_use_if_running(conn, project.project_id, actor.now)
+        )
+    if not running:
+        await start(hub, actor, project.project_id)
 
 
 async def state(hub: Hub, actor: Actor, project_id: Any) -> dict[str, Any]:

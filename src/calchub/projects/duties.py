@@ -2,7 +2,8 @@
 projects that ended on their own for a reason the runtime knows (a cluster node failed).
 
 Each duty is claimed with a conditional UPDATE, so with several hubs on one database every
-project is stopped, and every request carried out, exactly once."""
+project is stopped, and every request carried out, exactly once. The idle scan itself runs
+on one hub per interval (db/passes.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from calchub.db.passes import claim_pass
 from calchub.db.tables import projects
 from calchub.db.types import utcnow
 from calchub.errors import DomainError
 from calchub.hub import Hub
 from calchub.projects.lifecycle import project_spec, restart_project, start_project, stop_project
-from calchub.projects.store import get_project
+from calchub.projects.quotas import default_quota
+from calchub.projects.store import get_project, running_projects_idle_since
 from calchub.runtime import RuntimeFailure
 
 log = logging.getLogger("calchub.projects")
@@ -42,22 +45,22 @@ async def request_action(hub: Hub, project_id: str, action: str) -> None:
 
 
 async def stop_idle_projects(hub: Hub) -> None:
+    """Stop the running projects unused for longer than their quota's idle timeout. One hub
+    per interval scans (the others skip it), and the scan reads only the projects unused for
+    longer than the site's default timeout, the shortest any project has: upgrades (`mintime`)
+    only lengthen it, and licenses only turn it off. Their own timeouts come from the quota
+    inputs kept in their rows, so checking a candidate costs no further query."""
+    interval = hub.settings.scheduler_interval_s
+    if not await claim_pass(hub.engine, "stop_idle_projects", interval, utcnow()):
+        return
+    site = await hub.site.all()
     now = utcnow()
+    shortest = timedelta(seconds=max(0, default_quota(site).idle_timeout_s))
     async with hub.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(
-                    projects.c.project_id, projects.c.last_activity, projects.c.run_state_time
-                ).where(projects.c.run_state == "running")
-            )
-        ).all()
-    for row in rows:
-        async with hub.engine.connect() as conn:
-            project = await get_project(conn, row.project_id)
-        if project is None:
-            continue
-        spec = await project_spec(hub, project)
-        seen = row.last_activity or row.run_state_time
+        candidates = await running_projects_idle_since(conn, now - shortest)
+    for project in candidates:
+        spec = await project_spec(hub, project, site)
+        seen = project.last_activity or project.run_state_time
         if spec.quota.idle_timeout_s == 0:  # never stopped for idleness (always running)
             continue
         if now - seen < timedelta(seconds=spec.quota.idle_timeout_s):
@@ -65,16 +68,16 @@ async def stop_idle_projects(hub: Hub) -> None:
         # The claim fails if the project was used (or restarted) since we looked.
         unchanged = (
             projects.c.last_activity.is_(None)
-            if row.last_activity is None
-            else projects.c.last_activity == row.last_activity
+            if project.last_activity is None
+            else projects.c.last_activity == project.last_activity
         )
-        if not await _claim_running(hub, row, unchanged, run_state="stopping"):
+        if not await _claim_running(hub, project, unchanged, run_state="stopping"):
             continue  # another hub got there first, or the project was used meanwhile
-        log.info("stopping idle project %s", row.project_id)
+        log.info("stopping idle project %s", project.project_id)
         try:
-            await stop_project(hub, row.project_id)
+            await stop_project(hub, project.project_id)
         except RuntimeFailure:
-            log.exception("could not stop idle project %s", row.project_id)
+            log.exception("could not stop idle project %s", project.project_id)
 
 
 async def notice_ended_projects(hub: Hub) -> None:

@@ -18,6 +18,7 @@ from calchub.errors import Invalid, Unavailable
 from calchub.hub import Hub
 from calchub.projects.access import check_project_access
 from calchub.projects.creation import start_in_background
+from calchub.projects.lifecycle import note_use_if_running
 
 # A project is marked used by an account at most this often.
 TOUCH_INTERVAL = timedelta(seconds=30)
@@ -96,14 +97,21 @@ async def log_file_access(
 
 
 async def touch_project(hub: Hub, actor: Actor, project_id: str) -> None:
-    """touch_project: the caller uses the project now, which starts it when stopped."""
+    """touch_project: the caller uses the project now, which starts it when stopped.
+
+    A project the database calls running is not started (nor asked about): its use is noted
+    and nothing more, as exec does (see ensure_running)."""
     project = await check_project_access(hub, actor, project_id)
     async with hub.engine.begin() as conn:
         await mark_project_used(conn, project.project_id, actor.caller, actor.now)
+        running = project.run_state == "running" and await note_use_if_running(
+            conn, project.project_id, actor.now
+        )
     # Said at once: a start that can never happen is not a success.
     if hub.runtime.problem:
         raise Unavailable(hub.runtime.problem)
-    start_in_background(hub, project.project_id)
+    if not running:
+        start_in_background(hub, project.project_id)
 
 
 _UNITS = {

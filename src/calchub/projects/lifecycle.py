@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import accounts, projects
 from calchub.db.types import utcnow
@@ -76,6 +77,18 @@ async def record_activity(hub: Hub, project: ProjectRow) -> None:
             .where(projects.c.project_id == project.project_id)
             .values(last_activity=now)
         )
+
+
+async def note_use_if_running(conn: AsyncConnection, project_id: str, now: datetime) -> bool:
+    """Record the use of a project the database says is running, and say whether it was.
+    The row is written only under that condition, so the idle stop's claim, which needs
+    the activity it read, cannot stop the project once this is committed."""
+    noted = await conn.execute(
+        update(projects)
+        .where(projects.c.project_id == project_id, projects.c.run_state == "running")
+        .values(last_activity=now)
+    )
+    return noted.rowcount == 1
 
 
 async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:

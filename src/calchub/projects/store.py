@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.db.tables import counters, project_users, projects
@@ -66,6 +66,23 @@ async def get_project(conn: AsyncConnection, project_id: str) -> ProjectRow | No
         )
     ).first()
     return _row(row) if row else None
+
+
+async def running_projects_idle_since(conn: AsyncConnection, cutoff: datetime) -> list[ProjectRow]:
+    """The running projects not used since `cutoff` (never used: not since they started)."""
+    rows = await conn.execute(
+        select(projects).where(
+            projects.c.run_state == "running",
+            projects.c.deleted.is_(False),
+            # Spelt out rather than coalesce(), so that the (run_state, last_activity) index
+            # serves the common case.
+            or_(
+                projects.c.last_activity < cutoff,
+                and_(projects.c.last_activity.is_(None), projects.c.run_state_time < cutoff),
+            ),
+        )
+    )
+    return [_row(row) for row in rows]
 
 
 _membership = project_users.alias("membership")
