@@ -53,8 +53,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 # Share of the projects the database says are running when a run starts (a busy site).
 RUNNING_EVERY = 10
 # Of those, the ones in use during the run: commands and touches go to them. Each hub's fake
-# runtime knows only the projects it started itself, so every hub touches these first; the
-# measured window then sees a project start only where the mix asks for one.
+# runtime knows only the projects it started itself, so every hub runs a command in each of
+# these first (a touch of a running project does not start it); the measured window then
+# sees a project start only where the mix asks for one.
 IN_USE = 200
 
 # The request mix, in percent: a random project of the site (`p`), or one of those in use
@@ -418,20 +419,21 @@ def in_use(site: Site) -> list[int]:
     return running[:: max(1, len(running) // IN_USE)][:IN_USE]
 
 
-async def touch_in_use(url: str, site: Site) -> None:
-    """Touch every project in use through this hub, 8 at a time; each must succeed."""
+async def start_in_use(url: str, site: Site) -> None:
+    """Run `true` in every project in use through this hub, 8 at a time, so that its fake
+    runtime knows them as running; each must succeed."""
     queue = [site.project_owner[i] for i in in_use(site)]
 
     async def worker(client: httpx.AsyncClient) -> None:
         while queue:
             owner, project_id = queue.pop()
             reply = await client.post(
-                "/api/v1/touch_project",
-                json={"project_id": project_id},
+                "/api/v1/project_exec",
+                json={"project_id": project_id, "command": "true"},
                 auth=(site.owners[owner][1], ""),
             )
-            if reply.status_code != 200 or reply.json().get("event") != "success":
-                raise SystemExit(f"touch_project failed: {reply.status_code} {reply.text[:200]}")
+            if reply.status_code != 200 or reply.json().get("event") == "error":
+                raise SystemExit(f"project_exec failed: {reply.status_code} {reply.text[:200]}")
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(8)))
@@ -608,7 +610,7 @@ async def measure(
         idle_cpu = cpu_delta(idle_before, cpu_now(hubs, pg))
         idle_count, _ = await statements(site.url, reset=False)
         per_hub = max(1, args.connections // n_hubs)
-        await asyncio.gather(*(touch_in_use(h.url, site) for h in hubs))
+        await asyncio.gather(*(start_in_use(h.url, site) for h in hubs))
         # Warm-up: connection pools, key caches.
         await asyncio.gather(*(wrk(h.url, script, 3, per_hub, i) for i, h in enumerate(hubs)))
         await statements(site.url, reset=True)
