@@ -17,7 +17,7 @@ from calchub.config import Settings
 from calchub.datafolder import make_private
 from calchub.db.counters import CounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
-from calchub.locks import KeyedLocks, Pulses
+from calchub.locks import KeyedCounts, KeyedLocks, Pulses
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
 from calchub.projects.aggregate import Aggregator
@@ -26,6 +26,10 @@ from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
 
 log = logging.getLogger("calchub")
+
+
+# At most this many public reads of one client at once on one hub.
+PUBLIC_READS_PER_CLIENT = 2
 
 
 @dataclass
@@ -46,6 +50,9 @@ class Hub:
     copy_runners: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # Copies this hub finished: who waits for one wakes at once instead of at its next poll.
     copies_finished: Pulses = field(default_factory=Pulses)
+    # Public reads (of files and listings) each client has under way on this hub, so that
+    # one client cannot take every one-shot reader of stopped projects.
+    public_reads: KeyedCounts = field(default_factory=lambda: KeyedCounts(PUBLIC_READS_PER_CLIENT))
     # API-key answers, reused while nothing that could change them has changed.
     key_cache: KeyCache = field(init=False)
     # Projects' quota inputs, kept in their rows while current.

@@ -51,3 +51,30 @@ class Pulses:
         async with self._moved:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait_for(lambda: self.count != seen), timeout_s)
+
+
+class KeyedCounts:
+    """How many of something each key has under way, up to `limit` each; a key is dropped
+    once it has none, so the table stays as small as the number of keys in use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def try_take(self, key: str) -> bool:
+        """Count one more for `key`, or return False when it already has `limit`."""
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        count = self._counts[key] - 1
+        if count:
+            self._counts[key] = count
+        else:
+            del self._counts[key]
+
+    def __len__(self) -> int:
+        return len(self._counts)

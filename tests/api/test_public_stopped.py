@@ -4,9 +4,13 @@ public_get_directory_listing are served by a one-shot reader, and the project st
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,7 @@ from sqlalchemy import select
 from calchub.db.tables import projects
 from tests.api.project_files import create_project, publish, sh
 from tests.conftest import User
-from tests.harness import ApiClient, Database, Reply
+from tests.harness import ApiClient, Database, Reply, Server
 
 SECRET = "stopped-secret-9d1"
 FILES = (
@@ -177,3 +181,71 @@ def test_a_running_project_is_read_by_its_agent(
     _stop(api, owner.api_key, db, stopped)
     assert _get(api, stopped, "pub/a.txt")["data"] == "hello\n"
     assert _row(db, stopped).run_state == "opened"
+
+
+@contextmanager
+def _project_locked(server: Server, project_id: str) -> Iterator[None]:
+    """Hold the project's start/stop lock, as a start on another hub would: reads of the
+    stopped project wait until it is released."""
+    folder = Path(server.env["CALCHUB_RUNTIME_ROOT"]) / project_id
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _first_done(futures: list[Future[Reply]], count: int) -> list[Future[Reply]]:
+    """The first `count` of `futures` to finish (the others are still waiting)."""
+    pending = set(futures)
+    while len(futures) - len(pending) < count:
+        done, pending = wait(pending, timeout=120, return_when=FIRST_COMPLETED)
+        assert done, "no read finished"
+    return [f for f in futures if f not in pending]
+
+
+def _too_many(address: str) -> str:
+    return f"Too many public reads at once from the ip address {address}; try again shortly."
+
+
+@pytest.mark.usefixtures("stays_stopped")
+def test_one_client_cannot_take_every_reader(server: Server, api: ApiClient, stopped: str) -> None:
+    """Each client address has at most two public reads under way; more are refused at
+    once, while another address still gets its own two. The address is the one the
+    trusted proxy (the test, for this server) forwards."""
+
+    def read(address: str, listing: bool) -> Reply:
+        client = ApiClient(server.url)
+        try:
+            headers = {"X-Forwarded-For": address}
+            if listing:
+                body = {"project_id": stopped, "path": "pub"}
+                return client.call("public_get_directory_listing", "", body, headers=headers)
+            body = {"project_id": stopped, "path": "pub/a.txt"}
+            return client.call("public_get_text_file", "", body, headers=headers)
+        finally:
+            client.close()
+
+    hog, other = "203.0.113.7", "203.0.113.8"
+    with ThreadPoolExecutor(8) as pool, _project_locked(server, stopped):
+        hogs = [pool.submit(read, hog, i % 2 == 1) for i in range(5)]
+        # Two are let in and wait for the lock; files and listings count alike.
+        refused = _first_done(hogs, 3)
+        for future in refused:
+            reply = future.result()
+            assert reply.event == "error", reply.body
+            assert reply["error"] == _too_many(hog)
+        # Another address is counted on its own, while the first one's two still wait.
+        others = [pool.submit(read, other, False) for _ in range(3)]
+        [other_refused] = _first_done(others, 1)
+        assert other_refused.result()["error"] == _too_many(other)
+    let_in = [f for f in hogs if f not in refused] + [f for f in others if f != other_refused]
+    assert len(let_in) == 4
+    for future in let_in:
+        reply = future.result()
+        assert reply.event in ("public_text_file_contents", "public_directory_listing"), reply.body
+    # The slots were given back.
+    assert read(hog, False)["data"] == "hello\n"
+    assert read(hog, True).event == "public_directory_listing"

@@ -5,11 +5,13 @@ never exposes what it points at unless that is public as well."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub.actor import Actor
 from calchub.db.tables import public_paths
 from calchub.errors import DomainError, LimitExceeded, Refused
 from calchub.hub import Hub
@@ -72,7 +74,32 @@ async def public_source_check(
     return lambda real_path: requested and is_public(real_path, public)
 
 
-async def read_public_text(hub: Hub, project_id: str, path: str) -> str:
+@contextmanager
+def public_read_slot(hub: Hub, actor: Actor) -> Iterator[None]:
+    """One of the few public reads a client may have under way at once on this hub, or
+    LimitExceeded: a read of a stopped project takes one of the hub's few one-shot readers,
+    and no client may hold them all. Anonymous clients are told apart by address (behind a
+    trusted proxy, the one it forwards), others by their key's account or project."""
+    if actor.account_id is not None:
+        client, whom = f"account {actor.account_id}", "this account"
+    elif actor.project_id is not None:
+        client, whom = f"project {actor.project_id}", "this project"
+    else:
+        client, whom = f"ip {actor.ip}", f"the ip address {actor.ip}"
+    if not hub.public_reads.try_take(client):
+        raise LimitExceeded(f"Too many public reads at once from {whom}; try again shortly.")
+    try:
+        yield
+    finally:
+        hub.public_reads.give_back(client)
+
+
+async def read_public_text(hub: Hub, actor: Actor, project_id: str, path: str) -> str:
+    with public_read_slot(hub, actor):
+        return await _read_public_text(hub, project_id, path)
+
+
+async def _read_public_text(hub: Hub, project_id: str, path: str) -> str:
     public = await public_paths_of(hub.engine, project_id)
     if not is_public(path, public):
         raise not_public(project_id, path)

@@ -13,9 +13,10 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from calchub.actor import Actor
 from calchub.errors import Invalid, Refused
 from calchub.files.listing import ordered, page
-from calchub.files.public import is_public, public_paths_of
+from calchub.files.public import is_public, public_paths_of, public_read_slot
 from calchub.hub import Hub
 from calchub.projects.lifecycle import project_spec
 from calchub.projects.runtime_errors import runtime_errors
@@ -74,8 +75,13 @@ def _check_range(name: str, value: int, low: int) -> int:
     return value
 
 
-async def public_listing(hub: Hub, request: ListingRequest) -> dict[str, object]:
+async def public_listing(hub: Hub, actor: Actor, request: ListingRequest) -> dict[str, object]:
     """CoCalc's `result`: {files: [...]} plus `more: true` when `limit` left some out."""
+    with public_read_slot(hub, actor):
+        return await _public_listing(hub, request)
+
+
+async def _public_listing(hub: Hub, request: ListingRequest) -> dict[str, object]:
     start = _check_range("start", request.start, 0)
     limit = _check_range("limit", request.limit, -1)
     project_id = request.project_id.lower()

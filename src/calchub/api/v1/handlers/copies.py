@@ -86,4 +86,4 @@ async def copy_path_delete(call: Call, msg: m.CopyPathDelete) -> Fields:
 
 @handles("public_get_text_file")
 async def public_get_text_file(call: Call, msg: m.PublicGetTextFile) -> Fields:
-    return {"data": await read_public_text(call.hub, msg.project_id, msg.path)}
+    return {"data": await read_public_text(call.hub, call.actor, msg.project_id, msg.path)}

@@ -18,4 +18,4 @@ async def public_get_directory_listing(call: Call, msg: m.PublicGetDirectoryList
         start=msg.start,
         limit=msg.limit,
     )
-    return {"result": await public_listing(call.hub, request)}
+    return {"result": await public_listing(call.hub, call.actor, request)}
