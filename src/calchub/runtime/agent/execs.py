@@ -13,7 +13,6 @@ import select
 import signal
 import socket
 import time
-from typing import Any
 
 from .kernel import (
     back_to_own_pid_namespace,
@@ -25,6 +24,11 @@ from .kernel import (
 )
 from .project import DEFAULT_PATH, Project
 from .wire import CHUNK, hub_gone, recv_frame, send_frame
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output is None
 

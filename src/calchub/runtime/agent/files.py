@@ -10,12 +10,16 @@ import os
 import socket
 import stat
 from collections.abc import Iterator
-from typing import Any
 
 from . import leftovers
 from .project import Project
 from .realpaths import copied_from, real_path_of
 from .wire import CHUNK, Incoming, send_frame
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UV_MESSAGES = {
     "EACCES": "permission denied",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import stat
 import time
 
@@ -90,6 +89,8 @@ def new_copy_folder(project: Project) -> tuple[int, str] | None:
 
 
 def release_copy_folder(project: Project, fd: int, path: str) -> None:
+    import shutil  # on use: its imports would cost every project's start
+
     shutil.rmtree(path, ignore_errors=True)
     os.close(fd)
     tidy(project)
@@ -104,6 +105,10 @@ def sweep(project: Project, *, everything: bool = False) -> int:
         names = os.listdir(folder)
     except OSError:
         return 0
+    if not names:
+        return 0
+    import shutil  # on use: its imports would cost every project's start
+
     removed = 0
     for name in names:
         path = os.path.join(folder, name)

@@ -7,11 +7,15 @@ import contextlib
 import os
 import socket
 import stat
-from typing import Any
 
 from .files import FsError
 from .project import Project
 from .wire import send_frame
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def op_list(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from .files import FsError, QuotaError
 from .wire import send_frame
 
-Handler = Callable[[socket.socket, dict[str, Any], list[int]], None]
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[socket.socket, dict[str, Any], list[int]], None]
 
 
 def answer(

@@ -12,7 +12,6 @@ import select
 import signal
 import socket
 import time
-from typing import Any
 
 from . import files, leftovers, listing
 from .execs import Executor
@@ -25,8 +24,15 @@ from .kernel import (
     reap_children,
 )
 from .project import Config, Project
-from .replies import Handler, answer
+from .replies import answer
 from .wire import recv_frame, send_frame
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .replies import Handler
 
 MIN_IDLE = 2  # idle workers kept ready while the project is in use
 MAX_IDLE = 6  # idle workers beyond this retire

@@ -11,7 +11,11 @@ import json
 import os
 import socket
 import struct
-from typing import Any
+
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FRAME = struct.Struct(">I")
 MAX_HEADER = 256 << 20
