@@ -123,6 +123,23 @@ def test_running_projects_and_the_copy_queue_are_read_from_the_database(
     assert scrape(api)[queued] == before
 
 
+def test_commands_run_in_projects_are_counted_by_outcome(api: ApiClient, user: User) -> None:
+    project = create_project(api, user.api_key)
+    key = "calchub_project_exec_duration_seconds_count{{outcome=\"{}\"}}"
+    before = scrape(api)
+    assert sh(api, user.api_key, project, "echo hi") == "hi\n"
+    failed = api.call(
+        "project_exec",
+        user.api_key,
+        {"project_id": project, "command": "false", "err_on_exit": False},
+    )
+    assert failed["exit_code"] == 1, failed.body
+    after = scrape(api)
+    for outcome in ("ok", "error"):
+        grew = after[key.format(outcome)] - before.get(key.format(outcome), 0.0)
+        assert grew == 1, outcome
+
+
 def test_sent_mail_is_counted(api: ApiClient, user: User, smtp: SmtpSink) -> None:
     sent = 'calchub_mail_sent_total{transport="smtp"}'
     before = scrape(api).get(sent, 0)
