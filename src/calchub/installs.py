@@ -60,6 +60,9 @@ class Install:
         return self.uid_first + BLOCK - 1
 
 
+SHARED_RUN_ROOT = Path("/run/calchub")
+
+
 def registry_path(settings: Settings) -> Path | None:
     if settings.install_registry:
         return Path(settings.install_registry)
@@ -71,8 +74,18 @@ def runtime_root(settings: Settings, install: Install) -> Path:
     if settings.runtime_root:
         return Path(settings.runtime_root)
     if os.geteuid() == 0:
-        return Path("/run/calchub") / install.name
+        _make_traversable(SHARED_RUN_ROOT)
+        return SHARED_RUN_ROOT / install.name
     return settings.data_dir / "run"
+
+
+def _make_traversable(folder: Path) -> None:
+    """Every install's runtime folder lies under this machine-wide one, which project uids
+    must pass through (o+x) to reach their agent and home. Set its mode exactly: a server's
+    umask of 077 made it private when the server created it, and a folder left so by an
+    earlier version would keep every project from starting."""
+    folder.mkdir(mode=0o711, parents=True, exist_ok=True)
+    os.chmod(folder, 0o711)  # noqa: S103
 
 
 async def claim(engine: AsyncEngine, settings: Settings) -> Install:

@@ -48,6 +48,10 @@ def sites(loop: Loop) -> Iterator[list[Site]]:
         throwaway_database(scratch_folder("a") / "calchub.db", loop) as first,
         throwaway_database(scratch_folder("b") / "calchub.db", loop) as second,
     ):
+        # A machine-wide runtime folder left private (a server's umask 077 made it so) must
+        # not keep projects from starting: the server makes it traversable again.
+        Path("/run/calchub").mkdir(mode=0o700, exist_ok=True)
+        os.chmod("/run/calchub", 0o700)
         try:
             for index, url in enumerate((first, second)):
                 server = Server(scratch_folder("d"), url, None)
@@ -89,6 +93,7 @@ def test_two_installs_get_their_own_uids_and_runtime_folders(sites: list[Site]) 
     assert entry_a["uid_block"] != entry_b["uid_block"]
     assert entry_a["runtime_root"] == f"/run/calchub/{name_a}"
     assert Path(f"/run/calchub/{name_a}").is_dir()
+    assert oct(Path("/run/calchub").stat().st_mode & 0o777) == "0o711"
     assert entry_b["runtime_root"] == b.server.env["CALCHUB_RUNTIME_ROOT"]
     assert oct(registry().stat().st_mode & 0o777) == "0o600"
 
