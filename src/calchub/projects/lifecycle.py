@@ -81,14 +81,23 @@ async def record_activity(hub: Hub, project: ProjectRow) -> None:
 
 async def note_use_if_running(conn: AsyncConnection, project_id: str, now: datetime) -> bool:
     """Record the use of a project the database says is running, and say whether it was.
-    The row is written only under that condition, so the idle stop's claim, which needs
-    the activity it read, cannot stop the project once this is committed."""
-    noted = await conn.execute(
-        update(projects)
-        .where(projects.c.project_id == project_id, projects.c.run_state == "running")
-        .values(last_activity=now)
-    )
-    return noted.rowcount == 1
+    The row is locked until `conn`'s transaction ends, so the idle stop's claim, which needs
+    the activity it read, cannot slip in between; the activity is written only when the last
+    one is older than ACTIVITY_RESOLUTION (a write costs the database far more than a read)."""
+    row = (
+        await conn.execute(
+            select(projects.c.run_state, projects.c.last_activity)
+            .where(projects.c.project_id == project_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row.run_state != "running":
+        return False
+    if row.last_activity is None or now - row.last_activity >= ACTIVITY_RESOLUTION:
+        await conn.execute(
+            update(projects).where(projects.c.project_id == project_id).values(last_activity=now)
+        )
+    return True
 
 
 async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
