@@ -51,12 +51,16 @@ def _ms(text: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> Figures:
+def run_wrk(
+    url: str, script: Path, seconds: int, connections: int, threads: int, timeout_s: int = 2
+) -> Figures:
+    """wrk's figures; a reply slower than `timeout_s` counts as a timeout error."""
     command = [
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
         f"-d{seconds}s",
+        f"--timeout={timeout_s}s",
         "--latency",
         "-s",
         str(script),
@@ -83,17 +87,22 @@ def check_pong(url: str, key: str | None) -> None:
         raise SystemExit(f"{url} does not answer ping: {body!r}")
 
 
-def measure(
-    label: str, url: str, key: str | None, args: argparse.Namespace
-) -> tuple[Figures, Figures]:
-    check_pong(url, key)
+def ping_script(key: str | None) -> Path:
+    """A wrk script posting ping, with Basic auth when `key` is given; the caller removes it."""
     auth = ""
     if key:
         token = base64.b64encode(f"{key}:".encode()).decode()
         auth = f'wrk.headers["Authorization"] = "Basic {token}"'
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(LUA.format(auth=auth))
-    script = Path(lua.name)
+    return Path(lua.name)
+
+
+def measure(
+    label: str, url: str, key: str | None, args: argparse.Namespace
+) -> tuple[Figures, Figures]:
+    check_pong(url, key)
+    script = ping_script(key)
     try:
         run_wrk(url, script, 2, args.connections, 2)  # warm-up
         load = run_wrk(url, script, args.seconds, args.connections, 2)

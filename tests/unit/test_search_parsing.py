@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from calchub.accounts.search import SearchError, parse_interval, parse_query
+from calchub.accounts.search import SearchError, _after_prefix, parse_interval, parse_query
 
 
 def test_names_and_emails() -> None:
@@ -22,3 +22,12 @@ def test_interval() -> None:
     assert parse_interval("1 week") == timedelta(weeks=1)
     with pytest.raises(SearchError):
         parse_interval("1; DROP TABLE accounts")
+
+
+def test_after_prefix_is_the_least_string_past_the_prefix() -> None:
+    assert _after_prefix("ab") == "ac"
+    assert _after_prefix("a\U0010ffff") == "b"
+    assert _after_prefix("a\U0010ffff\U0010ffff") == "b"
+    assert _after_prefix("\U0010ffff") is None
+    assert _after_prefix("") is None
+    assert _after_prefix("x\ud7ff") == "x\ue000"

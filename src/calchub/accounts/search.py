@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.accounts.store import is_valid_email
@@ -26,6 +27,10 @@ SQL_MAX_LIMIT = 2**31 - 1
 MAX_NAME_TERMS = 200
 # Longer than any name; also keeps each LIKE pattern far below SQLite's 50,000-byte limit.
 MAX_TERM_LENGTH = 256
+# Name prefixes that match more accounts than this are searched along the recency index
+# rather than the name indexes. Where the two cost the same depends on the site's size; for
+# 10^5-10^6 accounts and limits of 50 it lies in the low thousands.
+DENSE_PREFIX = 2000
 _SPLIT_ITEMS = re.compile(r"[\n,;]")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.I)
 _UNIT_SECONDS = {
@@ -88,9 +93,65 @@ def _like_escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _after_prefix(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`, in code point order
+    (UTF-8 byte order); None if there is none."""
+    while prefix and prefix[-1] == chr(sys.maxunicode):
+        prefix = prefix[:-1]
+    if not prefix:
+        return None
+    following = ord(prefix[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are not characters
+        following = 0xE000
+    return prefix[:-1] + chr(following)
+
+
+def _prefix_range(term: str, column: Any, dialect: str) -> ColumnElement[bool]:
+    """lower(column) starts with `term`, as a range that the name indexes answer (migration
+    0018). It holds for exactly the rows the LIKE of the same term matches."""
+    lowered = func.lower(column)
+    if dialect == "postgresql":
+        lowered = lowered.collate("C")  # the indexes' byte order, as on SQLite
+    after = _after_prefix(term)
+    return lowered >= term if after is None else and_(lowered >= term, lowered < after)
+
+
 def _term_match(term: str, columns: list[Any], *, substring: bool) -> ColumnElement[bool]:
     pattern = ("%" if substring else "") + _like_escape(term) + "%"
     return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+
+
+async def _prefix_ranges(
+    conn: AsyncConnection, items: list[list[str]], columns: list[Any]
+) -> list[ColumnElement[bool]] | None:
+    """For each item, the index ranges of its rarest term (by a count of its accounts that
+    stops at DENSE_PREFIX). None when every item is a single term and together they match
+    DENSE_PREFIX accounts or more: reading the accounts newest first (the recency index)
+    then finds the newest few sooner than collecting and sorting every match."""
+    dialect = conn.dialect.name
+
+    def within(term: str) -> ColumnElement[bool]:
+        return or_(*(_prefix_range(term, column, dialect) for column in columns))
+
+    terms = list(dict.fromkeys(term for item in items for term in item))
+    counts = [
+        select(func.count())
+        .select_from(
+            select(literal(1))
+            .where(_prefix_range(term, column, dialect))
+            .limit(DENSE_PREFIX)
+            .subquery()
+        )
+        .scalar_subquery()
+        for term in terms
+        for column in columns
+    ]
+    row = (await conn.execute(select(*counts))).one()
+    width = len(columns)
+    matches = {term: sum(row[n * width : (n + 1) * width]) for n, term in enumerate(terms)}
+    if all(len(item) == 1 for item in items) and sum(matches[i[0]] for i in items) >= DENSE_PREFIX:
+        return None
+    return [within(min(item, key=lambda term: (matches[term], -len(term)))) for item in items]
 
 
 _PUBLIC = [
@@ -214,11 +275,16 @@ async def _name_search(
 ) -> None:
     if not items or limit <= 0:
         return
+    items = [terms for terms in items if terms]
     item_clauses = [
         and_(*(_term_match(term, columns, substring=substring) for term in terms))
         for terms in items
-        if terms
     ]
+    ranges = None if substring else await _prefix_ranges(conn, items, columns)
+    if ranges is not None:
+        item_clauses = [
+            and_(bounds, clause) for bounds, clause in zip(ranges, item_clauses, strict=True)
+        ]
     where: list[ColumnElement[bool]] = [or_(*item_clauses)]
     if public_only:
         where += [accounts.c.deleted.is_(False), accounts.c.unlisted.is_(False)]

@@ -12,7 +12,10 @@ from starlette.responses import Response
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        # CoCalc's wire format: ISO-8601 UTC with milliseconds and a Z.
+        # CoCalc's wire format: ISO-8601 UTC with milliseconds and a Z. isoformat is the
+        # faster way to the same text where it pads the year as strftime does (from 1000).
+        if value.year >= 1000:
+            return value.isoformat(timespec="milliseconds")[:23] + "Z"
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     raise TypeError(f"cannot serialise {type(value).__name__}")
 

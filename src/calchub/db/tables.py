@@ -88,6 +88,18 @@ accounts = Table(
     Index("ix_accounts_created_by_created", "created_by", "created"),
     Index("ix_accounts_last_active", "last_active"),
 )
+# user_search's name prefixes (accounts/search.py); on PostgreSQL the migration builds them
+# with COLLATE "C" so that prefix ranges compare bytes there as on SQLite.
+Index("ix_accounts_first_name_lower", func.lower(accounts.c.first_name))
+Index("ix_accounts_last_name_lower", func.lower(accounts.c.last_name))
+# Newest first, never active last (NULLS LAST on PostgreSQL, SQLite's own order): the order
+# of user_search's results.
+Index(
+    "ix_accounts_recent",
+    accounts.c.last_active.desc(),
+    accounts.c.created.desc(),
+    postgresql_ops={"last_active": "DESC NULLS LAST"},
+)
 
 api_keys = Table(
     "api_keys",

@@ -12,20 +12,24 @@ from calchub.userquery.schema import TableSpec
 def finish(spec: TableSpec, rows: list[dict[str, Any]], multi: bool) -> dict[str, Any]:
     """Defaults filled in and dates inside JSON fields in wire form; the array form drops
     null-valued keys, the object form keeps them and answers `{}` when nothing matched."""
-    rows = [
-        {
-            name: apply_default(_dated(spec, name, value), spec.get_fields.get(name))
-            for name, value in row.items()
-        }
-        for row in rows
+    if not rows:
+        return {spec.name: []} if multi else {}
+    # Every row has the same fields; what each needs is looked up once, not per row.
+    plan = [
+        (name, name in spec.json_dates, spec.json_dates.get(name), spec.get_fields.get(name))
+        for name in rows[0]
     ]
-    if multi:
-        return {spec.name: [{k: v for k, v in row.items() if v is not None} for row in rows]}
-    return {spec.name: rows[0]} if rows else {}
-
-
-def _dated(spec: TableSpec, name: str, value: Any) -> Any:
-    """ISO strings of a JSON field's date keys as timestamps (spec §4.2)."""
-    if name not in spec.json_dates or value is None:
-        return value
-    return with_dates(value, spec.json_dates[name])
+    finished = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for name, dated, dates, default in plan:
+            value = row[name]
+            if dated and value is not None:
+                # ISO strings of a JSON field's date keys as timestamps (spec §4.2).
+                value = with_dates(value, dates)
+            if default is not None:
+                value = apply_default(value, default)
+            if value is not None or not multi:
+                out[name] = value
+        finished.append(out)
+    return {spec.name: finished} if multi else {spec.name: finished[0]}

@@ -104,6 +104,25 @@ def test_user_search_name_prefix_on_first_or_last_name(api: ApiClient, make_user
     assert search(api, caller.api_key, f"ada{t}x") == []
 
 
+def test_user_search_prefix_ends_where_the_next_name_begins(
+    api: ApiClient, make_user: MakeUser
+) -> None:
+    """The prefix's first and last matches, and its neighbours on either side in sort order,
+    which the index range must leave out."""
+    t = tag()
+    before = f"Edge{t[:-1]}{chr(ord(t[-1]) - 1)}zz"
+    after = f"Edge{t[:-1]}{chr(ord(t[-1]) + 1)}"
+    exact = make_user(first_name=f"Edge{t}", last_name="Exact")
+    longer = make_user(first_name="Someone", last_name=f"EDGE{t}\u00e9t\u00e9")
+    make_user(first_name=before, last_name="Before")
+    make_user(first_name=after, last_name="After")
+    caller = make_user()
+    expected = sorted([exact.account_id, longer.account_id])
+    assert sorted(ids(search(api, caller.api_key, f"edge{t}"))) == expected
+    assert ids(search(api, caller.api_key, f"edge{t} exa")) == [exact.account_id]
+    assert len(search(api, caller.api_key, f"edge{t[:-1]}")) == 4
+
+
 def test_user_search_all_terms_must_match(api: ApiClient, make_user: MakeUser) -> None:
     t = tag()
     both = make_user(first_name=f"Grace{t}", last_name=f"Hopper{t}")

@@ -1,0 +1,108 @@
+"""Many concurrent keep-alive connections doing ping: calchub against the bare server, with wrk.
+
+    .venv/bin/python bench/connections.py [--connections 1000] [--seconds 15]
+    .venv/bin/python bench/connections.py --database-url postgresql://postgres@127.0.0.1/bench
+
+Starts, as child processes, a real `calchub serve` (SQLite in a temporary data folder, or
+`--database-url`, an empty throw-away database) and bench/bare_app.py, both with their
+default settings: calchub's listen backlog is 2048, uvicorn sets no concurrency limit, and
+calchub closes a connection only when its request head takes longer than 10 s or it stays
+idle for 5 s, which a connection in wrk's loop never does. Each server in turn gets wrk
+with `--connections` keep-alive connections (2 threads) for `--seconds`; a reply later than
+`--timeout` seconds counts as an error, as do refused and reset connections and non-2xx
+replies. Prints requests/s, p50/p99 and errors for each and the calchub/bare ratios.
+
+Every connection is a file descriptor in wrk and in the server: the soft limit on open files
+is raised to the hard limit for this process and the servers it starts (`ulimit -n`).
+Everything listens on 127.0.0.1; the servers are stopped and the folder removed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ping import BARE_APP, CALCHUB, HOST, ServerProcess, free_port
+from throughput import Figures, check_pong, ping_script, run_wrk
+
+# wrk, the server, and a margin for the server's own files and database.
+FILES_PER_CONNECTION = 2
+SPARE_FILES = 200
+
+
+def raise_open_files(connections: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = connections * FILES_PER_CONNECTION + SPARE_FILES
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(f"the hard limit on open files is {hard}; {needed} needed (ulimit -Hn)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+def load(label: str, url: str, key: str | None, args: argparse.Namespace) -> Figures:
+    check_pong(url, key)
+    script = ping_script(key)
+    try:
+        run_wrk(url, script, 3, args.connections, 2, args.timeout)  # connect and warm up
+        figures = run_wrk(url, script, args.seconds, args.connections, 2, args.timeout)
+    finally:
+        script.unlink()
+    check_pong(url, key)  # still answering afterwards
+    print(
+        f"{label:8} {args.connections} connections: {figures.rate:7.0f} req/s,"
+        f" p50 {figures.p50_ms:7.1f} ms, p99 {figures.p99_ms:7.1f} ms, errors {figures.errors}"
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--timeout", type=int, default=10, help="seconds per reply (10)")
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    raise_open_files(args.connections)
+    data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
+    servers: list[ServerProcess] = []
+    try:
+        bare_port = free_port()
+        bare = ServerProcess(
+            "bare",
+            [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
+            bare_port,
+        )
+        servers.append(bare)
+        port = free_port()
+        command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
+        command += ["--runtime", "fake"]
+        if args.database_url:
+            command += ["--database-url", args.database_url]
+        calchub = ServerProcess("calchub", command, port)
+        servers.append(calchub)
+        bare.wait_ready()
+        calchub.wait_ready()
+        key = calchub.printed_key
+        if key is None:
+            raise SystemExit("calchub printed no admin key: use an empty database")
+        base = load("bare", bare.url, None, args)
+        hub = load("calchub", calchub.url, key, args)
+        print(
+            f"ratios calchub/bare: throughput {hub.rate / base.rate:.2f}x,"
+            f" p50 {hub.p50_ms / base.p50_ms:.2f}x, p99 {hub.p99_ms / base.p99_ms:.2f}x"
+        )
+        if hub.errors or base.errors:
+            sys.exit(1)
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
