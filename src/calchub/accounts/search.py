@@ -109,7 +109,7 @@ def _after_prefix(prefix: str) -> str | None:
 def _prefix_range(term: str, column: Any, dialect: str) -> ColumnElement[bool]:
     """lower(column) starts with `term`, as a range that the name indexes answer (migration
     0018). It holds for exactly the rows the LIKE of the same term matches."""
-    lowered = func.lower(column)
+    lowered: ColumnElement[Any] = func.lower(column)
     if dialect == "postgresql":
         lowered = lowered.collate("C")  # the indexes' byte order, as on SQLite
     after = _after_prefix(term)
@@ -121,18 +121,18 @@ def _term_match(term: str, columns: list[Any], *, substring: bool) -> ColumnElem
     return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
-async def _prefix_ranges(
+def _term_range(term: str, columns: list[Any], dialect: str) -> ColumnElement[bool]:
+    return or_(*(_prefix_range(term, column, dialect) for column in columns))
+
+
+async def _rarest_terms(
     conn: AsyncConnection, items: list[list[str]], columns: list[Any]
-) -> list[ColumnElement[bool]] | None:
-    """For each item, the index ranges of its rarest term (by a count of its accounts that
-    stops at DENSE_PREFIX). None when every item is a single term and together they match
-    DENSE_PREFIX accounts or more: reading the accounts newest first (the recency index)
-    then finds the newest few sooner than collecting and sorting every match."""
+) -> list[str] | None:
+    """Each item's term that the fewest accounts match, by a count through the name indexes
+    that stops at DENSE_PREFIX; None when every item is a single term and together they
+    match DENSE_PREFIX accounts or more: reading the accounts newest first (the recency
+    index) then finds the newest few sooner than collecting and sorting every match."""
     dialect = conn.dialect.name
-
-    def within(term: str) -> ColumnElement[bool]:
-        return or_(*(_prefix_range(term, column, dialect) for column in columns))
-
     terms = list(dict.fromkeys(term for item in items for term in item))
     counts = [
         select(func.count())
@@ -151,7 +151,31 @@ async def _prefix_ranges(
     matches = {term: sum(row[n * width : (n + 1) * width]) for n, term in enumerate(terms)}
     if all(len(item) == 1 for item in items) and sum(matches[i[0]] for i in items) >= DENSE_PREFIX:
         return None
-    return [within(min(item, key=lambda term: (matches[term], -len(term)))) for item in items]
+    return [min(item, key=lambda term: (matches[term], -len(term))) for item in items]
+
+
+async def _prefix_clauses(
+    conn: AsyncConnection, items: list[list[str]], columns: list[Any]
+) -> list[ColumnElement[bool]]:
+    """One condition per item: all its terms match as name prefixes, written so that the
+    database can use the name indexes where they help."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        # Ranges in place of the LIKEs they equal: PostgreSQL estimates each range from its
+        # statistics and picks ranges, their intersection or the recency index; a LIKE
+        # beside its own range would count twice and make a common prefix look rare.
+        return [and_(*(_term_range(term, columns, dialect) for term in item)) for item in items]
+    # SQLite keeps no statistics: calchub counts, and gives each item one range at most.
+    likes = [
+        and_(*(_term_match(term, columns, substring=False) for term in item)) for item in items
+    ]
+    rarest = await _rarest_terms(conn, items, columns)
+    if rarest is None:
+        return likes
+    return [
+        and_(_term_range(term, columns, dialect), like)
+        for term, like in zip(rarest, likes, strict=True)
+    ]
 
 
 _PUBLIC = [
@@ -276,15 +300,12 @@ async def _name_search(
     if not items or limit <= 0:
         return
     items = [terms for terms in items if terms]
-    item_clauses = [
-        and_(*(_term_match(term, columns, substring=substring) for term in terms))
-        for terms in items
-    ]
-    ranges = None if substring else await _prefix_ranges(conn, items, columns)
-    if ranges is not None:
+    if substring:
         item_clauses = [
-            and_(bounds, clause) for bounds, clause in zip(ranges, item_clauses, strict=True)
+            and_(*(_term_match(term, columns, substring=True) for term in terms)) for terms in items
         ]
+    else:
+        item_clauses = await _prefix_clauses(conn, items, columns)
     where: list[ColumnElement[bool]] = [or_(*item_clauses)]
     if public_only:
         where += [accounts.c.deleted.is_(False), accounts.c.unlisted.is_(False)]

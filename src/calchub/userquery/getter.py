@@ -214,9 +214,20 @@ async def _shape(
     """The requested fields of each row, in query order; fields calchub does not store are
     null."""
     edges = {name: await spec.edges[name](conn, caller, raw) for name in q if name in spec.edges}
+    if not raw:
+        return []
+    # Where each field comes from, found once: an edge's list, a column's place in the row,
+    # or neither (null).
+    places = {name: n for n, name in enumerate(raw[0]._fields)}
+    sources = [(name, edges.get(name), places.get(name)) for name in q]
     shaped = []
     for index, row in enumerate(raw):
         shaped.append(
-            {name: edges[name][index] if name in edges else getattr(row, name, None) for name in q}
+            {
+                name: values[index]
+                if values is not None
+                else (None if place is None else row[place])
+                for name, values, place in sources
+            }
         )
     return shaped

@@ -27,7 +27,8 @@ def finish(spec: TableSpec, rows: list[dict[str, Any]], multi: bool) -> dict[str
             if dated and value is not None:
                 # ISO strings of a JSON field's date keys as timestamps (spec §4.2).
                 value = with_dates(value, dates)
-            if default is not None:
+            # apply_default returns any other value as it is.
+            if default is not None and (value is None or (isinstance(value, dict) and default)):
                 value = apply_default(value, default)
             if value is not None or not multi:
                 out[name] = value

@@ -16,6 +16,11 @@ from calchub.runtime.base import RuntimeFailure
 from calchub.userquery import users_map
 from calchub.userquery.context import Caller
 
+# Beyond this many projects, listing each id in the statement costs more (a new statement to
+# compile, and on PostgreSQL to prepare, for every length) than reading the memberships of
+# all the member's projects.
+MANY_PROJECTS = 50
+
 
 def user_entry(group: str, hide: bool, upgrades: Any) -> dict[str, Any]:
     """Only present keys appear, as in CoCalc's map."""
@@ -28,16 +33,29 @@ def user_entry(group: str, hide: bool, upgrades: Any) -> dict[str, Any]:
 
 
 async def users_maps(
-    conn: AsyncConnection, project_ids: Iterable[str]
+    conn: AsyncConnection, project_ids: Iterable[str], member: str | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """The users map of each project. `member`, an account that likely belongs to most of
+    them, lets a long list be read in one small statement (see MANY_PROJECTS)."""
     ids = list(set(project_ids))
     maps: dict[str, dict[str, dict[str, Any]]] = {pid: {} for pid in ids}
+    readers = project_users.c.group.in_(GROUPS_THAT_READ)
+    if member is not None and len(ids) > MANY_PROJECTS:
+        theirs = select(project_users.c.project_id).where(project_users.c.account_id == member)
+        rows = await conn.execute(
+            select(project_users).where(project_users.c.project_id.in_(theirs), readers)
+        )
+        found = set()
+        for row in rows:
+            users = maps.get(row.project_id)
+            if users is not None:
+                users[row.account_id] = user_entry(row.group, row.hide, row.upgrades)
+                found.add(row.project_id)
+        ids = [pid for pid in ids if pid not in found]  # not `member`'s, or without readers
     if not ids:
         return maps
     rows = await conn.execute(
-        select(project_users).where(
-            project_users.c.project_id.in_(ids), project_users.c.group.in_(GROUPS_THAT_READ)
-        )
+        select(project_users).where(project_users.c.project_id.in_(ids), readers)
     )
     for row in rows:
         maps[row.project_id][row.account_id] = user_entry(row.group, row.hide, row.upgrades)

@@ -34,7 +34,7 @@ PROJECT_SETTINGS: dict[str, Any] = {
 
 
 async def _users(conn: AsyncConnection, caller: Caller, rows: list[Any]) -> list[Any]:
-    maps = await users_maps(conn, (row.project_id for row in rows))
+    maps = await users_maps(conn, (row.project_id for row in rows), member=caller.account_id)
     return [maps.get(row.project_id, {}) for row in rows]
 
 
