@@ -54,6 +54,7 @@ def load(label: str, url: str, key: str | None, args: argparse.Namespace) -> Fig
     print(
         f"{label:8} {args.connections} connections: {figures.rate:7.0f} req/s,"
         f" p50 {figures.p50_ms:7.1f} ms, p99 {figures.p99_ms:7.1f} ms, errors {figures.errors}"
+        + (f" ({figures.error_kinds})" if figures.errors else "")
     )
     return figures
 

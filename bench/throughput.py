@@ -43,6 +43,8 @@ class Figures:
     p50_ms: float
     p99_ms: float
     errors: int
+    # wrk's own account of them ("connect 0, read 2, write 0, timeout 0"; "non-2xx 3").
+    error_kinds: str = ""
 
 
 def _ms(text: str) -> float:
@@ -68,16 +70,18 @@ def run_wrk(
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
     errors = int(non_2xx.group(1)) if non_2xx else 0
+    kinds = [f"non-2xx {errors}"] if non_2xx else []
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
-    return Figures(rate, p50, p99, errors)
+        kinds.append(socket_errors.group(0).removeprefix("Socket errors: "))
+    return Figures(rate, p50, p99, errors, "; ".join(kinds))
 
 
 def check_pong(url: str, key: str | None) -> None:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
-from calchub.db.tables import accounts, projects, public_paths
+from calchub.db.tables import accounts, project_users, projects, public_paths
 from calchub.db.types import utcnow
 from calchub.userquery.tables.accounts import TERMINAL
 from calchub.userquery.tables.projects import PROJECT_SETTINGS
@@ -497,3 +497,62 @@ def test_all_public_paths(api: ApiClient, db: Database, team: dict[str, Any]) ->
     assert err(q(api, owner.api_key, {"all_public_paths": [{"id": "x"}]})) == (
         "FATAL: user set queries not allowed for table 'all_public_paths'"
     )
+
+
+def test_projects_all_users_maps_of_many_projects(
+    api: ApiClient, db: Database, make_user: MakeUser
+) -> None:
+    """More projects than one statement lists by id: each map still holds exactly its
+    project's readers, hidden flags and upgrades included."""
+    owner, collab, viewer, invited = make_user(), make_user(), make_user(), make_user()
+    count = 60
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    now = utcnow()
+    base = 900_000_000 + uuid.uuid4().int % 1_000_000 * 100
+    expected: dict[str, dict[str, Any]] = {}
+    try:
+        for n, project_id in enumerate(ids):
+            db.execute(
+                insert(projects).values(
+                    project_id=project_id,
+                    title=f"Many {n}",
+                    description="",
+                    compute_image="default",
+                    created=now,
+                    last_edited=now,
+                    uid=base + n,
+                    run_state="opened",
+                    run_state_time=now,
+                )
+            )
+            join(db, project_id, owner, "owner")
+            expected[project_id] = {owner.account_id: {"group": "owner"}}
+            if n % 3 == 0:
+                join(db, project_id, collab)
+                expected[project_id][collab.account_id] = {"group": "collaborator"}
+            if n % 5 == 0:
+                join(db, project_id, viewer, "viewer")
+                db.execute(
+                    update(project_users)
+                    .where(
+                        project_users.c.project_id == project_id,
+                        project_users.c.account_id == viewer.account_id,
+                    )
+                    .values(hide=True, upgrades={"cores": 1})
+                )
+                expected[project_id][viewer.account_id] = {
+                    "group": "viewer",
+                    "hide": True,
+                    "upgrades": {"cores": 1},
+                }
+            if n % 7 == 0:
+                join(db, project_id, invited, "invited_collaborator")
+        listing = {"projects_all": [{"project_id": None, "users": None}]}
+        rows = ok(q(api, owner.api_key, listing))["projects_all"]
+        assert {row["project_id"]: row["users"] for row in rows} == expected
+        shared = ok(q(api, collab.api_key, listing))["projects_all"]
+        assert {row["project_id"]: row["users"] for row in shared} == {
+            pid: users for pid, users in expected.items() if collab.account_id in users
+        }
+    finally:
+        db.execute(delete(projects).where(projects.c.project_id.in_(ids)))

@@ -1,7 +1,7 @@
 """indexes for user_search: name prefixes and accounts newest first
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 Create Date: 2026-11-30 04:40:00
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
