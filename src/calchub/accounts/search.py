@@ -108,7 +108,7 @@ def _after_prefix(prefix: str) -> str | None:
 
 def _prefix_range(term: str, column: Any, dialect: str) -> ColumnElement[bool]:
     """lower(column) starts with `term`, as a range that the name indexes answer (migration
-    0018). It holds for exactly the rows the LIKE of the same term matches."""
+    0020). It holds for exactly the rows the LIKE of the same term matches."""
     lowered: ColumnElement[Any] = func.lower(column)
     if dialect == "postgresql":
         lowered = lowered.collate("C")  # the indexes' byte order, as on SQLite
