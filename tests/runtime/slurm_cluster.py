@@ -2,12 +2,18 @@
 slurmd "nodes" each in a network namespace of its own, joined to the controller by veth
 pairs on a private bridge. Only names and addresses this module makes are touched: a bridge,
 namespaces and veths named after the run, a /24 in 10.0.0.0/8 no route on this machine uses.
+
+What a cluster made is recorded in REGISTRY/<tag>.json while a lock on REGISTRY/<tag>.lock is
+held; a test session killed outright cannot clean up, so the next cluster to start removes
+whatever a record with a free lock names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -17,9 +23,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from calchub.runtime import procfs
 
+REGISTRY = Path("/tmp/calchub-test-clusters")
 TOOLS = ("slurmctld", "slurmd", "slurmstepd", "sbatch", "scontrol", "munged", "ip", "nsenter")
 START_TIMEOUT_S = 60.0
 
@@ -46,6 +54,8 @@ class SlurmCluster:
     bridge: str = ""
     controller_address: str = ""
     daemons: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    lock_fd: int | None = None
+    _planned: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def conf(self) -> Path:
@@ -57,17 +67,17 @@ class SlurmCluster:
 
     def start(self, node_count: int = 2) -> None:
         self.folder.chmod(0o700)
+        sweep_abandoned()
+        self._claim(node_count)
         subnet = _free_subnet()
         hosts = list(subnet.hosts())
         self.controller_address = str(hosts[0])
-        self.bridge = f"chb{self.tag}"
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.controller_address}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for i in range(node_count):
-            node = Node(
-                f"n{i + 1}", f"chn{self.tag}{i + 1}", f"chv{self.tag}{i + 1}", str(hosts[i + 1])
-            )
+            netns, veth = self._planned[i]
+            node = Node(f"n{i + 1}", netns, veth, str(hosts[i + 1]))
             self.nodes.append(node)
             _ip("netns", "add", node.netns)
             _ip(
@@ -172,6 +182,7 @@ class SlurmCluster:
                 argv, stdout=log, stderr=log, env=self.env, start_new_session=True
             )
         self.daemons.append(proc)
+        self._record()
         return proc
 
     def start_node(self, node: Node) -> None:
@@ -246,6 +257,71 @@ class SlurmCluster:
             _ip("netns", "del", node.netns, check=False)
         if self.bridge:
             _ip("link", "del", self.bridge, check=False)
+        if self.lock_fd is not None:
+            for suffix in (".json", ".lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    (REGISTRY / f"{self.tag}{suffix}").unlink()
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def _claim(self, node_count: int) -> None:
+        """Hold this cluster's lock and record the names it will make, before making them."""
+        REGISTRY.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(REGISTRY / f"{self.tag}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self.lock_fd = fd
+        self.bridge = f"chb{self.tag}"
+        self._planned = [
+            (f"chn{self.tag}{i + 1}", f"chv{self.tag}{i + 1}") for i in range(node_count)
+        ]
+        self._record()
+
+    def _record(self) -> None:
+        daemons = [
+            [proc.pid, procfs.start_time(proc.pid)] for proc in self.daemons if proc.poll() is None
+        ]
+        record = {"bridge": self.bridge, "nodes": self._planned, "daemons": daemons}
+        tmp = REGISTRY / f".{self.tag}.json"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(REGISTRY / f"{self.tag}.json")
+
+
+def sweep_abandoned() -> None:
+    """Remove what clusters of sessions that were killed outright left behind."""
+    if not REGISTRY.is_dir():
+        return
+    for lock in REGISTRY.glob("*.lock"):
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its session still runs
+            record_path = lock.with_suffix(".json")
+            with contextlib.suppress(OSError, ValueError):
+                _remove_recorded(json.loads(record_path.read_text()))
+            record_path.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def _remove_recorded(record: dict[str, Any]) -> None:
+    for netns, _ in record["nodes"]:
+        done = subprocess.run(
+            ["ip", "netns", "pids", netns], capture_output=True, text=True, check=False
+        )
+        for pid in done.stdout.split():
+            procfs.kill(procfs.tree(int(pid)))
+    for pid, started in record["daemons"]:
+        # Only the very process recorded, not one that got its pid since.
+        if started is not None and procfs.start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for netns, veth in record["nodes"]:
+        _ip("link", "del", veth, check=False)
+        _ip("netns", "del", netns, check=False)
+    _ip("link", "del", record["bridge"], check=False)
 
 
 def _ip(*args: str, check: bool = True) -> None:
