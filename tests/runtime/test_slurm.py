@@ -232,6 +232,7 @@ async def test_an_idle_project_ends_its_job(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
     assert "JobState=COMPLETED" in shown, shown
+    assert (await hub.status(spec.project_id)).reason is None
     assert not processes_of(spec.uid)
 
 

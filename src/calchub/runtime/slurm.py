@@ -280,9 +280,11 @@ class SlurmRuntime(LocalRuntime):
                 memory_bytes=None,
                 started_at=datetime.fromisoformat(record["started_at"]),
             )
-        # A clean end (the agent's idle timeout) is no failure to report.
+        # A clean end (the agent's idle timeout) is no failure to report, and while Slurm
+        # is still ending the job (COMPLETING) how it ended is not known yet.
         clean = info.state == "COMPLETED" and info.exit_code == "0:0"
-        reason = None if info.active or clean else info.describe()
+        pending = info.active or info.state == "COMPLETING"
+        reason = None if pending or clean else info.describe()
         return RuntimeStatus(
             running=False, pid=None, memory_bytes=None, started_at=None, reason=reason
         )
