@@ -421,6 +421,7 @@ class LocalRuntime(ProjectRuntime):
             if self.sandboxed:
                 # Making or growing a disk image runs tools: not on the event loop.
                 source = await asyncio.to_thread(self._mount_home, spec)
+                config["home_is_disk"] = disk_images.mounted_image(source)
             else:
                 source = self._prepare_home(spec)
             argv = self._agent_command(spec, source, config)

@@ -173,7 +173,7 @@ def write_file(project: Project, given: str, payload: Incoming | FilePayload, qu
                 old_blocks = st.st_blocks * 512
                 mode = stat.S_IMODE(st.st_mode)
         if quota is not None:
-            used = disk_usage(project.home)
+            used = home_usage(project)
             needed = -(-size // 4096) * 4096
             if used - old_blocks + needed > int(quota):
                 raise QuotaError(used, int(quota), size)
@@ -207,14 +207,14 @@ def _write_error(
     if quota is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # The home's file system is the quota (a disk image): it is full, whatever du
         # counted before the write.
-        return QuotaError(disk_usage(project.home), int(quota), size)
+        return QuotaError(home_usage(project), int(quota), size)
     return FsError.from_os(exc, syscall, path)
 
 
 def op_du(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
     path = project.resolve(str(req.get("path") or ""))
     try:
-        used = disk_usage(path)
+        used = home_usage(project) if path == project.home else disk_usage(path)
     except OSError as exc:
         raise FsError.from_os(exc, "stat", path) from exc
     send_frame(conn, {"ok": True, "bytes": used})
@@ -235,6 +235,15 @@ def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "dir"
     return "file" if stat.S_ISREG(mode) else "other"
+
+
+def home_usage(project: Project) -> int:
+    """Bytes the home uses: on a home that is its own file system, the blocks in use there
+    (which is what its quota binds), else the `du` of the home."""
+    if project.config.home_is_disk:
+        fs = os.statvfs(project.home)
+        return (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+    return disk_usage(project.home)
 
 
 def disk_usage(path: str) -> int:
