@@ -207,6 +207,24 @@ async def test_a_folder_home_larger_than_its_quota_stays_a_folder(
     assert not disk_images.mounted_image(home_mount(images, spec))
 
 
+async def test_an_image_home_counts_what_a_walk_cannot_see(
+    images: LocalRuntime, projects: Projects
+) -> None:
+    """The usage that writes and copies check is the image's own (statvfs), so files in a
+    folder the project made unreadable to itself still count, and a write that would pass
+    the quota on top of them is refused."""
+    spec = projects.spec(images, QUOTA)
+    hide = "mkdir hidden && head -c 12M /dev/urandom > hidden/f && chmod 000 hidden"
+    assert (await run(images, spec, hide)).exit_code == 0
+    used = await images.disk_usage(spec)
+    assert 12 * MIB <= used < 13 * MIB
+    with pytest.raises(QuotaExceeded, match="project uses 13 MB of 20 MB"):
+        await images.write_file(spec, "more.bin", b"m" * 9 * MIB)
+    assert (await run(images, spec, "chmod 700 hidden && rm -r hidden")).exit_code == 0
+    assert await images.disk_usage(spec) < MIB
+    await images.write_file(spec, "more.bin", b"m" * 9 * MIB)
+
+
 async def test_files_copies_and_adoption_work_on_images(
     images: LocalRuntime, projects: Projects
 ) -> None:
