@@ -1,11 +1,12 @@
-"""KeyedLocks: one holder per key at a time, and nothing kept once a key is unused; Pulses:
+"""KeyedLocks: one holder per key at a time, and nothing kept once a key is unused; KeyedCounts:
+a cap per key; Pulses:
 waiters wake when the count moves, including a move they did not see happen."""
 
 from __future__ import annotations
 
 import asyncio
 
-from calchub.locks import KeyedLocks, Pulses
+from calchub.locks import KeyedCounts, KeyedLocks, Pulses
 
 
 async def test_one_holder_per_key_and_an_empty_table_after() -> None:
@@ -61,3 +62,15 @@ async def test_pulses_wake_waiters_and_are_never_missed() -> None:
     await asyncio.wait_for(pulses.wait_past(seen, 60), 5)
     # Without a pulse the wait ends at its timeout.
     await pulses.wait_past(pulses.count, 0.01)
+
+
+def test_keyed_counts_cap_each_key_and_drop_empty_ones() -> None:
+    counts = KeyedCounts(2)
+    assert counts.try_take("a") and counts.try_take("a")
+    assert not counts.try_take("a")  # a third is refused
+    assert counts.try_take("b")  # another key has its own count
+    counts.give_back("a")
+    assert counts.try_take("a")
+    for key in ("a", "a", "b"):
+        counts.give_back(key)
+    assert len(counts) == 0
