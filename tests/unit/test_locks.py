@@ -1,6 +1,6 @@
 """KeyedLocks: one holder per key at a time, and nothing kept once a key is unused; KeyedCounts:
-a cap per key; Pulses:
-waiters wake when the count moves, including a move they did not see happen."""
+a cap per key; Pulses: waiters wake when the count moves, including a move they did not see
+happen."""
 
 from __future__ import annotations
 
