@@ -68,13 +68,11 @@ async def touch(hub: Hub, actor: Actor, project_id: Any) -> None:
     project = await _member_project(hub, actor, project_id, "touch it")
     async with hub.engine.begin() as conn:
         if actor.account_id is not None:
-            await mark_project_used(conn, project.project_id, actor.account_id, actor.now)
-        running = (
-            project.run_state == "running"
-            and not hub.runtime.problem
-            and await note_use_if_running(conn, project.project_id, actor.now)
-        )
-    if not running:
+            state = await mark_project_used(conn, project.project_id, actor.account_id, actor.now)
+            running = state == "running"
+        else:
+            running = await note_use_if_running(conn, project.project_id, actor.now)
+    if not running or hub.runtime.problem:
         await start(hub, actor, project.project_id)
 
 

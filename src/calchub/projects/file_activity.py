@@ -18,7 +18,7 @@ from calchub.errors import Invalid, Unavailable
 from calchub.hub import Hub
 from calchub.projects.access import check_project_access
 from calchub.projects.creation import start_in_background
-from calchub.projects.lifecycle import note_use_if_running
+from calchub.projects.lifecycle import ACTIVITY_RESOLUTION
 
 # A project is marked used by an account at most this often.
 TOUCH_INTERVAL = timedelta(seconds=30)
@@ -44,22 +44,31 @@ def _recent(value: Any, now: datetime, interval: timedelta) -> bool:
 
 async def mark_project_used(
     conn: AsyncConnection, project_id: str, account_id: str, now: datetime
-) -> bool:
+) -> str | None:
     """Record that the account uses the project now: its `last_edited`, the account's entry
-    in `last_active`, the idle timer and the account's own `last_active`. False when it was
-    recorded moments ago (or the project is gone)."""
+    in `last_active`, the idle timer and the account's own `last_active`, each at most every
+    TOUCH_INTERVAL (the idle timer every ACTIVITY_RESOLUTION). Returns the project's run
+    state, which cannot change before `conn`'s transaction ends (the row stays locked), or
+    None when the project is gone."""
     row = (
         await conn.execute(
-            select(projects.c.last_active)
+            select(projects.c.last_active, projects.c.run_state, projects.c.last_activity)
             .where(projects.c.project_id == project_id)
             .with_for_update()
         )
     ).first()
     if row is None:
-        return False
+        return None
     last_active = dict(row.last_active or {})
     if _recent(last_active.get(account_id), now, TOUCH_INTERVAL):
-        return False
+        if row.last_activity is None or now - row.last_activity >= ACTIVITY_RESOLUTION:
+            # Another account's use, or a start, may have left the idle timer behind.
+            await conn.execute(
+                update(projects)
+                .where(projects.c.project_id == project_id)
+                .values(last_activity=now)
+            )
+        return str(row.run_state)
     last_active[account_id] = now.isoformat()
     await conn.execute(
         update(projects)
@@ -69,7 +78,7 @@ async def mark_project_used(
     await conn.execute(
         update(accounts).where(accounts.c.account_id == account_id).values(last_active=now)
     )
-    return True
+    return str(row.run_state)
 
 
 async def log_file_access(
@@ -103,9 +112,8 @@ async def touch_project(hub: Hub, actor: Actor, project_id: str) -> None:
     and nothing more, as exec does (see ensure_running)."""
     project = await check_project_access(hub, actor, project_id)
     async with hub.engine.begin() as conn:
-        await mark_project_used(conn, project.project_id, actor.caller, actor.now)
-        running = project.run_state == "running" and await note_use_if_running(
-            conn, project.project_id, actor.now
+        running = (
+            await mark_project_used(conn, project.project_id, actor.caller, actor.now) == "running"
         )
     # Said at once: a start that can never happen is not a success.
     if hub.runtime.problem:
