@@ -162,6 +162,20 @@ async def test_a_killed_agent_is_reported(hub: SlurmRuntime, projects: Projects)
     assert job_id(hub, spec) != first_job
 
 
+async def test_statuses_at_once_agree_with_each(hub: SlurmRuntime, projects: Projects) -> None:
+    running, killed, never = projects.spec(hub), projects.spec(hub), projects.spec(hub)
+    await asyncio.gather(hub.start(running), hub.start(killed))
+    kill_uid(killed.uid)
+    await wait_stopped(hub, killed)
+    ids = [running.project_id, killed.project_id, never.project_id]
+    together = await hub.statuses(ids)
+    assert together == {project_id: await hub.status(project_id) for project_id in ids}
+    assert together[running.project_id].running
+    assert "its cluster job ended" in (together[killed.project_id].reason or "")
+    assert not together[never.project_id].running
+    assert together[never.project_id].reason is None
+
+
 async def test_a_dead_node_is_noticed_and_reported(
     hub: SlurmRuntime, projects: Projects, cluster: SlurmCluster
 ) -> None:

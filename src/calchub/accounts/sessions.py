@@ -112,9 +112,7 @@ async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str,
     async with hub.engine.begin() as conn:
         # PostgreSQL: attempts on one address wait for each other (SQLite serialises writes).
         await conn.execute(
-            select(accounts.c.account_id)
-            .where(accounts.c.email_address == email)
-            .with_for_update()
+            select(accounts.c.account_id).where(accounts.c.email_address == email).with_for_update()
         )
         attempt = await _record_attempt(conn, email, ip, now)
         row = (

@@ -93,12 +93,15 @@ async def notice_ended_projects(hub: Hub) -> None:
                 )
             )
         ).all()
+    if not rows:
+        return
+    try:
+        found = await hub.runtime.statuses([row.project_id for row in rows])
+    except RuntimeFailure:
+        log.exception("could not ask for the state of the running projects")
+        return
     for row in rows:
-        try:
-            status = await hub.runtime.status(row.project_id)
-        except RuntimeFailure:
-            log.exception("could not ask for the state of project %s", row.project_id)
-            continue
+        status = found[row.project_id]
         if status.running or not status.reason:
             continue
         if await _claim_running(hub, row, run_state="opened", run_state_error=status.reason):

@@ -265,6 +265,11 @@ class ProjectRuntime(ABC):
     @abstractmethod
     async def status(self, project_id: str) -> RuntimeStatus: ...
 
+    async def statuses(self, project_ids: list[str]) -> dict[str, RuntimeStatus]:
+        """The status of each project; a backend that can ask for all at once (a cluster's
+        controller) overrides this."""
+        return {project_id: await self.status(project_id) for project_id in project_ids}
+
     @abstractmethod
     async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult: ...
 

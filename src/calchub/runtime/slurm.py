@@ -218,15 +218,16 @@ class SlurmRuntime(LocalRuntime):
         done = await self._slurm("scontrol", "-o", "show", "job", job_id)
         if done.returncode != 0:
             if "Invalid job id" in done.stderr:
-                return JobInfo("GONE", "", "", "")
+                return _GONE
             raise RuntimeFailure(f"scontrol failed: {done.stderr.strip()[:500]}")
-        fields = dict(item.split("=", 1) for item in done.stdout.split() if "=" in item)
-        return JobInfo(
-            state=fields.get("JobState", "UNKNOWN"),
-            reason=fields.get("Reason", ""),
-            node=fields.get("BatchHost", "") or fields.get("NodeList", ""),
-            exit_code=fields.get("ExitCode", ""),
-        )
+        return next(iter(_parse_jobs(done.stdout).values()), _GONE)
+
+    async def all_jobs(self) -> dict[str, JobInfo]:
+        """Every job the controller still knows (finished ones for MinJobAge), by id."""
+        done = await self._slurm("scontrol", "-o", "show", "job")
+        if done.returncode != 0:
+            raise RuntimeFailure(f"scontrol failed: {done.stderr.strip()[:500]}")
+        return _parse_jobs(done.stdout)
 
     # -- what is recorded of a project
 
@@ -270,8 +271,24 @@ class SlurmRuntime(LocalRuntime):
         _check_id(project_id)
         record = self._record(project_id)
         if record is None:
-            return RuntimeStatus(running=False, pid=None, memory_bytes=None, started_at=None)
-        info = await self.job_info(record["job_id"])
+            return _STOPPED
+        return self._status_of(project_id, record, await self.job_info(record["job_id"]))
+
+    async def statuses(self, project_ids: list[str]) -> dict[str, RuntimeStatus]:
+        """All at once, with one question to the controller however many projects run."""
+        records = {}
+        for project_id in project_ids:
+            _check_id(project_id)
+            records[project_id] = self._record(project_id)
+        jobs = await self.all_jobs() if any(records.values()) else {}
+        return {
+            project_id: _STOPPED
+            if record is None
+            else self._status_of(project_id, record, jobs.get(record["job_id"], _GONE))
+            for project_id, record in records.items()
+        }
+
+    def _status_of(self, project_id: str, record: dict[str, Any], info: JobInfo) -> RuntimeStatus:
         address = self._address(project_id, record["nonce"])
         if info.state == "RUNNING" and address is not None:
             return RuntimeStatus(
@@ -451,6 +468,25 @@ class SlurmRuntime(LocalRuntime):
     async def copy_path(self, *args: Any, **kwargs: Any) -> None:
         # Copies hand an rsync connection from one sandbox to the other on one machine.
         raise RuntimeFailure("copying between projects is not available on the Slurm runtime")
+
+
+_STOPPED = RuntimeStatus(running=False, pid=None, memory_bytes=None, started_at=None)
+_GONE = JobInfo("GONE", "", "", "")
+
+
+def _parse_jobs(text: str) -> dict[str, JobInfo]:
+    """`scontrol -o show job` output: one line per job, `Key=Value` fields."""
+    jobs = {}
+    for line in text.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = JobInfo(
+                state=fields.get("JobState", "UNKNOWN"),
+                reason=fields.get("Reason", ""),
+                node=fields.get("BatchHost", "") or fields.get("NodeList", ""),
+                exit_code=fields.get("ExitCode", ""),
+            )
+    return jobs
 
 
 def _hub_key(path: Path) -> bytes:

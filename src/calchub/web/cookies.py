@@ -48,7 +48,10 @@ def set_session_cookie(hub: Hub, request: Request, response: Response, token: st
 
 def clear_session_cookie(hub: Hub, request: Request, response: Response) -> None:
     response.delete_cookie(
-        SESSION_COOKIE, path=cookie_path(request), secure=_secure(hub), httponly=True,
+        SESSION_COOKIE,
+        path=cookie_path(request),
+        secure=_secure(hub),
+        httponly=True,
         samesite="lax",
     )
 

@@ -32,11 +32,15 @@ from calchub.web.cookies import (
 from calchub.web.render import message, page, redirect, root
 
 FORM_LIMIT = 16 * 1024
-EXPIRY_CHOICES = (("", "never"), ("7", "in 7 days"), ("30", "in 30 days"),
-                  ("90", "in 90 days"), ("365", "in a year"))
+EXPIRY_CHOICES = (
+    ("", "never"),
+    ("7", "in 7 days"),
+    ("30", "in 30 days"),
+    ("90", "in 90 days"),
+    ("365", "in a year"),
+)
 CSRF_FAILED = (
-    "This form was not sent from this site, or the page is too old. "
-    "Reload the page and try again."
+    "This form was not sent from this site, or the page is too old. Reload the page and try again."
 )
 
 
@@ -75,7 +79,7 @@ async def _posted(request: Request, session: Session | None) -> dict[str, str] |
 
 
 def _to_sign_in(request: Request) -> Response:
-    here = request.url.path[len(root(request)):] or "/"
+    here = request.url.path[len(root(request)) :] or "/"
     return redirect(request, "/app/sign-in?next=" + quote(here, safe="/"))
 
 
@@ -91,7 +95,9 @@ def _safe_next(value: str) -> str:
 
 async def landing(request: Request) -> Response:
     return await page(
-        request, "landing.html", session=await current_session(request),
+        request,
+        "landing.html",
+        session=await current_session(request),
         title=await _hub(request).site.get("site_name"),
     )
 
@@ -105,8 +111,12 @@ async def app_root(request: Request) -> Response:
     code = request.query_params.get("forgot")
     if code is not None:
         return await page(
-            request, "reset.html", session=session, title="Set a new password",
-            code=code[:200], rule=LENGTH_RULE,
+            request,
+            "reset.html",
+            session=session,
+            title="Set a new password",
+            code=code[:200],
+            rule=LENGTH_RULE,
         )
     return redirect(request, "/app/keys" if session else "/app/sign-in")
 
@@ -116,9 +126,7 @@ async def sign_in_page(request: Request) -> Response:
     wanted = _safe_next(request.query_params.get("next", ""))
     if session is not None:
         return redirect(request, wanted)
-    return await page(
-        request, "sign_in.html", session=None, title="Sign in", email="", next=wanted
-    )
+    return await page(request, "sign_in.html", session=None, title="Sign in", email="", next=wanted)
 
 
 async def sign_in_submit(request: Request) -> Response:
@@ -132,11 +140,16 @@ async def sign_in_submit(request: Request) -> Response:
             hub, email=email, password=form.get("password", ""), ip=client_ip(request)
         )
     except DomainError as exc:
-        status = 429 if isinstance(exc, LimitExceeded) else 400 if isinstance(
-            exc, Invalid) else 401
+        status = 429 if isinstance(exc, LimitExceeded) else 400 if isinstance(exc, Invalid) else 401
         return await page(
-            request, "sign_in.html", session=None, status=status, title="Sign in",
-            error=str(exc), email=email[:254], next=wanted,
+            request,
+            "sign_in.html",
+            session=None,
+            status=status,
+            title="Sign in",
+            error=str(exc),
+            email=email[:254],
+            next=wanted,
         )
     response = redirect(request, wanted)
     set_session_cookie(hub, request, response, token)
@@ -167,8 +180,15 @@ async def _keys_page(
     keys = await api_keys.made_by_caller(hub, session.actor(client_ip(request)))
     context.setdefault("form", {"name": "", "expire_days": "", "project_id": ""})
     return await page(
-        request, "keys.html", session=session, status=status, title="API keys", keys=keys,
-        expiry_choices=EXPIRY_CHOICES, site_url=hub.settings.resolved_site_url, **context,
+        request,
+        "keys.html",
+        session=session,
+        status=status,
+        title="API keys",
+        keys=keys,
+        expiry_choices=EXPIRY_CHOICES,
+        site_url=hub.settings.resolved_site_url,
+        **context,
     )
 
 
@@ -237,8 +257,11 @@ async def keys_revoke(request: Request) -> Response:
 
 async def forgot_page(request: Request) -> Response:
     return await page(
-        request, "forgot.html", session=await current_session(request),
-        title="Forgot your password?", email="",
+        request,
+        "forgot.html",
+        session=await current_session(request),
+        title="Forgot your password?",
+        email="",
     )
 
 
@@ -255,11 +278,18 @@ async def forgot_submit(request: Request) -> Response:
     except DomainError as exc:
         status = 429 if isinstance(exc, LimitExceeded) else 400
         return await page(
-            request, "forgot.html", session=session, status=status,
-            title="Forgot your password?", error=str(exc), email=email[:254],
+            request,
+            "forgot.html",
+            session=session,
+            status=status,
+            title="Forgot your password?",
+            error=str(exc),
+            email=email[:254],
         )
     return await message(
-        request, session=session, title="Check your email",
+        request,
+        session=session,
+        title="Check your email",
         text=f"If {email} is the address of an account here, a link to set a new password "
         "is on its way to it.",
     )
@@ -276,17 +306,30 @@ async def reset_submit(request: Request) -> Response:
     except DomainError as exc:
         if str(exc) == reset.NO_LONGER_VALID:
             return await message(
-                request, session=session, title="This link has expired", status=400,
-                text=f"{exc} Ask for a new link.", link=("/app/forgot", "Send a new link"),
+                request,
+                session=session,
+                title="This link has expired",
+                status=400,
+                text=f"{exc} Ask for a new link.",
+                link=("/app/forgot", "Send a new link"),
             )
         return await page(
-            request, "reset.html", session=session, status=400, title="Set a new password",
-            error=str(exc), code=code[:200], rule=LENGTH_RULE,
+            request,
+            "reset.html",
+            session=session,
+            status=400,
+            title="Set a new password",
+            error=str(exc),
+            code=code[:200],
+            rule=LENGTH_RULE,
         )
     # The reset signed every browser out, this one too.
     response = await message(
-        request, session=None, title="Your password is changed",
-        text="Sign in with your new password.", link=("/app/sign-in", "Sign in"),
+        request,
+        session=None,
+        title="Your password is changed",
+        text="Sign in with your new password.",
+        link=("/app/sign-in", "Sign in"),
     )
     clear_session_cookie(_hub(request), request, response)
     return response
@@ -301,17 +344,26 @@ async def verify_page(request: Request) -> Response:
     session = await current_session(request)
     email = request.query_params.get("email", "")
     token = request.query_params.get("token", "")
-    if email and token and len(email) <= 254 and len(token) <= 200 and await verify_email(
-        _hub(request), email, token
+    if (
+        email
+        and token
+        and len(email) <= 254
+        and len(token) <= 200
+        and await verify_email(_hub(request), email, token)
     ):
         return await message(
-            request, session=session, title="Email address verified",
+            request,
+            session=session,
+            title="Email address verified",
             text=f"Thank you: {email.lower()} is verified. Invitations to projects that were "
             "sent to it are now yours.",
             link=None if session else ("/app/sign-in", "Sign in"),
         )
     return await message(
-        request, session=session, status=400, title="This link does not work",
+        request,
+        session=session,
+        status=400,
+        title="This link does not work",
         text="This verification link is not valid (any more). It works once, and only for "
         "the address the account has now.",
     )
@@ -330,10 +382,16 @@ async def ticket_page(request: Request) -> Response:
         ticket = await ticket_for(_hub(request), session.actor(client_ip(request)), int(raw))
     if ticket is None:
         return await message(
-            request, session=session, status=404, title="No such support ticket",
+            request,
+            session=session,
+            status=404,
+            title="No such support ticket",
             text="There is no support ticket here with this number for your account.",
         )
     return await page(
-        request, "ticket.html", session=session, title=f"Support ticket #{ticket['id']}",
+        request,
+        "ticket.html",
+        session=session,
+        title=f"Support ticket #{ticket['id']}",
         ticket=ticket,
     )

@@ -93,7 +93,12 @@ async def message(
 ) -> Response:
     """A page that says one thing (and perhaps where to go next)."""
     return await page(
-        request, "message.html", session=session, status=status, title=title, text=text,
+        request,
+        "message.html",
+        session=session,
+        status=status,
+        title=title,
+        text=text,
         link=link,
     )
 
