@@ -20,6 +20,7 @@ from calchub.db.engine import create_engine, migrate
 from calchub.locks import KeyedCounts, KeyedLocks, Pulses
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
+from calchub.projects.agent_addresses import AgentAddressStore
 from calchub.projects.aggregate import Aggregator
 from calchub.projects.quota_inputs import QuotaInputsStore
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
@@ -83,6 +84,7 @@ class Hub:
             runtime_root=installs.runtime_root(settings, install),
             sandbox=not settings.unsandboxed_projects,
             disk=settings.project_disk,
+            addresses=AgentAddressStore(engine),
         )
         try:
             runtime = build_runtime(settings.runtime, options)

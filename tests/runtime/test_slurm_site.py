@@ -4,6 +4,7 @@ cluster (the `cluster` fixture), driven through the HTTP API."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
-from calchub.db.tables import projects
+from calchub.db.tables import agent_addresses, projects
+from calchub.projects.agent_addresses import AgentAddressStore
 from calchub.runtime.slurm import SlurmRuntime
 from tests.harness import ApiClient, Database, Loop, Server, throwaway_database
 from tests.runtime.slurm_cluster import SlurmCluster
@@ -166,3 +168,70 @@ def test_a_dead_node_is_reported_and_the_project_moves(site: Site, cluster: Slur
     finally:
         cluster.start_node(node)
         cluster.wait_idle()
+
+
+def recorded_address(site: Site, project_id: str) -> dict[str, Any] | None:
+    rows = site.db.execute(
+        select(agent_addresses).where(agent_addresses.c.project_id == project_id)
+    )
+    return dict(rows[0]._mapping) if rows else None
+
+
+def test_hubs_reach_a_project_through_its_recorded_address(
+    site: Site, cluster: SlurmCluster
+) -> None:
+    key, project_id = make_project(site)
+    assert run(site.clients[0], key, project_id, "echo kept > f").event == "project_exec_output"
+    rundir = site.runtime_root / project_id
+    job = json.loads((rundir / "job.json").read_text())
+    published = json.loads((rundir / "address.json").read_text())
+    # The starting hub recorded what the relay published; no token is among it.
+    recorded = recorded_address(site, project_id)
+    assert recorded is not None
+    assert {k: recorded[k] for k in ("job_id", "nonce", "host", "port", "fingerprint")} == {
+        "job_id": job["job_id"],
+        "nonce": job["nonce"],
+        "host": published["host"],
+        "port": published["port"],
+        "fingerprint": published["fingerprint"],
+    }
+    # The other hub, which never saw this start, reaches the agent from the record alone.
+    (rundir / "address.json").unlink()
+    second = run(site.clients[1], key, project_id, "cat f")
+    assert second["stdout"] == "kept\n", second.body
+    assert json.loads((rundir / "job.json").read_text())["job_id"] == job["job_id"]
+
+    # The job ends behind the hubs' backs: its record is stale.
+    subprocess.run(["scancel", job["job_id"]], env=cluster.env, check=True)
+    deadline = time.monotonic() + WAIT_S
+    while any(
+        f"JobState={state}" in cluster.scontrol("-o", "show", "job", job["job_id"])
+        for state in ("PENDING", "RUNNING", "COMPLETING")
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # As a hub would find it that recorded the start and never saw it end.
+    site.db.execute(agent_addresses.delete().where(agent_addresses.c.project_id == project_id))
+    site.db.execute(insert(agent_addresses).values(**recorded))
+    hub = SlurmRuntime(
+        site.runtime_root.parent / "p",
+        site.runtime_root,
+        hub_address=cluster.controller_address,
+        slurm_conf=str(cluster.conf),
+        addresses=AgentAddressStore(site.db.engine),
+    )
+    status = site.db.loop.run(hub.status(project_id))
+    assert not status.running
+    assert status.reason is not None and "CANCELLED" in status.reason
+    assert recorded_address(site, project_id) is None
+    # Used again, it starts a new job, whose address replaces the record.
+    again = run(site.clients[1], key, project_id, "cat f")
+    assert again["stdout"] == "kept\n", again.body
+    restarted = json.loads((rundir / "job.json").read_text())
+    assert restarted["job_id"] != job["job_id"]
+    now = recorded_address(site, project_id)
+    assert now is not None and now["nonce"] == restarted["nonce"] != job["nonce"]
+
+    # A stop (what a hub's scheduler does for a stop request) removes the record.
+    site.db.loop.run(hub.stop(project_id))
+    assert recorded_address(site, project_id) is None

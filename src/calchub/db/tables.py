@@ -791,3 +791,23 @@ exec_jobs = Table(
     # When a running job counts as lost (its hub stopped): its timeout and some slack.
     Column("deadline", UtcDateTime, nullable=False),
 )
+
+# Where a running project's agent answers over the network (runtimes whose agents run on
+# other machines, such as Slurm): one row per project, replaced by each start and removed when
+# it ends. The token is derived from the start's nonce, never stored.
+agent_addresses = Table(
+    "agent_addresses",
+    metadata,
+    Column(
+        "project_id",
+        String(UUID_LEN),
+        ForeignKey("projects.project_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("job_id", String(64), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("recorded", UtcDateTime, nullable=False),
+)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 MIB = 1024 * 1024
 # A folder listing refuses folders with more names than this (hidden ones included): the
@@ -31,6 +31,32 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class AgentAddress:
+    """Where one start of a project's agent answers over the network (never its token,
+    which hubs derive from the start's nonce)."""
+
+    project_id: str
+    job_id: str
+    nonce: str
+    host: str
+    port: int
+    fingerprint: str
+
+
+class AgentAddressBook(Protocol):
+    """Shared record of agents' addresses (the database), for backends whose agents run
+    elsewhere: one entry per project, replaced by each start, removed when it ends."""
+
+    async def get(self, project_id: str) -> AgentAddress | None: ...
+
+    async def put(self, address: AgentAddress) -> None: ...
+
+    async def forget(self, project_id: str, nonce: str | None = None) -> None:
+        """Remove the entry (only the one of that start, given a nonce)."""
+        ...
+
+
+@dataclass(frozen=True)
 class RuntimeOptions:
     """What the server tells a backend when it builds it (from its settings)."""
 
@@ -40,6 +66,8 @@ class RuntimeOptions:
     sandbox: bool = True
     # Homes as disk images ("image"), plain folders ("none"), or images where they work.
     disk: str = "none"
+    # Where backends with agents on other machines record their addresses.
+    addresses: AgentAddressBook | None = None
 
 
 # Loopback, private, shared, link-local, benchmarking, multicast and reserved IPv4 ranges.

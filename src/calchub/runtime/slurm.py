@@ -16,10 +16,13 @@ Everything lives on storage every node and every hub sees (an operator's NFS, sa
                                  (what the job runs), address.json (written by the relay:
                                  host, port, certificate fingerprint), job.log, lock
 
-Any hub reaches any project from these files: the token is HMAC(key, project id and nonce),
-so it is never stored anywhere; the relay holds only its SHA-256 digest. A project's state is
-its job's state (`scontrol show job`), so a hub that restarts has nothing to adopt beyond
-reading the folder, and two hubs agree without talking to each other.
+The hub whose start sees address.json records the address in the database (the runtime's
+address book); hubs route calls from that record, checked against the start's nonce in
+job.json, and read address.json only when the record is missing (a start recorded nowhere
+else, such as one from before the record existed). The token is HMAC(key, project id and
+nonce), so it is never stored anywhere; the relay holds only its SHA-256 digest. A project's
+state is its job's state (`scontrol show job`), so a hub that restarts has nothing to adopt
+beyond reading the folder and the record, and two hubs agree without talking to each other.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from typing import Any
 from calchub.runtime import channel, sandbox
 from calchub.runtime.base import (
     MIB,
+    AgentAddress,
+    AgentAddressBook,
     ProjectSpec,
     RuntimeFailure,
     RuntimeOptions,
@@ -108,6 +113,7 @@ class SlurmRuntime(LocalRuntime):
         start_timeout_s: float = 120.0,
         nested_pidns: bool = True,
         disk: str = "none",
+        addresses: AgentAddressBook | None = None,
     ) -> None:
         super().__init__(
             projects_root,
@@ -125,6 +131,10 @@ class SlurmRuntime(LocalRuntime):
         self.slurm_bin = slurm_bin
         self.slurm_conf = slurm_conf
         self._key: bytes | None = None
+        self.addresses = addresses
+        # The address book's entries this hub has read, by project: used while the start's
+        # nonce (job.json) still names them.
+        self._addresses_known: dict[str, AgentAddress] = {}
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> SlurmRuntime:
@@ -140,6 +150,7 @@ class SlurmRuntime(LocalRuntime):
             slurm_bin=env.get("CALCHUB_SLURM_BIN", ""),
             slurm_conf=env.get("SLURM_CONF", ""),
             disk=options.disk,
+            addresses=options.addresses,
         )
 
     # -- availability and layout
@@ -237,11 +248,53 @@ class SlurmRuntime(LocalRuntime):
     def _record(self, project_id: str) -> dict[str, Any] | None:
         return _read_json(self._job_path(project_id))
 
-    def _address(self, project_id: str, nonce: str) -> dict[str, Any] | None:
+    def _address_file(self, project_id: str, nonce: str) -> dict[str, Any] | None:
         found = _read_json(self._rundir(project_id) / "address.json")
         if found is None or found.get("nonce") != nonce:
             return None
         return found
+
+    async def _address(self, project_id: str, nonce: str) -> dict[str, Any] | None:
+        """Where the start with this nonce answers: the database's record (kept by this hub
+        while the nonce is the same), else the relay's file."""
+        if self.addresses is not None:
+            known = self._addresses_known.get(project_id)
+            if known is None or known.nonce != nonce:
+                known = await self.addresses.get(project_id)
+                if known is not None and known.nonce == nonce:
+                    self._addresses_known[project_id] = known
+            if known is not None and known.nonce == nonce:
+                return {"host": known.host, "port": known.port, "fingerprint": known.fingerprint}
+        return self._address_file(project_id, nonce)
+
+    async def _remember(
+        self, project_id: str, record: dict[str, Any], address: dict[str, Any]
+    ) -> None:
+        if self.addresses is None:
+            return
+        known = AgentAddress(
+            project_id=project_id,
+            job_id=str(record["job_id"]),
+            nonce=str(record["nonce"]),
+            host=str(address["host"]),
+            port=int(address["port"]),
+            fingerprint=str(address["fingerprint"]),
+        )
+        await self.addresses.put(known)
+        self._addresses_known[project_id] = known
+
+    async def _forget_address(self, project_id: str, nonce: str | None = None) -> None:
+        known = self._addresses_known.get(project_id)
+        if known is not None and (nonce is None or known.nonce == nonce):
+            del self._addresses_known[project_id]
+        if self.addresses is None:
+            return
+        if nonce is not None:
+            # Asked on every status of an ended start: a read spares a write when done.
+            recorded = await self.addresses.get(project_id)
+            if recorded is None or recorded.nonce != nonce:
+                return
+        await self.addresses.forget(project_id, nonce)
 
     # -- lifecycle
 
@@ -266,13 +319,14 @@ class SlurmRuntime(LocalRuntime):
             if record is not None:
                 await self._cancel(record["job_id"])
             self._clear(project_id)
+            await self._forget_address(project_id)
 
     async def status(self, project_id: str) -> RuntimeStatus:
         _check_id(project_id)
         record = self._record(project_id)
         if record is None:
             return _STOPPED
-        return self._status_of(project_id, record, await self.job_info(record["job_id"]))
+        return await self._status_of(project_id, record, await self.job_info(record["job_id"]))
 
     async def statuses(self, project_ids: list[str]) -> dict[str, RuntimeStatus]:
         """All at once, with one question to the controller however many projects run."""
@@ -281,16 +335,23 @@ class SlurmRuntime(LocalRuntime):
             _check_id(project_id)
             records[project_id] = self._record(project_id)
         jobs = await self.all_jobs() if any(records.values()) else {}
-        return {
-            project_id: _STOPPED
-            if record is None
-            else self._status_of(project_id, record, jobs.get(record["job_id"], _GONE))
-            for project_id, record in records.items()
-        }
+        found = {}
+        for project_id, record in records.items():
+            found[project_id] = (
+                _STOPPED
+                if record is None
+                else await self._status_of(project_id, record, jobs.get(record["job_id"], _GONE))
+            )
+        return found
 
-    def _status_of(self, project_id: str, record: dict[str, Any], info: JobInfo) -> RuntimeStatus:
-        address = self._address(project_id, record["nonce"])
-        if info.state == "RUNNING" and address is not None:
+    async def _status_of(
+        self, project_id: str, record: dict[str, Any], info: JobInfo
+    ) -> RuntimeStatus:
+        if info.state != "RUNNING":
+            if not info.active:
+                # The start ended: its recorded address must not be used again.
+                await self._forget_address(project_id, record["nonce"])
+        elif await self._address(project_id, record["nonce"]) is not None:
             return RuntimeStatus(
                 running=True,
                 pid=None,
@@ -309,10 +370,10 @@ class SlurmRuntime(LocalRuntime):
     async def touch(self, project_id: str) -> None:
         _check_id(project_id)
         record = self._record(project_id)
-        if record is None or self._address(project_id, record["nonce"]) is None:
+        if record is None:
             return
         with contextlib.suppress(RuntimeFailure):
-            endpoint = self._endpoint_of(project_id, record)
+            endpoint = await self._endpoint_of(project_id, record)
             await channel.call(endpoint, {"op": "touch"}, wait_s=5)
 
     async def close(self) -> None:
@@ -379,10 +440,13 @@ class SlurmRuntime(LocalRuntime):
         }
 
     async def _wait_address(self, project_id: str, record: dict[str, Any]) -> None:
-        """Until the job's relay published its address (or the job ended)."""
+        """Until the job's relay published its address (or the job ended), which is then
+        recorded in the database."""
+        if await self._address(project_id, record["nonce"]) is not None:
+            return
         deadline = time.monotonic() + self._start_timeout_s
         checked = 0.0
-        while self._address(project_id, record["nonce"]) is None:
+        while (address := self._address_file(project_id, record["nonce"])) is None:
             now = time.monotonic()
             if now > deadline:
                 raise RuntimeFailure(
@@ -391,9 +455,10 @@ class SlurmRuntime(LocalRuntime):
             if now - checked > 1.0:
                 checked = now
                 info = await self.job_info(record["job_id"])
-                if not info.active and self._address(project_id, record["nonce"]) is None:
+                if not info.active and self._address_file(project_id, record["nonce"]) is None:
                     raise SandboxUnavailable(f"the project could not start: {info.describe()}")
             await asyncio.sleep(0.05)
+        await self._remember(project_id, record, address)
 
     async def _cancel(self, job_id: str) -> None:
         await self._slurm("scancel", job_id)
@@ -413,8 +478,10 @@ class SlurmRuntime(LocalRuntime):
 
     # -- talking to the agent
 
-    def _endpoint_of(self, project_id: str, record: dict[str, Any]) -> channel.NetworkEndpoint:
-        address = self._address(project_id, record["nonce"])
+    async def _endpoint_of(
+        self, project_id: str, record: dict[str, Any]
+    ) -> channel.NetworkEndpoint:
+        address = await self._address(project_id, record["nonce"])
         if address is None:
             raise channel.AgentUnreachable("project is not running")
         return channel.NetworkEndpoint(
@@ -432,15 +499,15 @@ class SlurmRuntime(LocalRuntime):
         # call, ended starts the project again.
         if (
             record is not None
-            and self._address(spec.project_id, record["nonce"]) is not None
+            and await self._address(spec.project_id, record["nonce"]) is not None
             and (not fresh or (await self.job_info(record["job_id"])).active)
         ):
-            return self._endpoint_of(spec.project_id, record)
+            return await self._endpoint_of(spec.project_id, record)
         await self.start(spec)
         record = self._record(spec.project_id)
         if record is None:
             raise RuntimeFailure("the project did not start")
-        return self._endpoint_of(spec.project_id, record)
+        return await self._endpoint_of(spec.project_id, record)
 
     async def _peek(
         self, spec: ProjectSpec, header: dict[str, Any], *, max_payload: int = 0
@@ -451,10 +518,10 @@ class SlurmRuntime(LocalRuntime):
         _check_spec(spec, True)
         self._prepare()
         record = self._record(spec.project_id)
-        if record is not None and self._address(spec.project_id, record["nonce"]) is not None:
+        if record is not None and await self._address(spec.project_id, record["nonce"]) is not None:
             with contextlib.suppress(channel.AgentUnreachable):
                 reply, data = await channel.call(
-                    self._endpoint_of(spec.project_id, record),
+                    await self._endpoint_of(spec.project_id, record),
                     header,
                     wait_s=self._io_timeout_s,
                     max_payload=max_payload,
