@@ -925,9 +925,11 @@ class LocalRuntime(ProjectRuntime):
             src_abs = self._approved_source(src, src_path, info, source_allowed)
         dst_is_folder = dst_path.endswith("/") or dst_abs == dst_home
         src_arg, dst_arg, mkdir = copy.targets(src_abs, is_dir, dst_abs, dst_is_folder)
-        size_reply, _ = await self._call(src, {"op": "du", "path": src_abs})
+        # Two agents (or two workers of one): measured side by side.
+        (size_reply, _), used = await asyncio.gather(
+            self._call(src, {"op": "du", "path": src_abs}), self.disk_usage(dst)
+        )
         needed = _integer(size_reply, "bytes")
-        used = await self.disk_usage(dst)
         quota = dst.quota.disk_mb * MIB
         if used + needed > quota:
             raise QuotaExceeded(used, quota, needed)
