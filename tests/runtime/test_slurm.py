@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from calchub.runtime import ExecRequest, ExecResult, ProjectSpec, Quota, RuntimeFailure
+from calchub.runtime.base import QuotaExceeded
 from calchub.runtime.slurm import SlurmRuntime
 from tests.runtime.conftest import Projects, processes_of
 from tests.runtime.slurm_cluster import SlurmCluster
@@ -259,3 +260,42 @@ async def test_a_wrong_partition_is_a_clear_failure(
     with pytest.raises(RuntimeFailure, match="sbatch refused"):
         await rt.start(spec)
     assert not (await rt.status(spec.project_id)).running
+
+
+COPY_OPTIONS: dict[str, object] = {
+    "overwrite_newer": False,
+    "delete_missing": False,
+    "backup": False,
+    "exclude": [],
+    "timeout_s": None,
+}
+
+
+async def test_copies_between_projects_run_on_the_hub(
+    hub: SlurmRuntime, projects: Projects
+) -> None:
+    src = projects.spec(hub)
+    dst = projects.spec(hub, Quota(disk_mb=1))
+    await hub.write_file(src, "notes/a.txt", b"from a node\n")
+    await hub.write_file(src, "big.bin", b"x" * (2 * 1024 * 1024))
+    src_job = job_id(hub, src)
+    # Into a project that is not running: the hub copies between the homes on the shared
+    # folder, as the target's uid, without submitting a job for either.
+    await hub.copy_path(src, "notes", dst, "copied/", **COPY_OPTIONS)  # type: ignore[arg-type]
+    copied = hub.projects_root / dst.project_id / "copied" / "a.txt"
+    assert copied.read_bytes() == b"from a node\n"
+    assert copied.stat().st_uid == dst.uid
+    assert not (hub.runtime_root / dst.project_id / "job.json").exists()
+    assert job_id(hub, src) == src_job
+    # The copy's sandboxes end with it.
+    assert processes_of(dst.uid) == []
+    # The target's quota is checked first; paths stay inside the homes.
+    with pytest.raises(QuotaExceeded):
+        await hub.copy_path(src, "big.bin", dst, "big.bin", **COPY_OPTIONS)  # type: ignore[arg-type]
+    assert not (hub.projects_root / dst.project_id / "big.bin").exists()
+    with pytest.raises(RuntimeFailure, match="contained"):
+        await hub.copy_path(src, "../x", dst, "y", **COPY_OPTIONS)  # type: ignore[arg-type]
+    # A running target sees the copy at once, through its agent on its node.
+    await hub.start(dst)
+    await hub.copy_path(src, "notes/a.txt", dst, "again.txt", **COPY_OPTIONS)  # type: ignore[arg-type]
+    assert await hub.read_file(dst, "again.txt", 100) == b"from a node\n"

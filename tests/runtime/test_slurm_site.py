@@ -235,3 +235,20 @@ def test_hubs_reach_a_project_through_its_recorded_address(
     # A stop (what a hub's scheduler does for a stop request) removes the record.
     site.db.loop.run(hub.stop(project_id))
     assert recorded_address(site, project_id) is None
+
+
+def test_copies_between_projects_on_the_cluster(site: Site) -> None:
+    key, src = make_project(site)
+    reply = site.clients[0].call("create_project", key, {"title": "Target"})
+    dst = str(reply["project_id"])
+    site.project_ids.append(dst)
+    assert run(site.clients[0], key, src, "mkdir d; echo copied > d/x").event == (
+        "project_exec_output"
+    )
+    done = site.clients[1].call(
+        "copy_path_between_projects",
+        key,
+        {"src_project_id": src, "src_path": "d", "target_project_id": dst, "target_path": "e"},
+    )
+    assert done.event == "success", done.body
+    assert run(site.clients[0], key, dst, "cat e/x")["stdout"] == "copied\n"

@@ -38,6 +38,7 @@ import math
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ class SlurmRuntime(LocalRuntime):
         # The address book's entries this hub has read, by project: used while the start's
         # nonce (job.json) still names them.
         self._addresses_known: dict[str, AgentAddress] = {}
+        self._copies: LocalRuntime | None = None
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> SlurmRuntime:
@@ -378,6 +380,9 @@ class SlurmRuntime(LocalRuntime):
 
     async def close(self) -> None:
         channel.close_kept()
+        if self._copies is not None:
+            await self._copies.close()
+            self._copies = None
 
     async def _submit(self, spec: ProjectSpec) -> None:
         project_id = spec.project_id
@@ -532,9 +537,55 @@ class SlurmRuntime(LocalRuntime):
     async def _ensure_running(self, spec: ProjectSpec) -> str:
         raise RuntimeFailure("this operation is not available on the Slurm runtime")
 
-    async def copy_path(self, *args: Any, **kwargs: Any) -> None:
-        # Copies hand an rsync connection from one sandbox to the other on one machine.
-        raise RuntimeFailure("copying between projects is not available on the Slurm runtime")
+    async def copy_path(
+        self,
+        src: ProjectSpec,
+        src_path: str,
+        dst: ProjectSpec,
+        dst_path: str,
+        **options: Any,
+    ) -> None:
+        """Both homes lie on the shared folder this hub sees, so the copy runs here, as the
+        local runtime's does (rsync as the target's uid from a sandbox of the source, the
+        target's quota checked first), in sandboxes on this hub that end with the copy."""
+        _check_spec(src, True)
+        _check_spec(dst, True)
+        self._prepare()
+        copier = self._copier()
+        plain = {
+            spec.project_id: dataclasses.replace(
+                spec, quota=dataclasses.replace(spec.quota, network=False)
+            )
+            for spec in (src, dst)
+        }
+        try:
+            await copier.copy_path(
+                plain[src.project_id], src_path, plain[dst.project_id], dst_path, **options
+            )
+        finally:
+            for project_id in plain:
+                await copier.stop(project_id)
+
+    def _copier(self) -> LocalRuntime:
+        """A local runtime of this hub process's own for copies: its sandboxes' sockets and
+        locks are this process's, so no other hub adopts or stops them."""
+        if self._copies is None:
+            # Short: the sockets' paths must fit sun_path.
+            host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
+            root = self.runtime_root / ".c" / f"{host}{os.getpid()}"
+            root.parent.mkdir(mode=0o711, exist_ok=True)
+            os.chmod(root.parent, 0o711)  # noqa: S103 - traversable, as the roots are
+            try:
+                self._copies = LocalRuntime(
+                    self.projects_root,
+                    root,
+                    use_cgroups=False,
+                    nested_pidns=self._nested_pidns,
+                    io_timeout_s=self._io_timeout_s,
+                )
+            except ValueError as exc:
+                raise SandboxUnavailable(f"copies cannot run on this hub: {exc}") from None
+        return self._copies
 
 
 _STOPPED = RuntimeStatus(running=False, pid=None, memory_bytes=None, started_at=None)
