@@ -241,6 +241,24 @@ async def test_sessions_keep_state(runtime: LocalRuntime, project: ProjectSpec) 
     assert caught.value.kind == "no_session"
 
 
+async def test_a_cell_after_an_error_runs(runtime: LocalRuntime, project: ProjectSpec) -> None:
+    # Each call is independent: an error must not cancel the call that follows it (a kernel
+    # told to stop on errors aborts whatever reaches it right after one). The failing cell
+    # keeps the kernel busy a moment after its reply, so the next call always arrives in
+    # that window.
+    session = await kernels.create_session(runtime, project, "python3", None, 600)
+    busy_after_reply = "import asyncio, time; asyncio.get_event_loop().call_soon(time.sleep, 0.3)"
+    try:
+        for i in range(3):
+            failed = await run(runtime, project, f"{busy_after_reply}; 1/0", session=session.id)
+            assert failed[-1]["ename"] == "ZeroDivisionError"
+            assert await run(runtime, project, f"{i}", session=session.id) == [
+                {"data": {"text/plain": f"{i}"}}
+            ]
+    finally:
+        await kernels.delete_session(runtime, project, session.id)
+
+
 async def test_idle_sessions_end(runtime: LocalRuntime, project: ProjectSpec) -> None:
     session = await kernels.create_session(runtime, project, "python3", None, 0.1)
     for _ in range(100):

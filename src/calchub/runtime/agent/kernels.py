@@ -253,7 +253,11 @@ class Kernel:
             "store_history": store_history,
             "user_expressions": {},
             "allow_stdin": False,
-            "stop_on_error": True,
+            # Each cell is sent only after the previous one ended, so there is never a queue
+            # to cancel; with True the kernel aborts whatever reaches it shortly after an
+            # error, and the next cell (a change of folder's error, then the code; or a
+            # session's next call) could answer nothing.
+            "stop_on_error": False,
         }
         request = self.session.msg("execute_request", content)
         msg_id = request["header"]["msg_id"]
