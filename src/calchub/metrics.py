@@ -164,9 +164,27 @@ class MetricsMiddleware:
             HTTP_IN_PROGRESS.dec()
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"
-            route = route_label(scope)
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            count, duration = _request_series(route_label(scope), method, status)
+            count.inc()
+            duration.observe(time.perf_counter() - started)
+
+
+# Labelled children by (route, method, status): `labels()` takes a lock, builds strings and
+# looks up a dictionary on every request. Keys are bounded as the labels are (route templates,
+# methods, status codes), so the cache stays as small as the series it points to.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (route, method, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_DURATION.labels(route, method),
+        )
+        _SERIES[key] = series
+    return series
 
 
 # -- hooks for the rest of the server ------------------------------------------------------
