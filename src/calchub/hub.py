@@ -17,6 +17,7 @@ from calchub.config import Settings
 from calchub.datafolder import make_private
 from calchub.db.counters import CounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
+from calchub.db.loop_reads import LoopReads
 from calchub.locks import KeyedCounts, KeyedLocks, Pulses
 from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
@@ -58,12 +59,15 @@ class Hub:
     key_cache: KeyCache = field(init=False)
     # Projects' quota inputs, kept in their rows while current.
     quota_inputs: QuotaInputsStore = field(init=False)
+    # One-row reads on the event loop (SQLite), for the checks every project call makes.
+    loop_reads: LoopReads = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.key_cache = KeyCache(self.engine, self.counters)
         self.quota_inputs = QuotaInputsStore(self.engine)
+        self.loop_reads = LoopReads(self.engine)
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -139,4 +143,5 @@ class Hub:
         await self.mailer.close()
         self.key_cache.clear()
         await self.counters.close()
+        self.loop_reads.close()
         await self.engine.dispose()

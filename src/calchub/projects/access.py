@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from calchub.access import Role, role_of
 from calchub.actor import Actor
+from calchub.db.loop_reads import LoopReadUnavailable
 from calchub.errors import Invalid, Refused
 from calchub.hub import Hub
 from calchub.ids import is_valid_uuid
-from calchub.projects.store import ProjectRow, project_with_group
+from calchub.projects.store import ProjectRow, project_with_group, project_with_group_on_loop
 
 
 def _who(actor: Actor) -> str:
@@ -21,8 +22,11 @@ async def project_and_role(
     """The project (not deleted) and the actor's role on it, in one query; None when there
     is no such project. `project_id` must be in its stored, lower-case form."""
     account = actor.account_id if actor.project_id is None else None
-    async with hub.engine.connect() as conn:
-        found = await project_with_group(conn, project_id, account)
+    try:
+        found = project_with_group_on_loop(hub.loop_reads, project_id, account)
+    except LoopReadUnavailable:
+        async with hub.engine.connect() as conn:
+            found = await project_with_group(conn, project_id, account)
     if found is None:
         return None
     project, group = found

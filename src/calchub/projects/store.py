@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from calchub.db.loop_reads import LoopReads
 from calchub.db.tables import counters, project_users, projects
 from calchub.db.types import utcnow
 from calchub.ids import new_id
@@ -105,13 +106,24 @@ async def project_with_group(
 ) -> tuple[ProjectRow, str | None] | None:
     """The project and the account's group in it (None when not a member, or no account),
     in one query."""
-    if account_id is None:
-        project = await get_project(conn, project_id)
-        return None if project is None else (project, None)
-    found = await conn.execute(
-        _PROJECT_WITH_GROUP, {"project_id": project_id, "account_id": account_id}
-    )
-    row = found.first()
+    found = await conn.execute(_PROJECT_WITH_GROUP, _with_group_params(project_id, account_id))
+    return _with_group(found.first())
+
+
+def project_with_group_on_loop(
+    reads: LoopReads, project_id: str, account_id: str | None
+) -> tuple[ProjectRow, str | None] | None:
+    """`project_with_group` read on the event loop (SQLite); raises LoopReadUnavailable when
+    it must go through the pool instead."""
+    return _with_group(reads.first(_PROJECT_WITH_GROUP, _with_group_params(project_id, account_id)))
+
+
+def _with_group_params(project_id: str, account_id: str | None) -> dict[str, Any]:
+    # No account: `account_id = NULL` matches no membership, so the group is None.
+    return {"project_id": project_id, "account_id": account_id}
+
+
+def _with_group(row: Any) -> tuple[ProjectRow, str | None] | None:
     return (_row(row), row.member_group) if row else None
 
 
