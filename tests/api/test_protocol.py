@@ -71,6 +71,10 @@ def test_unknown_endpoint_and_non_api(api: ApiClient, admin_key: str) -> None:
     assert response.json()["event"] == "pong"
     response = api.http.post("/api/v1/ping/", auth=(admin_key, ""))
     assert response.json() == {"error": "unknown endpoint ''"}
+    # An escaped ?, # or backslash in the segment stays escaped: never read as a query or fragment.
+    for escaped in ("%3F", "%23", "%5C"):
+        response = api.http.post(f"/api/v1/ping{escaped}x", auth=(admin_key, ""))
+        assert response.json() == {"error": f"unknown endpoint 'ping{escaped}x'"}, escaped
 
 
 def test_every_event_is_implemented(api: ApiClient, admin_key: str) -> None:

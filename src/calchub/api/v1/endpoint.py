@@ -39,8 +39,14 @@ async def handle_v1(request: Request) -> Response:
         )
 
 
+def _event_name(path: str) -> str:
+    """The path's last segment, escaped as `request.url.path` gives it, without building the
+    whole URL (host, scheme, query) that `request.url` parses on every call."""
+    return path.rsplit("/", 1)[-1].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 async def _handle(hub: Hub, request: Request) -> Response:
-    event = request.url.path.rsplit("/", 1)[-1]
+    event = _event_name(request.scope["path"])
     defn = DEFINITIONS.get(event)
     # The key is checked before the body is read: a caller without one costs next to nothing.
     actor = await authenticate(hub, request, public=defn is not None and defn.public)
