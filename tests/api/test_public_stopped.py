@@ -38,10 +38,16 @@ def _row(db: Database, project_id: str) -> Any:
 def _stop(api: ApiClient, key: str, db: Database, project_id: str) -> None:
     stop = {"projects": {"project_id": project_id, "action_request": {"action": "stop"}}}
     assert api.call("query", key, {"query": stop}).event == "query"
+    # Wait for this request to be carried out, not only for "opened": a project already
+    # stopped is "opened" before the request's own stop moves it through "stopping".
     deadline = time.monotonic() + 30
-    while _row(db, project_id).run_state != "opened" and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        row = _row(db, project_id)
+        if row.action_state == "done" and row.run_state == "opened":
+            break
         time.sleep(0.1)
-    assert _row(db, project_id).run_state == "opened"
+    row = _row(db, project_id)
+    assert (row.action_state, row.run_state) == ("done", "opened")
 
 
 def _processes_of(project_id: str) -> list[int]:
