@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calchub.runtime import sandbox as sandbox_cmd
 from calchub.runtime.install import install_agent
 from calchub.runtime.procfs import tree
-from ping import ServerProcess, project_server
+from ping import ServerProcess, project_server, remove_project_server_folders
 
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
 IDLE_SETTLE_S = 8.0  # the agent keeps fewer workers once quiet (QUIET_S in its server.py)
@@ -267,8 +267,7 @@ def main() -> int:
             results.append(measure(label, server, folders[2], args))
         finally:
             server.stop()
-            for folder in folders:
-                shutil.rmtree(folder, ignore_errors=True)
+            remove_project_server_folders(folders)
     for figures in results:
         report(figures)
     return 0

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ping import HOST, ServerProcess, free_port, project_server
+from ping import HOST, ServerProcess, free_port, project_server, remove_project_server_folders
 
 TEXT_BYTES = 1_000_000
 FOLDERS, FILES_PER_FOLDER = 40, 50
@@ -216,7 +216,8 @@ def main() -> int:
         server.stop()
         if jupyter is not None:
             jupyter.stop()
-        for folder in (*folders, jupyter_root, scratch):
+        remove_project_server_folders(folders)
+        for folder in (jupyter_root, scratch):
             shutil.rmtree(folder, ignore_errors=True)
 
 

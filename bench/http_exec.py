@@ -12,7 +12,6 @@ Needs root and bubblewrap, like the server's projects.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ping import project_server
+from ping import project_server, remove_project_server_folders
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -65,8 +64,7 @@ def main() -> int:
         return 0
     finally:
         server.stop()
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_project_server_folders(folders)
 
 
 if __name__ == "__main__":

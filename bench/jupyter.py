@@ -19,7 +19,6 @@ bubblewrap and Debian's python3-ipykernel, like the server's kernels.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ping import project_server
+from ping import project_server, remove_project_server_folders
 
 POOL_SIZE = 2
 
@@ -139,8 +138,7 @@ def main() -> int:
         return 0
     finally:
         server.stop()
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_project_server_folders(folders)
 
 
 if __name__ == "__main__":

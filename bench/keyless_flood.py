@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import statistics
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from ping import project_server
+from ping import project_server, remove_project_server_folders
 
 BODY = b"[" + b"1," * (9_900_000 // 2 - 1) + b"1]"
 
@@ -105,8 +104,7 @@ def main() -> int:
         print(f"{'keyless requests sent':>22}: {sent[0]}   server peak RSS {peak[0]:.0f} MB")
     finally:
         server.stop()
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_project_server_folders(folders)
     return 0
 
 

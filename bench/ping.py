@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,6 +105,32 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def remove_project_server_folders(folders: list[Path]) -> None:
+    """Stop the projects a `project_server` started, then remove its folders. Sandboxes
+    outlive the server that started them (a hub restart must not stop projects), so
+    removing the folders alone would leave them running, and image homes mounted."""
+    from calchub.runtime import LocalRuntime
+
+    _, projects_root, runtime_root = folders
+
+    async def stop_all() -> None:
+        runtime = LocalRuntime(projects_root, runtime_root)
+        try:
+            for entry in runtime_root.iterdir():
+                if entry.is_dir() and not entry.name.startswith("."):
+                    try:
+                        await runtime.stop(entry.name)
+                    except (ValueError, OSError) as exc:
+                        print(f"could not stop project {entry.name}: {exc}", file=sys.stderr)
+        finally:
+            await runtime.close()
+
+    if runtime_root.is_dir():
+        asyncio.run(stop_all())
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def project_server(*serve_args: str) -> tuple[ServerProcess, list[Path]]:
