@@ -35,10 +35,10 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from calchub.runtime import channel, copy, disk_images, mounts, network, procfs, sandbox
 from calchub.runtime.base import (
@@ -67,6 +67,14 @@ from calchub.runtime.listing import parse_listing
 from calchub.runtime.state import AgentState, ProjectLocks, load, remove_folder, save
 
 log = logging.getLogger(__name__)
+
+
+class _AgentAsk(Protocol):
+    """How a file request reaches the agent: `_call` (starting the project) or `_peek`."""
+
+    def __call__(
+        self, spec: ProjectSpec, header: dict[str, Any], *, max_payload: int = 0
+    ) -> Awaitable[tuple[dict[str, Any], bytes]]: ...
 
 EXEC_GRACE_S = 15.0  # the agent enforces the exec timeout; this only guards against a stuck agent
 STOP_WAIT_S = 10.0
@@ -722,10 +730,7 @@ class LocalRuntime(ProjectRuntime):
         return (await self.read_file_located(spec, path, max_bytes)).data
 
     async def read_file_located(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
-        header = {"op": "read", "path": path, "max_bytes": max_bytes}
-        reply, data = await self._call(spec, header, max_payload=max_bytes)
-        real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
-        return FileContents(data, real)
+        return await self._read(self._call, spec, path, max_bytes)
 
     async def list_directory(
         self,
@@ -735,17 +740,10 @@ class LocalRuntime(ProjectRuntime):
         *,
         max_entries: int = MAX_LISTING_ENTRIES,
     ) -> DirectoryListing:
-        if max_entries < 0:
-            raise ValueError("max_entries must not be negative")
-        header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
-        reply, _ = await self._call(spec, header)
-        return parse_listing(reply, self._real_home(spec.project_id), max_entries)
+        return await self._list(self._call, spec, path, hidden, max_entries)
 
     async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
-        header = {"op": "read", "path": path, "max_bytes": max_bytes}
-        reply, data = await self._peek(spec, header, max_payload=max_bytes)
-        real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
-        return FileContents(data, real)
+        return await self._read(self._peek, spec, path, max_bytes)
 
     async def peek_directory(
         self,
@@ -755,10 +753,24 @@ class LocalRuntime(ProjectRuntime):
         *,
         max_entries: int = MAX_LISTING_ENTRIES,
     ) -> DirectoryListing:
+        return await self._list(self._peek, spec, path, hidden, max_entries)
+
+    async def _read(
+        self, ask: _AgentAsk, spec: ProjectSpec, path: str, max_bytes: int
+    ) -> FileContents:
+        """A file read by `ask`: the running agent (which starts the project) or a peek."""
+        header = {"op": "read", "path": path, "max_bytes": max_bytes}
+        reply, data = await ask(spec, header, max_payload=max_bytes)
+        real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
+        return FileContents(data, real)
+
+    async def _list(
+        self, ask: _AgentAsk, spec: ProjectSpec, path: str, hidden: bool, max_entries: int
+    ) -> DirectoryListing:
         if max_entries < 0:
             raise ValueError("max_entries must not be negative")
         header = {"op": "list", "path": path, "hidden": hidden, "max_entries": max_entries}
-        reply, _ = await self._peek(spec, header)
+        reply, _ = await ask(spec, header)
         return parse_listing(reply, self._real_home(spec.project_id), max_entries)
 
     async def _peek(
