@@ -4,6 +4,7 @@ with a real sandbox behind it; the hub reaches it over TCP with TLS and the proj
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -84,6 +85,17 @@ async def relayed(projects: Projects) -> AsyncIterator[Relayed]:
         running.proc.wait(timeout=30)
         if running.proc.stderr:
             running.proc.stderr.close()
+        # A relay killed outright leaves its sandbox behind (on a node, Slurm ends the
+        # job's processes); end it here so no test leaves a project running.
+        _kill_processes_of(spec.uid)
+
+
+def _kill_processes_of(uid: int) -> None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
 
 
 def exec_header(script: str) -> dict[str, object]:
