@@ -39,7 +39,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ping import BARE_APP, CALCHUB, HOST, ServerProcess, free_port
+from ping import ServerProcess, start_bare_and_calchub
 
 # Above ordinary uids and far from the ones the server hands out, so inserts never collide.
 UID_OFFSET = 500_000_000
@@ -203,22 +203,7 @@ def main() -> int:
     data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
     servers: list[ServerProcess] = []
     try:
-        bare_port = free_port()
-        bare = ServerProcess(
-            "bare",
-            [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
-            bare_port,
-        )
-        servers.append(bare)
-        port = free_port()
-        command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
-        command += ["--runtime", "fake"]
-        if args.database_url:
-            command += ["--database-url", args.database_url]
-        calchub = ServerProcess("calchub", command, port)
-        servers.append(calchub)
-        bare.wait_ready()
-        calchub.wait_ready()
+        bare, calchub = start_bare_and_calchub(data, args.database_url, servers)
         key = calchub.printed_key
         admin = ADMIN_ID.search("".join(calchub.lines))
         if key is None or admin is None:

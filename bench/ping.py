@@ -107,6 +107,31 @@ class ServerProcess:
                 self.process.wait()
 
 
+def start_bare_and_calchub(
+    data: Path, database_url: str, servers: list[ServerProcess]
+) -> tuple[ServerProcess, ServerProcess]:
+    """The bare app and a `calchub serve` (fake runtime, access log at info as deployed) on
+    free ports, both answering. Each is appended to `servers` as it starts, so the caller
+    stops them however this ends."""
+    bare_port = free_port()
+    bare = ServerProcess(
+        "bare",
+        [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
+        bare_port,
+    )
+    servers.append(bare)
+    port = free_port()
+    command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
+    command += ["--runtime", "fake"]
+    if database_url:
+        command += ["--database-url", database_url]
+    calchub = ServerProcess("calchub", command, port)
+    servers.append(calchub)
+    bare.wait_ready()
+    calchub.wait_ready()
+    return bare, calchub
+
+
 def remove_project_server_folders(folders: list[Path]) -> None:
     """Stop the projects a `project_server` started, then remove its folders. Sandboxes
     outlive the server that started them (a hub restart must not stop projects), so

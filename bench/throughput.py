@@ -21,14 +21,13 @@ import base64
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from ping import BARE_APP, CALCHUB, HOST, ServerProcess, free_port
+from ping import ServerProcess, start_bare_and_calchub
 
 LUA = """wrk.method = "POST"
 wrk.body = "{{}}"
@@ -131,23 +130,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
     servers: list[ServerProcess] = []
     try:
-        bare_port = free_port()
-        bare = ServerProcess(
-            "bare",
-            [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
-            bare_port,
-        )
-        servers.append(bare)
-        port = free_port()
-        command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
-        # Both servers keep their access log at info, as deployed.
-        command += ["--runtime", "fake"]
-        if args.database_url:
-            command += ["--database-url", args.database_url]
-        calchub = ServerProcess("calchub", command, port)
-        servers.append(calchub)
-        bare.wait_ready()
-        calchub.wait_ready()
+        bare, calchub = start_bare_and_calchub(data, args.database_url, servers)
         key = calchub.printed_key
         if key is None:
             raise SystemExit("calchub printed no admin key: use an empty database")
