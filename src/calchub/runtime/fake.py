@@ -258,12 +258,11 @@ class FakeRuntime(ProjectRuntime):
         return FileContents(data=data, real_path=real)
 
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
-        await self.start(spec)
-        return (await asyncio.to_thread(self._open_regular, spec, path, max_bytes)).data
+        return (await self.read_file_located(spec, path, max_bytes)).data
 
     async def read_file_located(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
         await self.start(spec)
-        return await asyncio.to_thread(self._open_regular, spec, path, max_bytes)
+        return await self.peek_file(spec, path, max_bytes)
 
     async def list_directory(
         self,
@@ -274,7 +273,7 @@ class FakeRuntime(ProjectRuntime):
         max_entries: int = MAX_LISTING_ENTRIES,
     ) -> DirectoryListing:
         await self.start(spec)
-        return await asyncio.to_thread(self._list, spec, path, hidden, max_entries)
+        return await self.peek_directory(spec, path, hidden, max_entries=max_entries)
 
     async def peek_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> FileContents:
         return await asyncio.to_thread(self._open_regular, spec, path, max_bytes)
