@@ -378,6 +378,7 @@ def _serve(settings: Settings) -> None:
     from calchub.admin import ensure_admin
     from calchub.app import build_app
     from calchub.http_protocol import head_deadline_protocol
+    from calchub.listener import DrainingServer
     from calchub.logconfig import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -396,13 +397,7 @@ def _serve(settings: Settings) -> None:
         f"(data in {settings.data_dir.resolve()})"
     )
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                # Only now are connections answered: the application has started.
-                print(announcement, flush=True)
-
+    http_protocol = head_deadline_protocol(settings.header_timeout_s)
     config = uvicorn.Config(
         build_app(settings),
         host=settings.host,
@@ -414,10 +409,10 @@ def _serve(settings: Settings) -> None:
         # Client addresses come from X-Forwarded-For only behind proxies the operator named.
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        http=head_deadline_protocol(settings.header_timeout_s),
+        http=http_protocol,
         timeout_keep_alive=int(settings.keep_alive_timeout_s),
     )
-    server = Server(config)
+    server = DrainingServer(config, sock, http_protocol, announcement)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)
