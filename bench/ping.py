@@ -81,7 +81,7 @@ class ServerProcess:
         for line in self.process.stdout:
             self.lines.append(line)
             # Each server prints its line once it accepts connections (after startup).
-            if "Uvicorn running on" in line or "calchub listening on" in line:
+            if "Uvicorn running on" in line or " listening on http" in line:
                 self._ready.set()
         self._ended.set()
 
@@ -107,19 +107,23 @@ class ServerProcess:
                 self.process.wait()
 
 
+def start_bare(servers: list[ServerProcess], *options: str) -> ServerProcess:
+    """The bare app on a free port with `options` (not yet waited for), appended to
+    `servers`."""
+    port = free_port()
+    command = [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(port), *options]
+    bare = ServerProcess("bare", command, port)
+    servers.append(bare)
+    return bare
+
+
 def start_bare_and_calchub(
     data: Path, database_url: str, servers: list[ServerProcess]
 ) -> tuple[ServerProcess, ServerProcess]:
     """The bare app and a `calchub serve` (fake runtime, access log at info as deployed) on
     free ports, both answering. Each is appended to `servers` as it starts, so the caller
     stops them however this ends."""
-    bare_port = free_port()
-    bare = ServerProcess(
-        "bare",
-        [sys.executable, str(BARE_APP), "--host", HOST, "--port", str(bare_port)],
-        bare_port,
-    )
-    servers.append(bare)
+    bare = start_bare(servers)
     port = free_port()
     command = [*CALCHUB, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
     command += ["--runtime", "fake"]
