@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from calchub.api.responses import json_bytes
+from calchub.json_text import JsonText
 
 
 def test_times_keys_and_text() -> None:
@@ -29,3 +30,14 @@ def test_what_the_fast_encoder_refuses_is_written_as_before() -> None:
         json_bytes({"s": {1, 2}})
     with pytest.raises(UnicodeEncodeError):
         json_bytes("\ud800")  # a lone surrogate cannot be UTF-8, as before
+
+
+def test_json_text_goes_in_as_it_is_with_either_encoder() -> None:
+    rows = JsonText(b'[{"title":"\xc3\xa9","n":1}]')
+    assert json_bytes({"query": {"projects_all": rows}}) == (
+        b'{"query":{"projects_all":[{"title":"\xc3\xa9","n":1}]}}'
+    )
+    # A value orjson refuses sends the whole reply through the standard library.
+    assert json_bytes({"a": rows, "big": 2**70}) == (
+        b'{"a":[{"title":"\xc3\xa9","n":1}],"big":1180591620717411303424}'
+    )

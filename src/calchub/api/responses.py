@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from calchub.json_text import JsonText
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -17,7 +19,16 @@ def _json_default(value: Any) -> Any:
         if value.year >= 1000:
             return value.isoformat(timespec="milliseconds")[:23] + "Z"
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if isinstance(value, JsonText):
+        return orjson.Fragment(value.text)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _json_default_stdlib(value: Any) -> Any:
+    """As _json_default, for the standard library, which takes no text as it is."""
+    if isinstance(value, JsonText):
+        return json.loads(value.text)
+    return _json_default(value)
 
 
 # Times keep CoCalc's format (through _json_default); keys that are not strings are written
@@ -32,7 +43,9 @@ def json_bytes(content: Any) -> bytes:
     try:
         return orjson.dumps(content, default=_json_default, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
-        text = json.dumps(content, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(
+            content, default=_json_default_stdlib, separators=(",", ":"), ensure_ascii=False
+        )
         return text.encode("utf-8")
 
 

@@ -31,9 +31,16 @@ MAX_QUERIES = 50
 
 
 async def run_query(
-    hub: Hub, actor: Actor, query: Any, options: Any, changes: Any, message_id: Any
+    hub: Hub,
+    actor: Actor,
+    query: Any,
+    options: Any,
+    changes: Any,
+    message_id: Any,
+    json_text: bool = False,
 ) -> Any:
-    """The query's answer for `actor` (an account; admins may sudo as another)."""
+    """The query's answer for `actor` (an account; admins may sudo as another). With
+    `json_text`, listings may be JsonText: for callers that send the answer as it is."""
     opts = read_options(options)
     caller = await _sudo(Caller.of(hub, actor), opts)
     if isinstance(query, list):
@@ -42,8 +49,10 @@ async def run_query(
         if changes and len(query) > 1:
             raise QueryError("FATAL: changefeeds only implemented for single table")
         # In order; an error aborts the rest and earlier sets stay done (spec §1.3).
-        return [await _run_one(caller, item, opts, changes, message_id) for item in query]
-    return await _run_one(caller, query, opts, changes, message_id)
+        return [
+            await _run_one(caller, item, opts, changes, message_id, json_text) for item in query
+        ]
+    return await _run_one(caller, query, opts, changes, message_id, json_text)
 
 
 async def _sudo(caller: Caller, opts: Options) -> Caller:
@@ -60,7 +69,7 @@ async def _sudo(caller: Caller, opts: Options) -> Caller:
 
 
 async def _run_one(
-    caller: Caller, query: Any, opts: Options, changes: Any, message_id: Any
+    caller: Caller, query: Any, opts: Options, changes: Any, message_id: Any, json_text: bool
 ) -> dict[str, Any]:
     single = split_query(query)
     single = replace(single, value=substitute(single.value, caller.account_id, caller.now))
@@ -78,7 +87,7 @@ async def _run_one(
     if changes:
         _check_changefeed(spec, single.multi, single.value, message_id)
     async with caller.hub.engine.connect() as conn:
-        return await run_get(conn, caller, spec, single, opts.entries)
+        return await run_get(conn, caller, spec, single, opts.entries, json_text)
 
 
 def _check_changefeed(spec: TableSpec, multi: bool, value: dict[str, Any], msg_id: Any) -> None:

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.access import member_projects
 from calchub.db.tables import project_users, public_paths
+from calchub.json_text import JsonText
 from calchub.userquery.access import check_read
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, admin_only, field_not_gettable, get_not_allowed
+from calchub.userquery.json_rows import json_array, row_json
 from calchub.userquery.output import finish
 from calchub.userquery.parse import GetOptions, SingleQuery, get_options, with_defaults
 from calchub.userquery.schema import GetContext, Scope, TableSpec
@@ -169,7 +171,10 @@ async def run_get(
     spec: TableSpec,
     query: SingleQuery,
     entries: list[dict[str, Any]],
+    json_text: bool = False,
 ) -> dict[str, Any]:
+    """The get's answer. With `json_text`, a listing may come as JsonText the database
+    wrote (json_rows.py): for callers that only send the answer on."""
     if not spec.gettable:
         raise get_not_allowed(spec.name)
     q = query.value
@@ -191,8 +196,18 @@ async def run_get(
     if opts.only_changes:
         return {}
     limit = opts.limit if opts.limit is not None or query.multi else 1
-    stmt = select(*_read_columns(spec, wanted)).where(*where, *sql_filters)
     order = _order(spec, opts)
+    if json_text and query.multi and not python_filters:
+        row = row_json(spec, list(wanted), conn.dialect.name)
+        if row is not None:
+            texts = select(row).select_from(spec.storage).where(*where, *sql_filters)
+            if order is not None:
+                texts = texts.order_by(order)
+            if limit is not None:
+                texts = texts.limit(limit)
+            found = (await conn.execute(texts)).scalars().all()
+            return {spec.name: JsonText(json_array(list(found)))}
+    stmt = select(*_read_columns(spec, wanted)).where(*where, *sql_filters)
     if order is not None:
         stmt = stmt.order_by(order)
     if limit is not None and not python_filters:

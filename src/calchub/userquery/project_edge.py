@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.access import GROUPS_THAT_READ
-from calchub.db.tables import project_users
+from calchub.db import json_sql
+from calchub.db.json_sql import concat, sql_text
+from calchub.db.tables import project_users, projects
 from calchub.licenses.upgrades import account_upgrades
 from calchub.runtime.base import RuntimeFailure
 from calchub.userquery import users_map
@@ -60,6 +63,51 @@ async def users_maps(
     for row in rows:
         maps[row.project_id][row.account_id] = user_entry(row.group, row.hide, row.upgrades)
     return maps
+
+
+def users_json(dialect: str) -> ColumnElement[Any]:
+    """users_maps's map of each project (the row's `projects.project_id`) as JSON text."""
+    u = project_users.alias("u")
+    entry = concat(
+        json_sql.string(u.c.account_id, dialect, nullable=False),
+        sql_text(':{"group":'),
+        json_sql.string(u.c.group, dialect, nullable=False),
+        case((u.c.hide, sql_text(',"hide":true')), else_=sql_text("")),
+        case(
+            (
+                json_sql.truthy(u.c.upgrades, dialect),
+                concat(sql_text(',"upgrades":'), json_sql.document_text(u.c.upgrades, dialect)),
+            ),
+            else_=sql_text(""),
+        ),
+        sql_text("}"),
+    )
+    readers = [sql_text(group) for group in sorted(GROUPS_THAT_READ)]
+    found = (
+        select(concat(sql_text("{"), json_sql.joined(entry, dialect), sql_text("}")))
+        .where(u.c.project_id == projects.c.project_id, u.c.group.in_(readers))
+        .scalar_subquery()
+    )
+    return func.coalesce(found, sql_text("{}"), type_=Text)
+
+
+def state_json(dialect: str) -> ColumnElement[Any]:
+    """state_of as JSON text."""
+    error = projects.c.run_state_error
+    return concat(
+        sql_text('{"state":'),
+        json_sql.string(projects.c.run_state, dialect, nullable=False),
+        sql_text(',"time":'),
+        func.coalesce(json_sql.timestamp(projects.c.run_state_time, dialect), sql_text("null")),
+        case(
+            (
+                func.coalesce(error, sql_text("")) != sql_text(""),
+                concat(sql_text(',"error":'), json_sql.string(error, dialect)),
+            ),
+            else_=sql_text(""),
+        ),
+        sql_text("}"),
+    )
 
 
 def state_of(row: Any) -> dict[str, Any]:

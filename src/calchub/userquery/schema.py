@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.access import GROUPS_THAT_READ
 
@@ -70,6 +71,8 @@ class GetContext:
 
 # Loads the value of a field that is not a column, for each fetched row.
 EdgeLoader = Callable[[AsyncConnection, "Caller", list[Any]], Awaitable[list[Any]]]
+# The same value as SQL writing its JSON text (NULL for null), given the dialect's name.
+EdgeJson = Callable[[str], ColumnElement[Any]]
 GetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
 # A set's check hook (spec §1.8 step 8): may reject the query or normalise its values.
 SetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
@@ -106,6 +109,10 @@ class TableSpec:
     edges: dict[str, EdgeLoader] = field(default_factory=dict)
     # The columns each edge reads from its rows; an edge not listed gets every column.
     edge_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Whether the database may write the array form of a get as JSON text (json_rows.py),
+    # and the SQL of the edges it can write.
+    json_rows: bool = False
+    edge_json: dict[str, EdgeJson] = field(default_factory=dict)
     # Extra conditions on the storage table for this caller (e.g. hide withdrawn paths).
     where: Callable[[Table, Caller], list[Any]] | None = None
     # Fields whose text is silently cut to this length on set.

@@ -15,7 +15,14 @@ from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, setting
 from calchub.userquery.merge import deep_merge
 from calchub.userquery.names import project_name_problem
-from calchub.userquery.project_edge import apply_users, state_of, status_edge, users_maps
+from calchub.userquery.project_edge import (
+    apply_users,
+    state_json,
+    state_of,
+    status_edge,
+    users_json,
+    users_maps,
+)
 from calchub.userquery.schema import Rule, Scope, SetContext, TableSpec
 
 PROJECT_SETTINGS: dict[str, Any] = {
@@ -160,6 +167,8 @@ PROJECTS = TableSpec(
         "state": ("run_state", "run_state_time", "run_state_error"),
         "status": ("project_id", "run_state"),
     },
+    json_rows=True,
+    edge_json={"users": users_json, "state": state_json},
     on_set=_on_project_set,
 )
 

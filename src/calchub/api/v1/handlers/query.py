@@ -13,7 +13,10 @@ from calchub.userquery.engine import run_query
 async def query(call: Call, msg: m.Query) -> Fields:
     if msg.multi_response:
         raise ProtocolError("multi_response queries aren't supported")
-    result = await run_query(call.hub, call.actor, msg.query, msg.options, msg.changes, call.id)
+    # The reply is only encoded, so listings may come as the database's JSON text.
+    result = await run_query(
+        call.hub, call.actor, msg.query, msg.options, msg.changes, call.id, json_text=True
+    )
     reply: Fields = {"query": result, "multi_response": False}
     if msg.options is not None:
         reply["options"] = msg.options

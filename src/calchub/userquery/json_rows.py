@@ -1,0 +1,102 @@
+"""Gets whose rows the database writes as JSON text, in the array form a get answers (spec
+§1.7): the requested fields in query order, null ones left out. For a long listing, a dict
+per row, the conversion of each value and encoding it all again cost far more than the
+query; here the database writes each row and the rows are joined into the reply as they
+are (calchub.json_text). A field the database cannot write exactly as output.finish would
+(a default that fills in, dates inside JSON, an edge without SQL) leaves the get to the
+general path."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, String, Text, func
+from sqlalchemy.sql.elements import ColumnElement
+
+from calchub.db import json_sql
+from calchub.db.types import UtcDateTime
+from calchub.userquery.schema import TableSpec
+
+# Field names go into the statement as constants: only plain ones.
+_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class _AlwaysNull:
+    """A field calchub does not store and that has no default: never in the array form."""
+
+
+ALWAYS_NULL = _AlwaysNull()
+
+# Built rows by (table, fields, dialect): building one costs more than running it. Field
+# names are checked against the table before, so the callers choose among few; the bound
+# only keeps a caller trying every order from growing it.
+_BUILT: dict[tuple[str, tuple[str, ...], str], ColumnElement[Any] | None] = {}
+_MAX_BUILT = 512
+
+
+def _column_json(spec: TableSpec, column: Column[Any], dialect: str) -> ColumnElement[Any] | None:
+    default = spec.get_fields.get(column.name)
+    kind = column.type
+    if column.name in spec.json_dates:
+        return None
+    # A default fills in a null (or a map's missing keys): only where that cannot happen.
+    if default is not None and (column.nullable or isinstance(kind, JSON)):
+        return None
+    if isinstance(kind, UtcDateTime):
+        return json_sql.timestamp(column, dialect)
+    if isinstance(kind, Boolean):
+        return json_sql.boolean(column)
+    if isinstance(kind, JSON):
+        return json_sql.document(column, dialect)
+    if isinstance(kind, String):
+        return json_sql.string(column, dialect, bool(column.nullable))
+    return None
+
+
+def field_json(spec: TableSpec, name: str, dialect: str) -> Any:
+    """SQL for one field's JSON text, ALWAYS_NULL, or None if only Python can write it."""
+    if not _PLAIN_NAME.match(name):
+        return None
+    if name in spec.edges:
+        edge = spec.edge_json.get(name)
+        return None if edge is None else edge(dialect)
+    column = spec.storage.c.get(name)
+    if column is None:
+        return ALWAYS_NULL if spec.get_fields.get(name) is None else None
+    return _column_json(spec, column, dialect)
+
+
+def row_json(spec: TableSpec, names: list[str], dialect: str) -> ColumnElement[Any] | None:
+    """SQL writing one row of the array form with `names` in this order, or None when a
+    field needs the general path."""
+    if not spec.json_rows:
+        return None
+    key = (spec.name, tuple(names), dialect)
+    if key not in _BUILT:
+        if len(_BUILT) >= _MAX_BUILT:
+            _BUILT.clear()
+        _BUILT[key] = _build_row(spec, names, dialect)
+    return _BUILT[key]
+
+
+def _build_row(spec: TableSpec, names: list[str], dialect: str) -> ColumnElement[Any] | None:
+    sql_text, concat = json_sql.sql_text, json_sql.concat
+    parts: list[ColumnElement[Any]] = []
+    for name in names:
+        value = field_json(spec, name, dialect)
+        if value is None:
+            return None
+        if value is ALWAYS_NULL:
+            continue
+        # `,"name":value`, or nothing when the value is null.
+        key = sql_text("," + json.dumps(name) + ":")
+        parts.append(func.coalesce(concat(key, value), sql_text(""), type_=Text))
+    if not parts:
+        return sql_text("{}")
+    return concat(sql_text("{"), func.substr(concat(*parts), 2, type_=Text), sql_text("}"))
+
+
+def json_array(rows: list[str]) -> bytes:
+    return ("[" + ",".join(rows) + "]").encode()
