@@ -8,11 +8,21 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from calchub.runtime import ExecRequest, LocalRuntime, ProjectSpec, Quota, SandboxUnavailable
+from calchub.runtime import (
+    ExecRequest,
+    LocalRuntime,
+    ProjectSpec,
+    Quota,
+    RuntimeFailure,
+    SandboxUnavailable,
+    sandbox,
+)
 from calchub.runtime.base import MIB
 from tests.runtime.conftest import Projects, Shell, processes_of
 
@@ -145,6 +155,43 @@ async def test_a_killed_sandbox_is_noticed_and_restarted(
         await asyncio.sleep(0.05)
     result = await sh(project, "echo back")
     assert result.stdout == "back\n"
+
+
+def agent_replaced(runtime: LocalRuntime, script: str) -> Callable[..., list[str]]:
+    """The sandbox's command line with a shell script where the agent would run."""
+    real = runtime._agent_command
+
+    def command(spec: ProjectSpec, home: Path, config: dict[str, Any]) -> list[str]:
+        argv = real(spec, home, config)
+        agent = len(argv) - 1 - argv[::-1].index(sandbox.SYSTEM_PYTHON)
+        return [*argv[:agent], "/bin/sh", "-c", script]
+
+    return command
+
+
+async def test_a_sandbox_that_ends_during_start_says_why(
+    runtime: LocalRuntime, projects: Projects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = projects.spec(runtime)
+    script = "echo the agent could not start >&2; exit 3"
+    monkeypatch.setattr(runtime, "_agent_command", agent_replaced(runtime, script))
+    with pytest.raises(SandboxUnavailable, match="the agent could not start"):
+        await runtime.start(spec)
+    assert not (await runtime.status(spec.project_id)).running
+    assert processes_of(spec.uid) == []
+    assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
+
+
+async def test_a_sandbox_that_never_gets_ready_is_ended(
+    runtime: LocalRuntime, projects: Projects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = projects.spec(runtime)
+    monkeypatch.setattr(runtime, "_agent_command", agent_replaced(runtime, "sleep 60"))
+    monkeypatch.setattr(runtime, "_start_timeout_s", 0.5)
+    with pytest.raises(RuntimeFailure, match="did not start within"):
+        await runtime.start(spec)
+    assert processes_of(spec.uid) == []
+    assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
 
 
 async def test_runtime_folders_project_uids_cannot_reach_are_reported(tmp_path: Path) -> None:

@@ -421,11 +421,15 @@ class LocalRuntime(ProjectRuntime):
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The agent writes a byte here once it is set up; the pipe ends without one when
+        # the sandbox ends first.
+        ready_r, ready_w = os.pipe()
         try:
             listener.bind(str(sock_path))
             listener.listen(1024)
             procs_files, covered = self._make_cgroups(spec)
             config = self._agent_config(spec, listener.fileno(), covered)
+            config["ready_fd"] = ready_w
             if self.sandboxed:
                 # Making or growing a disk image runs tools: not on the event loop.
                 source = await asyncio.to_thread(self._mount_home, spec)
@@ -440,21 +444,24 @@ class LocalRuntime(ProjectRuntime):
                 argv = ["nsenter", f"--net={netns}", "--", *argv]
             proc = _spawn(
                 sandbox.with_cgroups(procs_files, argv),
-                listener.fileno(),
+                (listener.fileno(), ready_w),
                 Path("/") if self.sandboxed else home,
             )
         except BaseException:
             listener.close()
+            os.close(ready_r)
             if self._cgroups is not None:
                 self._cgroups.remove(project_id)
             if self.sandboxed:
                 mounts.remove_mount_point(self._home_mount(project_id))
                 network.tear_down(self._rundir(project_id))
             raise
+        finally:
+            os.close(ready_w)
         # Only the agent holds the socket now, so connections fail fast once it is gone.
         listener.close()
         try:
-            await self._wait_ready(proc, str(sock_path))
+            await self._wait_ready(proc, ready_r)
             started = procfs.start_time(proc.pid)
             if started is None:
                 raise RuntimeFailure("the project exited right after starting")
@@ -544,33 +551,49 @@ class LocalRuntime(ProjectRuntime):
             tmp_bytes=max(16 * MIB, spec.quota.memory_mb * MIB // 2),
         )
 
-    async def _wait_ready(self, proc: subprocess.Popen[bytes], sock_path: str) -> None:
+    async def _wait_ready(self, proc: subprocess.Popen[bytes], ready_fd: int) -> None:
+        """Wait for the agent's word that it is set up (requests sent from then on wait in
+        its socket's backlog until a worker takes them): no polling, and no round trip of
+        its own. The pipe ending without a word means the sandbox ended: its stderr says
+        why."""
         assert proc.stderr is not None
-        os.set_blocking(proc.stderr.fileno(), False)
+        stderr = proc.stderr.fileno()
+        os.set_blocking(stderr, False)
         errors = bytearray()
-        deadline = time.monotonic() + self._start_timeout_s
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+
+        def drain() -> None:
+            # Read as it comes, so that a chatty failure cannot block on a full pipe.
+            with contextlib.suppress(OSError):
+                chunk = os.read(stderr, STDERR_CAP)
+                if not chunk:
+                    loop.remove_reader(stderr)
+                errors.extend(chunk[: STDERR_CAP - len(errors)])
+
+        def answer() -> None:
+            if not answered.done():
+                answered.set_result(None)
+
+        loop.add_reader(ready_fd, answer)
+        loop.add_reader(stderr, drain)
         try:
-            while True:
-                with contextlib.suppress(BlockingIOError, TypeError):
-                    errors += (proc.stderr.read(STDERR_CAP) or b"")[: STDERR_CAP - len(errors)]
-                if proc.poll() is not None:
-                    with contextlib.suppress(BlockingIOError, TypeError):
-                        errors += (proc.stderr.read(STDERR_CAP) or b"")[: STDERR_CAP - len(errors)]
-                    detail = errors.decode(errors="replace").strip() or "no message"
-                    raise SandboxUnavailable(
-                        f"project sandbox exited during start (code {proc.returncode}): {detail}"
-                    )
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeFailure(
-                        f"project did not start within {self._start_timeout_s:g} seconds"
-                    )
-                with contextlib.suppress(RuntimeFailure):
-                    reply, _ = await channel.call(sock_path, {"op": "ping"}, wait_s=min(2.0, left))
-                    if reply.get("ok"):
-                        return
-                await asyncio.sleep(0.01)
+            try:
+                await asyncio.wait_for(answered, self._start_timeout_s)
+            except TimeoutError:
+                raise RuntimeFailure(
+                    f"project did not start within {self._start_timeout_s:g} seconds"
+                ) from None
+            if os.read(ready_fd, 1):
+                return
+            code = await asyncio.to_thread(_exit_code, proc)
+            drain()
+            detail = errors.decode(errors="replace").strip() or "no message"
+            raise SandboxUnavailable(f"project sandbox exited during start (code {code}): {detail}")
         finally:
+            loop.remove_reader(ready_fd)
+            loop.remove_reader(stderr)
+            os.close(ready_fd)
             proc.stderr.close()
 
     def _adopt(self, project_id: str, state: AgentState) -> None:
@@ -836,7 +859,7 @@ class LocalRuntime(ProjectRuntime):
             try:
                 proc = _spawn(
                     self._reader_command(spec, source, config),
-                    theirs.fileno(),
+                    (theirs.fileno(),),
                     Path("/") if self.sandboxed else home,
                 )
                 theirs.close()
@@ -1036,12 +1059,13 @@ def _unknown_operation(reply: dict[str, Any]) -> bool:
     )
 
 
-def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes]:
-    """Launch the sandbox. A plain Popen (a quick fork/exec) rather than asyncio's, whose
-    child watcher would keep a thread per running project; we reap through a pidfd."""
+def _spawn(argv: list[str], fds: tuple[int, ...], cwd: Path) -> subprocess.Popen[bytes]:
+    """Launch the sandbox, passing it `fds`. A plain Popen (a quick fork/exec) rather than
+    asyncio's, whose child watcher would keep a thread per running project; we reap
+    through a pidfd."""
     return subprocess.Popen(
         argv,
-        pass_fds=(listen_fd,),
+        pass_fds=fds,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -1051,6 +1075,14 @@ def _spawn(argv: list[str], listen_fd: int, cwd: Path) -> subprocess.Popen[bytes
         umask=0o022,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
     )
+
+
+def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
+    """The code of a sandbox whose pipes ended (it is exiting), or None if it lingers."""
+    try:
+        return proc.wait(timeout=STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _check_id(project_id: str) -> None:

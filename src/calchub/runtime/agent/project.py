@@ -19,6 +19,8 @@ class Config:
         self.project_id: str = raw["project_id"]
         self.home: str = raw["home"]
         self.listen_fd: int = raw["listen_fd"]
+        # Where to tell the hub that the agent is set up (absent: nobody waits for that).
+        self.ready_fd: int | None = raw.get("ready_fd")
         self.idle_timeout_s: float = float(raw.get("idle_timeout_s") or 0)
         self.rlimits: dict[str, int] = raw.get("rlimits") or {}
         self.nested_pidns: bool = bool(raw.get("nested_pidns", True))

@@ -64,9 +64,11 @@ def serve(config: Config) -> int:
     nested = config.nested_pidns and own_user_namespace()
     if not nested:
         become_subreaper()
+        report_ready(config)
         Pool(project, listener, nested).run()
         return 0
     keep_only_sys_admin()
+    report_ready(config)
     pool_pid = os.fork()
     if pool_pid == 0:
         code = 1
@@ -79,6 +81,17 @@ def serve(config: Config) -> int:
     listener.close()
     _, status = os.waitpid(pool_pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def report_ready(config: Config) -> None:
+    """Tell the hub that the project runs: what could fail at start has been done, and
+    requests wait in the socket's backlog until the first worker takes them, so the hub
+    goes on while the pool forks its workers."""
+    if config.ready_fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(config.ready_fd, b"1")
+    os.close(config.ready_fd)
 
 
 class Pool:
