@@ -33,8 +33,9 @@ def test_v1_controllers(tmp_path: Path) -> None:
     )
     manager = CgroupManager(root, mounts=mounts)
     assert manager.controllers == {"memory", "pids", "cpu"}
-    procs = manager.create("p1", LIMITS)
-    assert sorted(p.parent.parent.parent.name for p in procs) == ["cpu,cpuacct", "memory", "pids"]
+    joins = manager.create("p1", LIMITS)
+    assert sorted(p.parent.parent.parent.name for p in joins) == ["cpu,cpuacct", "memory", "pids"]
+    assert {p.name for p in joins} == {"tasks"}
     group = root / "memory" / "calchub" / "p1"
     assert (group / "memory.limit_in_bytes").read_text() == str(512 * 1024 * 1024)
     assert (root / "pids" / "calchub" / "p1" / "pids.max").read_text() == "99"
@@ -73,7 +74,7 @@ def test_v2_only(tmp_path: Path) -> None:
         v2_controllers="cpu memory pids\n",
     )
     manager = CgroupManager(root, mounts=mounts)
-    manager.create("p3", LIMITS)
+    assert manager.create("p3", LIMITS) == [root / "calchub" / "p3" / "cgroup.procs"]
     group = root / "calchub" / "p3"
     assert (group / "memory.max").read_text() == str(512 * 1024 * 1024)
     assert (group / "memory.swap.max").read_text() == "0"

@@ -57,9 +57,10 @@ class CgroupManager:
         return [(h, h.root / self._parent / project_id) for h in self._hierarchies]
 
     def create(self, project_id: str, limits: Limits) -> list[Path]:
-        """Create the project's groups with their limits; returns the `cgroup.procs` files a
-        process must be written to. Raises OSError when a group cannot be set up."""
-        procs: list[Path] = []
+        """Create the project's groups with their limits; returns the files through which a
+        process joins them by writing 0 (itself) into each. Raises OSError when a group
+        cannot be set up."""
+        joins: list[Path] = []
         for h, path in self._dirs(project_id):
             if h.v2:
                 _enable_v2_controllers(h, path.parent)
@@ -70,8 +71,8 @@ class CgroupManager:
                 # Swap counts as memory where the kernel can account it (not always on).
                 with contextlib.suppress(OSError):
                     _write(path / name, value)
-            procs.append(path / "cgroup.procs")
-        return procs
+            joins.append(path / _join_file(h))
+        return joins
 
     def members(self, project_id: str) -> set[int]:
         pids: set[int] = set()
@@ -114,6 +115,14 @@ class CgroupManager:
                 with contextlib.suppress(OSError, ValueError):
                     return int((path / name).read_text())
         return None
+
+
+def _join_file(h: _Hierarchy) -> str:
+    """v1's `tasks` moves one thread, the writer's own when it writes 0: the kernel then
+    skips the lock that moving a whole process takes, which waits for an RCU grace period
+    (milliseconds, at every project start). The joiner is a single-threaded shell, so its
+    one thread is the whole process. v2 has no such file."""
+    return "cgroup.procs" if h.v2 else "tasks"
 
 
 def _limit_files(h: _Hierarchy, limits: Limits) -> list[tuple[str, str]]:

@@ -427,7 +427,7 @@ class LocalRuntime(ProjectRuntime):
         try:
             listener.bind(str(sock_path))
             listener.listen(1024)
-            procs_files, covered = self._make_cgroups(spec)
+            join_files, covered = self._make_cgroups(spec)
             config = self._agent_config(spec, listener.fileno(), covered)
             config["ready_fd"] = ready_w
             if self.sandboxed:
@@ -443,7 +443,7 @@ class LocalRuntime(ProjectRuntime):
                 netns = network.set_up(self._rundir(project_id), spec.network_rules)
                 argv = ["nsenter", f"--net={netns}", "--", *argv]
             proc = _spawn(
-                sandbox.with_cgroups(procs_files, argv),
+                sandbox.with_cgroups(join_files, argv),
                 (listener.fileno(), ready_w),
                 Path("/") if self.sandboxed else home,
             )
@@ -476,7 +476,7 @@ class LocalRuntime(ProjectRuntime):
             uid=spec.uid,
             started_at=datetime.now(UTC),
             sandboxed=self.sandboxed,
-            cgroups=bool(procs_files),
+            cgroups=bool(join_files),
         )
         save(self._state_path(project_id), state)
         self._known[project_id] = state

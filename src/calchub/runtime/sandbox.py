@@ -27,14 +27,15 @@ AGENT_PYTHON = (SYSTEM_PYTHON, "-I", "-S")
 PROBE_UID = 65534
 AGENT_OOM_SCORE_ADJ = -500
 
-# Writes its own pid into each cgroup.procs file given, then becomes the real command, so the
-# whole sandbox is born inside its cgroups (no window where a child escapes them). First,
+# Joins each cgroup by writing 0 (itself) into the file given for it (see CgroupManager.create),
+# then becomes the real command, so the whole sandbox is born inside its cgroups (no window
+# where a child escapes them). First,
 # as root, it lowers the sandbox's OOM score where it may (CAP_SYS_RESOURCE): the agent and
 # its workers are then the last the kernel kills when the project runs out of memory
 # (commands raise theirs again), and nothing in the sandbox can go lower than that.
 _JOIN_CGROUPS = (
     f"echo {AGENT_OOM_SCORE_ADJ} 2>/dev/null > /proc/self/oom_score_adj; "
-    'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; '
+    'n=$1; shift; while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n-1)); done; '
     'exec "$@"'
 )
 
@@ -104,10 +105,10 @@ def bwrap_argv(
     return [*argv, *command]
 
 
-def with_cgroups(procs_files: list[Path], argv: list[str]) -> list[str]:
+def with_cgroups(join_files: list[Path], argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv  # no cgroups to join, and no right to lower the OOM score
-    files = [str(p) for p in procs_files]
+    files = [str(p) for p in join_files]
     return ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", str(len(files)), *files, *argv]
 
 
