@@ -5,6 +5,7 @@ processes exist, so each use re-checks it (a sandbox dies with the hub that star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -58,12 +59,21 @@ def _network_rules(site: dict[str, str]) -> NetworkRules:
         raise Unavailable(f"the site's network settings are invalid: {exc}") from exc
 
 
-async def set_state(hub: Hub, project_id: str, state: str, error: str | None = None) -> None:
+async def set_state(
+    hub: Hub, project_id: str, state: str, error: str | None = None, *, active: bool = False
+) -> None:
+    """`active`: the project is in use now, which the same write records."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "run_state": state,
+        "run_state_time": now,
+        "run_state_error": error,
+    }
+    if active:
+        values["last_activity"] = now
     async with hub.engine.begin() as conn:
         await conn.execute(
-            update(projects)
-            .where(projects.c.project_id == project_id)
-            .values(run_state=state, run_state_time=utcnow(), run_state_error=error)
+            update(projects).where(projects.c.project_id == project_id).values(values)
         )
 
 
@@ -101,7 +111,8 @@ async def note_use_if_running(conn: AsyncConnection, project_id: str, now: datet
 
 
 async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
-    """Start the project unless it already runs; returns its spec."""
+    """Start the project unless it already runs; returns its spec. A project this marks
+    running is marked active too (the idle timer starts then)."""
     if hub.runtime.problem:
         raise SandboxUnavailable(hub.runtime.problem)
     async with hub.start_locks.hold(project.project_id):
@@ -109,23 +120,21 @@ async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
         status = await hub.runtime.status(project.project_id)
         if status.running:
             if project.run_state != "running":
-                await set_state(hub, project.project_id, "running")
+                await set_state(hub, project.project_id, "running", active=True)
             return spec
         await _check_running_limit(hub, project)
-        await set_state(hub, project.project_id, "starting")
+        # Written while the sandbox starts; each later state waits for it, so that it
+        # never lands after them.
+        starting = asyncio.create_task(set_state(hub, project.project_id, "starting"))
         try:
-            await hub.runtime.start(spec)
+            try:
+                await hub.runtime.start(spec)
+            finally:
+                await starting
         except RuntimeFailure as exc:
             await set_state(hub, project.project_id, "opened", str(exc))
             raise
-        await set_state(hub, project.project_id, "running")
-        # A freshly started project counts as active, so the idle timer starts now.
-        async with hub.engine.begin() as conn:
-            await conn.execute(
-                update(projects)
-                .where(projects.c.project_id == project.project_id)
-                .values(last_activity=utcnow())
-            )
+        await set_state(hub, project.project_id, "running", active=True)
         log.info("started project %s (uid %s)", project.project_id, project.uid)
         return spec
 
@@ -167,10 +176,10 @@ async def ensure_running(
     only add a round trip to every call."""
     if project.run_state == "running" and not hub.runtime.problem:
         spec = await project_spec(hub, project, site)
-    else:
-        spec = await start_project(hub, project)
-    await record_activity(hub, project)
-    return spec
+        await record_activity(hub, project)
+        return spec
+    # Noted as active by the start: the row read before it is out of date now.
+    return await start_project(hub, project)
 
 
 async def stop_project(hub: Hub, project_id: str) -> None:
