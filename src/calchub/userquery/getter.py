@@ -199,7 +199,7 @@ async def run_get(
     limit = opts.limit if opts.limit is not None or query.multi else 1
     order = _order(spec, opts)
     if json_text and query.multi and not python_filters:
-        row = row_json(spec, list(wanted), conn.dialect.name)
+        row = row_json(spec, list(wanted), conn.dialect)
         if row is not None:
             written = select(row.label("row")).select_from(spec.storage)
             written = written.where(*where, *sql_filters)

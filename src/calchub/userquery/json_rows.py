@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, String, Text, func
+from sqlalchemy import JSON, Boolean, Column, String, Text, func, literal_column, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.db import json_sql
@@ -29,9 +30,10 @@ class _AlwaysNull:
 
 ALWAYS_NULL = _AlwaysNull()
 
-# Built rows by (table, fields, dialect): building one costs more than running it. Field
-# names are checked against the table before, so the callers choose among few; the bound
-# only keeps a caller trying every order from growing it.
+# Rows by (table, fields, dialect), built and written as SQL text once: building the
+# expression, and SQLAlchemy's walk over it for its statement cache, cost more than the
+# rest of the statement. Field names are checked against the table before, so callers
+# choose among few; the bound only keeps a caller trying every order from growing it.
 _BUILT: dict[tuple[str, tuple[str, ...], str], ColumnElement[Any] | None] = {}
 _MAX_BUILT = 512
 
@@ -68,17 +70,29 @@ def field_json(spec: TableSpec, name: str, dialect: str) -> Any:
     return _column_json(spec, column, dialect)
 
 
-def row_json(spec: TableSpec, names: list[str], dialect: str) -> ColumnElement[Any] | None:
-    """SQL writing one row of the array form with `names` in this order, or None when a
-    field needs the general path."""
+def row_json(spec: TableSpec, names: list[str], dialect: Dialect) -> ColumnElement[Any] | None:
+    """SQL writing one row of the array form with `names` in this order, from the table's
+    own name (no alias), or None when a field needs the general path."""
     if not spec.json_rows:
         return None
-    key = (spec.name, tuple(names), dialect)
+    key = (spec.name, tuple(names), dialect.name)
     if key not in _BUILT:
         if len(_BUILT) >= _MAX_BUILT:
             _BUILT.clear()
-        _BUILT[key] = _build_row(spec, names, dialect)
+        row = _build_row(spec, names, dialect.name)
+        _BUILT[key] = None if row is None else _as_text(spec, row, dialect)
     return _BUILT[key]
+
+
+def _as_text(spec: TableSpec, row: ColumnElement[Any], dialect: Dialect) -> ColumnElement[Any]:
+    """`row` as the SQL text it compiles to in a select from the table (where its correlated
+    subqueries find the table), every value in the text."""
+    stmt = select(row.label("written")).select_from(spec.storage)
+    compiled = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    head, tail = "SELECT ", f" AS written \nFROM {spec.storage.name}"
+    if not (compiled.startswith(head) and compiled.endswith(tail)):
+        return row  # an unexpected rendering: the expression itself still serves
+    return literal_column(compiled[len(head) : -len(tail)], Text)
 
 
 def _build_row(spec: TableSpec, names: list[str], dialect: str) -> ColumnElement[Any] | None:
