@@ -375,3 +375,21 @@ async def test_a_project_that_ended_unwatched_is_cleaned_up_at_server_start(
     # The next start is as usual.
     await images.start(spec)
     assert (await run(images, spec, "echo ok")).stdout == "ok\n"
+
+
+async def test_an_image_that_does_not_mount_leaves_no_loop_device(
+    images: LocalRuntime, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.ext4"
+    broken.write_bytes(b"not a file system" * 65536)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(RuntimeFailure, match="mounting the project's disk image failed"):
+        disk_images._mount(broken, target)
+    assert not mounts.is_mount_point(target)
+    # The kernel lets an autoclear device go once nothing holds it (perhaps a moment later).
+    for _ in range(100):
+        if not loops_of(broken):
+            break
+        await asyncio.sleep(0.05)
+    assert not loops_of(broken)

@@ -8,8 +8,9 @@ home's mount point, where bubblewrap binds it into the sandbox as before. A writ
 quota fails inside the project with ENOSPC, as on a full disk; so does creating a file once
 the inodes are used up.
 
-The loop device is attached with autoclear (mount's `-o loop`): unmounting the home detaches
-it, and a crash leaves at most a mount, which the next start of the project removes.
+The loop device is attached with autoclear (as mount's `-o loop` does, but by its ioctls:
+see calchub.runtime.loop_devices): unmounting the home detaches it, and a crash leaves at
+most a mount, which the next start of the project removes.
 
 A larger quota grows the image (and its inodes, which keep their ratio) at the next start,
 before it is mounted. A smaller quota does not shrink it: shrinking risks the project's
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from calchub.runtime import mounts
+from calchub.runtime import loop_devices, mounts
 from calchub.runtime.base import MIB, RuntimeFailure
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,15 @@ def create(image: Path, limits: DiskLimits, uid: int) -> None:
 
 def _mount(image: Path, target: Path) -> None:
     _release_loops(image)
+    try:
+        with loop_devices.attached(image) as device:
+            mounts.mount_device(device, target, "ext4")
+        return
+    except loop_devices.Unsupported:
+        pass  # an older kernel: mount(8) knows its ways
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        raise RuntimeFailure(f"mounting the project's disk image failed: {detail}") from None
     _run(
         ["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(target)],
         "mounting the project's disk image",

@@ -43,6 +43,13 @@ def bind(source: Path, target: Path) -> None:
         raise
 
 
+def mount_device(device: str, target: Path, fstype: str) -> None:
+    """Mount the file system on `device` onto `target`, with no setuid and no devices."""
+    dst = os.fsencode(target)
+    flags = MS_NOSUID | MS_NODEV
+    _check(_libc.mount(os.fsencode(device), dst, fstype.encode(), flags, None), "mount", target)
+
+
 def is_mount_point(path: Path) -> bool:
     """Whether something is mounted on `path` (a bind mount from the same file system
     included, which os.path.ismount cannot tell)."""
