@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
+
+from .jsonc import loads
 
 
 def main(argv: list[str]) -> int:
@@ -15,7 +16,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "kernels":
         from .kernels import main as kernels_main
 
-        return kernels_main(json.loads(argv[2]))
+        return kernels_main(loads(argv[2]))
     if len(argv) == 3 and argv[1] == "relay":
         from .relay import relay_main
 
@@ -23,12 +24,12 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "serve":
         from .server import Config, serve
 
-        return serve(Config(json.loads(argv[2])))
+        return serve(Config(loads(argv[2])))
     if len(argv) == 3 and argv[1] == "once":
         from .once import serve_once
         from .project import Config
 
-        return serve_once(Config(json.loads(argv[2])))
+        return serve_once(Config(loads(argv[2])))
     usage = (
         "usage: agent serve CONFIG | agent once CONFIG | agent relay CONFIG_PATH"
         " | agent rsh HOST COMMAND..."

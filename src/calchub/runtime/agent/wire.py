@@ -7,10 +7,11 @@ payload bytes when the header has a `size`. File descriptors may travel with a h
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import struct
+
+from .jsonc import dumps, loads
 
 # Imported for the checker only: typing would cost every project's start.
 TYPE_CHECKING = False
@@ -48,7 +49,7 @@ def recv_frame(sock: socket.socket, fds: list[int] | None = None) -> dict[str, A
     (length,) = FRAME.unpack(recv_exact(sock, FRAME.size, fds))
     if length > MAX_HEADER:
         raise ValueError("header too large")
-    header = json.loads(recv_exact(sock, length, fds))
+    header = loads(recv_exact(sock, length, fds))
     if not isinstance(header, dict):
         raise ValueError("header must be an object")
     return header
@@ -60,7 +61,7 @@ def send_frame(
     payload: bytes | None = None,
     fds: list[int] | None = None,
 ) -> None:
-    data = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
+    data = dumps(header).encode()
     message = FRAME.pack(len(data)) + data
     if fds:
         sent = socket.send_fds(sock, [message], fds)
