@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from calchub.runtime.base import RuntimeFailure
+from calchub.runtime.passed_files import ReadFailed, TooLarge, malformed, read_passed_file
 
 FRAME = struct.Struct(">I")
 MAX_REPLY_HEADER = 128 * 1024 * 1024  # two 10M-character outputs, JSON-escaped
+FD_SIZE = struct.calcsize("i")
 
 
 CONNECT_TIMEOUT_S = 5.0  # a node that does not answer by then is taken for dead
@@ -116,12 +118,18 @@ async def call(
     *,
     wait_s: float,
     max_payload: int = 0,
+    file_device: int | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Send one request and return the reply header and its payload (if any), giving up
-    after `wait_s` seconds."""
+    after `wait_s` seconds.
+
+    With `file_device` (a read, from an agent on this machine), the agent may pass the file
+    it opened instead of sending its bytes, when the file is on that device (the home's
+    file system): the hub then reads at most `max_payload` bytes of it itself, and the
+    payload returned is what it read."""
     try:
         async with asyncio.timeout(wait_s):
-            return await _call(endpoint, header, payload, max_payload)
+            return await _call(endpoint, header, payload, max_payload, file_device)
     except TimeoutError:
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
@@ -176,34 +184,51 @@ async def call_passing(
 
 
 async def _call(
-    endpoint: Endpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
+    endpoint: Endpoint,
+    header: dict[str, Any],
+    payload: bytes | None,
+    max_payload: int,
+    file_device: int | None,
 ) -> tuple[dict[str, Any], bytes]:
     if isinstance(endpoint, str):
-        return await _unix_exchange(endpoint, header, payload, max_payload)
+        return await _unix_exchange(endpoint, header, payload, max_payload, file_device)
+    # A relay cannot forward descriptors: the bytes come inline.
     return await _network_call(endpoint, header, payload, max_payload)
 
 
 async def _unix_exchange(
-    path: str, header: dict[str, Any], payload: bytes | None, max_payload: int
+    path: str,
+    header: dict[str, Any],
+    payload: bytes | None,
+    max_payload: int,
+    file_device: int | None,
 ) -> tuple[dict[str, Any], bytes]:
     """`_exchange` on the agent's Unix socket with the loop's socket calls: without a
     stream reader, writer and protocol per call, an exec costs the hub noticeably less."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.setblocking(False)
+    received = _Received(loop, sock)
     try:
         try:
             await loop.sock_connect(sock, path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise AgentUnreachable("project is not running") from exc
+        if file_device is not None:
+            header = {**header, "fd_device": file_device}
         await loop.sock_sendall(sock, encode(header))
         if payload:
             await loop.sock_sendall(sock, payload)
-        received = _Received(loop, sock)
         (length,) = FRAME.unpack(await received.exactly(FRAME.size))
         if length > MAX_REPLY_HEADER:
             raise RuntimeFailure("the project sent an oversized reply")
         reply = _decode(await received.exactly(length))
+        fds = received.take_fds()
+        if reply.get("fd") is True and reply.get("ok") is True:
+            return await _passed_file(reply, fds, file_device, max_payload)
+        if fds:  # descriptors nobody asked for
+            close_all(fds)
+            raise malformed()
         size = reply.get("size", 0)
         if not isinstance(size, int) or not 0 <= size <= max_payload:
             raise RuntimeFailure("the project sent an oversized reply")
@@ -212,29 +237,100 @@ async def _unix_exchange(
     except (ConnectionResetError, BrokenPipeError) as exc:
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
     finally:
+        received.discard()
         sock.close()
+
+
+async def _passed_file(
+    reply: dict[str, Any], fds: list[int], device: int | None, limit: int
+) -> tuple[dict[str, Any], bytes]:
+    """The reply of a read whose file came as a descriptor: the bytes read here, or the
+    error reply the agent would have sent had it read the file itself."""
+    if device is None or len(fds) != 1 or "size" in reply:
+        close_all(fds)
+        raise malformed()
+    try:
+        data = await read_passed_file(fds[0], device, limit)
+    except TooLarge as exc:
+        return _read_error(reply, "EFBIG", "file too large", size=exc.size), b""
+    except ReadFailed as exc:
+        return _read_error(reply, exc.code, "i/o error" if exc.code == "EIO" else exc.code), b""
+    return reply, data
+
+
+def _read_error(reply: dict[str, Any], code: str, message: str, **extra: Any) -> dict[str, Any]:
+    error = {"code": code, "syscall": "read", "path": reply.get("path"), "message": message}
+    return {"ok": False, "error": {**error, **extra, "real_path": reply.get("real_path")}}
 
 
 class _Received:
     """Reads exact byte counts from a non-blocking socket, a buffer at a time (a reply's
-    header and a small payload usually arrive in one)."""
+    header and a small payload usually arrive in one), keeping the descriptors that come
+    with them (closed on exec, and at most one per read: the kernel closes any beyond)."""
 
     CHUNK = 256 * 1024
+    ANCILLARY = socket.CMSG_SPACE(FD_SIZE)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         self._loop = loop
         self._sock = sock
         self._buffer = bytearray()
+        self._fds: list[int] = []
+        self._truncated = False
 
     async def exactly(self, count: int) -> bytes:
         while len(self._buffer) < count:
-            chunk = await self._loop.sock_recv(self._sock, self.CHUNK)
+            chunk = await self._recv()
             if not chunk:
                 raise RuntimeFailure("the project closed the connection (did it stop?)")
             self._buffer += chunk
         found = bytes(self._buffer[:count])
         del self._buffer[:count]
         return found
+
+    async def _recv(self) -> bytes:
+        while True:
+            try:
+                data, ancillary, flags, _ = self._sock.recvmsg(
+                    self.CHUNK, self.ANCILLARY, socket.MSG_CMSG_CLOEXEC
+                )
+            except BlockingIOError:
+                await self._readable()
+                continue
+            for level, kind, fds in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    usable = len(fds) - len(fds) % FD_SIZE
+                    self._fds.extend(struct.unpack(f"{usable // FD_SIZE}i", fds[:usable]))
+            if flags & socket.MSG_CTRUNC:
+                self._truncated = True
+            return data
+
+    async def _readable(self) -> None:
+        waiter = self._loop.create_future()
+        fileno = self._sock.fileno()
+        self._loop.add_reader(fileno, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._loop.remove_reader(fileno)
+
+    def take_fds(self) -> list[int]:
+        """The descriptors received so far, now the caller's. More than there was room for
+        is not what an agent sends."""
+        fds, self._fds = self._fds, []
+        if self._truncated:
+            close_all(fds)
+            raise malformed()
+        return fds
+
+    def discard(self) -> None:
+        close_all(self._fds)
+        self._fds = []
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Stale(Exception):

@@ -708,16 +708,30 @@ class LocalRuntime(ProjectRuntime):
         _check_spec(spec, self.sandboxed)
         wait = self._io_timeout_s if wait_s is None else wait_s
         endpoint = await self._endpoint(spec)
+        device = self._file_device(spec.project_id, header)
         try:
-            reply, data = await _send(endpoint, header, payload, wait, max_payload)
+            reply, data = await _send(endpoint, header, payload, wait, max_payload, device)
         except channel.AgentUnreachable:
             # It ended between our check and the call (idle timeout): start it once more.
             self._known.pop(spec.project_id, None)
             endpoint = await self._endpoint(spec, fresh=True)
-            reply, data = await _send(endpoint, header, payload, wait, max_payload)
+            device = self._file_device(spec.project_id, header)
+            reply, data = await _send(endpoint, header, payload, wait, max_payload, device)
         if not reply.get("ok"):
             raise agent_error(reply, self._real_home(spec.project_id))
         return reply, data
+
+    def _file_device(self, project_id: str, header: dict[str, Any]) -> int | None:
+        """For a read from a running project: the device of its home's file system, on
+        which the agent may pass the file it opened rather than its bytes (None: it may
+        not)."""
+        if header.get("op") != "read":
+            return None
+        home = self._home_mount(project_id) if self.sandboxed else self.projects_root / project_id
+        try:
+            return os.stat(home).st_dev
+        except OSError:
+            return None
 
     # -- operations
 
@@ -807,7 +821,11 @@ class LocalRuntime(ProjectRuntime):
         if self._alive(project_id):
             with contextlib.suppress(channel.AgentUnreachable):
                 reply, data = await channel.call(
-                    str(self._socket_path(project_id)), header, wait_s=wait, max_payload=max_payload
+                    str(self._socket_path(project_id)),
+                    header,
+                    wait_s=wait,
+                    max_payload=max_payload,
+                    file_device=self._file_device(project_id, header),
                 )
                 return self._checked(spec, reply), data
         if self._readers_waiting >= READERS_AT_ONCE + READERS_WAITING:
@@ -822,6 +840,7 @@ class LocalRuntime(ProjectRuntime):
                         header,
                         wait_s=wait,
                         max_payload=max_payload,
+                        file_device=self._file_device(project_id, header),
                     )
                 else:
                     try:
@@ -1014,6 +1033,7 @@ async def _send(
     payload: bytes | None,
     wait_s: float,
     max_payload: int,
+    file_device: int | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     if (
         payload is not None
@@ -1031,7 +1051,9 @@ async def _send(
         if not _unknown_operation(reply):
             return reply, data
         # An agent started before this hub knew memory files: send the bytes inline.
-    return await channel.call(endpoint, header, payload, wait_s=wait_s, max_payload=max_payload)
+    return await channel.call(
+        endpoint, header, payload, wait_s=wait_s, max_payload=max_payload, file_device=file_device
+    )
 
 
 def _memory_file(data: bytes) -> int:
