@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from calchub.runtime import FileFailure, LocalRuntime, ProjectSpec, RuntimeFailure
+from calchub.runtime import FileFailure, LocalRuntime, ProjectSpec, RuntimeFailure, passed_files
 from calchub.runtime import channel as channel
-from calchub.runtime import passed_files
 from tests.runtime.conftest import Shell
 
 MB = 1024 * 1024

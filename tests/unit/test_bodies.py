@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from starlette.requests import Request
 
-from calchub.api.bodies import MAX_DEPTH, nesting_depth, parse_body, parse_json_text
+from calchub.api.bodies import (
+    MAX_DEPTH,
+    PARSE_INLINE,
+    nesting_depth,
+    parse_body,
+    parse_json_text,
+    read_request,
+)
 from calchub.api.errors import ProtocolError
 
 
@@ -60,3 +69,42 @@ def test_json_reads_as_the_standard_library_does() -> None:
     for bad in (b"[1,", b"{'a': 1}", b'"\xff"'):
         with pytest.raises(ValueError):
             parse_json_text(bad)
+
+
+def request_with(body: bytes, content_type: str = "application/json") -> Request:
+    sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-type", content_type.encode())]
+    scope = {"type": "http", "method": "POST", "headers": headers, "query_string": b""}
+    return Request(scope, receive)
+
+
+async def test_large_bodies_read_alike_with_or_without_a_thread() -> None:
+    """A large object of a few plain fields is read on the loop; any other large body on a
+    worker thread, with the same results and errors as a small one."""
+    text = "é\n" * PARSE_INLINE
+    flat = orjson.dumps({"path": "a.txt", "content": text, "n": 1.5, "ok": True})
+    assert await read_request(request_with(flat), 10 * PARSE_INLINE) == (orjson.loads(flat), False)
+    nested = orjson.dumps({"path": ["a.txt"], "content": text})
+    assert await read_request(request_with(nested), 10 * PARSE_INLINE) == (
+        orjson.loads(nested),
+        False,
+    )
+    exact = b'{"n": 18446744073709551617, "content": "' + b"x" * PARSE_INLINE + b'"}'
+    body, _ = await read_request(request_with(exact), 10 * PARSE_INLINE)
+    assert body["n"] == 18446744073709551617
+    surrogate = b'{"content": "\\ud800' + b"x" * PARSE_INLINE + b'"}'
+    body, _ = await read_request(request_with(surrogate), 10 * PARSE_INLINE)
+    assert body["content"].startswith("\ud800x")
+    deep = b"[" * 100 + b" " * PARSE_INLINE + b"]" * 100
+    with pytest.raises(ProtocolError, match="invalid JSON body: nested too deeply"):
+        await read_request(request_with(deep), 10 * PARSE_INLINE)
+    with pytest.raises(ProtocolError, match="invalid JSON body"):
+        await read_request(request_with(flat[:-1]), 10 * PARSE_INLINE)
