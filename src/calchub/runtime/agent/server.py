@@ -265,7 +265,11 @@ class Worker:
 
     def serve(self) -> None:
         assert self.executor is not None
-        inherited = [self.listener.fileno(), self.control]
+        # Exclusive: a connection wakes one idle worker, not every one (each would wake, try
+        # to accept, and all but one go back to sleep, on the CPUs the hub needs meanwhile).
+        arrivals = select.epoll(1)
+        arrivals.register(self.listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        inherited = [self.listener.fileno(), self.control, arrivals.fileno()]
         served = time.monotonic()
         while not self.retiring:
             # The exec init is forked ahead while the project is in use; once it is quiet
@@ -276,7 +280,7 @@ class Worker:
             else:
                 self.executor.release()
             reap_children()  # inits that outlived their exec, or were let go
-            if not select.select([self.listener], [], [], 1.0)[0]:
+            if not arrivals.poll(1.0):
                 continue
             try:
                 conn, _ = self.listener.accept()
