@@ -1,7 +1,7 @@
 """Files: a 1 MB text write + read against Jupyter Server's contents API, and a copy of
 2,000 files in 40 folders between projects against `cp -a` of the same tree.
 
-    .venv/bin/python bench/files.py [--rounds 20] [--copies 5]
+    .venv/bin/python bench/files.py [--rounds 20] [--copies 5] [--database-url URL]
 
 Starts, in this run, a real `calchub serve` (SQLite, temporary folders; needs root and
 bubblewrap for its projects) and a Jupyter Server (`pip install -e '.[bench]'`) on 127.0.0.1,
@@ -17,6 +17,8 @@ each with a token or key of its own, and measures over HTTP on one keep-alive co
 Prints p50/p95 of each and the ratios calchub/baseline; the goals are at most 0.5x for the
 write + read and at most 2x for the copy. `--project-disk none` keeps calchub's homes as
 plain folders, as Jupyter's is (the default lets calchub choose disk images where it can).
+`--database-url` runs calchub on that database (an empty throw-away one: calchub must print
+its first admin key) instead of SQLite.
 The two are measured in alternation, so load from elsewhere falls on both alike.
 Everything is removed at the end.
 """
@@ -143,11 +145,15 @@ def main() -> int:
         default="auto",
         help="how calchub keeps homes (disk images or folders; Jupyter always uses a folder)",
     )
+    parser.add_argument(
+        "--database-url", default="", help="an empty throw-away database (default: SQLite)"
+    )
     args = parser.parse_args()
     token = secrets.token_hex(16)
     jupyter_root = Path(tempfile.mkdtemp(prefix="calchub-bench-jupyter-"))
     scratch = Path(tempfile.mkdtemp(prefix="calchub-bench-cp-"))
-    server, folders = project_server("--project-disk", args.project_disk)
+    database = ["--database-url", args.database_url] if args.database_url else []
+    server, folders = project_server("--project-disk", args.project_disk, *database)
     jupyter: ServerProcess | None = None
     try:
         jupyter = jupyter_server(jupyter_root, token)
@@ -203,6 +209,7 @@ def main() -> int:
         cp, cc = percentiles(cp_times), percentiles(copy_times)
         print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
         print(f"calchub homes: --project-disk {args.project_disk}")
+        print(f"calchub database: {args.database_url.split(':', 1)[0] or 'sqlite'}")
         print(f"1 MB write + read, Jupyter Server  p50 {j[0]:8.2f} ms   p95 {j[1]:8.2f} ms")
         print(f"1 MB write + read, calchub         p50 {c[0]:8.2f} ms   p95 {c[1]:8.2f} ms")
         print(f"  calchub / Jupyter p50 {c[0] / j[0]:.2f}x (goal <= {WRITE_READ_GOAL}x)")
