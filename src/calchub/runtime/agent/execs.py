@@ -10,10 +10,10 @@ import errno
 import math
 import os
 import select
-import signal
-import socket
 import time
 
+from . import signals as signal
+from . import sockets as socket
 from .kernel import (
     back_to_own_pid_namespace,
     become_subreaper,

@@ -7,11 +7,11 @@ import contextlib
 import errno
 import fcntl
 import os
-import socket
 import stat
 from collections.abc import Iterator
 
 from . import leftovers
+from . import sockets as socket
 from .project import Project
 from .realpaths import copied_from, real_path_of
 from .wire import CHUNK, Incoming, send_frame

@@ -7,9 +7,10 @@ import contextlib
 import ctypes
 import os
 import resource
-import signal
 import time
 from collections.abc import Iterator
+
+from . import signals as signal
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000

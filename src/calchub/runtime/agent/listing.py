@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 
+from . import sockets as socket
 from .files import FsError
 from .project import Project
 from .wire import send_frame

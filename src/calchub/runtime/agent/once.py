@@ -6,9 +6,9 @@ and the process ends."""
 from __future__ import annotations
 
 import functools
-import socket
 
 from . import files, listing
+from . import sockets as socket
 from .kernel import apply_rlimits
 from .project import Config, Project
 from .replies import answer

@@ -4,9 +4,9 @@ calchub.runtime.errors reads it."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable
 
+from . import sockets as socket
 from .files import FsError, QuotaError
 from .wire import send_frame
 

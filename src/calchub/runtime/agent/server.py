@@ -9,11 +9,11 @@ import functools
 import gc
 import os
 import select
-import signal
-import socket
 import time
 
 from . import files, leftovers, listing
+from . import signals as signal
+from . import sockets as socket
 from .execs import Executor
 from .kernel import (
     apply_rlimits,

@@ -8,9 +8,9 @@ payload bytes when the header has a `size`. File descriptors may travel with a h
 from __future__ import annotations
 
 import os
-import socket
 import struct
 
+from . import sockets as socket
 from .jsonc import dumps, loads
 
 # Imported for the checker only: typing would cost every project's start.
