@@ -61,27 +61,31 @@ def build_app(settings: Settings) -> Starlette:
         finally:
             await hub.close()
 
+    documents = openapi_routes()
+    v1_document = [route for route in documents if route.path == "/api/v1/openapi.json"]
     routes = [
-        # The web pages (and `/` for programs, which get the index as JSON).
-        *web_routes(index),
-        # Before the v1 catch-all: the documents describing the API.
-        *openapi_routes(),
-        Route("/api/docs", reference_page, methods=["GET"], name="api_docs"),
-        Route("/api/", api_index, methods=["GET"]),
-        Route("/api", api_index, methods=["GET"]),
+        # Starlette tries routes in order: the API's edges first (each a request per call),
+        # each edge's OpenAPI document before the catch-all that would take its path.
+        *v1_document,
         # CoCalc answers POST only; GET is accepted too so `curl -u key: .../ping` works.
         Route("/api/v1/{rest:path}", handle_v1, methods=["POST", "GET"]),
         Route("/api/conat/hub", handle_hub, methods=["POST"]),
         Route("/api/conat/project", handle_project, methods=["POST"]),
+        *[route for route in documents if route not in v1_document],
         Route("/api/v2/{rest:path}", handle_v2, methods=["POST", "GET"]),
+        Route("/api/docs", reference_page, methods=["GET"], name="api_docs"),
+        Route("/api/", api_index, methods=["GET"]),
+        Route("/api", api_index, methods=["GET"]),
+        # The web pages (and `/` for programs, which get the index as JSON).
+        *web_routes(index),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
     ]
     # Each v1 event is its own route in the metrics; unknown names share one label.
     metrics.name_route("/api/v1/{rest:path}", "rest", DEFINITIONS, "/api/v1/{event}")
-    middleware = [
-        Middleware(UrlPrefix, prefix=settings.url_prefix),
-        Middleware(metrics.MetricsMiddleware),
-    ]
+    middleware = [Middleware(metrics.MetricsMiddleware)]
+    if settings.url_prefix.rstrip("/"):
+        # Without a prefix the layer would only pass each request on.
+        middleware.insert(0, Middleware(UrlPrefix, prefix=settings.url_prefix))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
