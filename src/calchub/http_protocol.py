@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol with a deadline for request heads.
+"""uvicorn's HTTP protocol with a deadline for request heads, numbering requests as they
+arrive (calchub/arrivals.py).
 
 uvicorn closes idle keep-alive connections, but a client that sends its headers a byte at a
 time (or nothing at all after connecting) holds a connection for as long as it likes; a few
@@ -8,8 +9,11 @@ arrive within `header_timeout_s` of the connection opening or of the previous re
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from calchub import arrivals
 
 
 class HeadDeadlineProtocol(HttpToolsProtocol):
@@ -22,6 +26,8 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_head_deadline()
+        # Numbered as it arrives, for the change counters' reads (calchub/arrivals.py).
+        arrivals.stamp(cast("dict[str, Any]", self.scope))
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:

@@ -8,6 +8,7 @@ import asyncio
 
 from sqlalchemy import text
 
+from calchub import arrivals
 from calchub.db.counters import PostgresCounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
 
@@ -34,6 +35,39 @@ async def test_each_read_sees_every_change_committed_before_it(database_url: str
         await reader.close()
         await engine.dispose()
     assert await reader.read("auth_epoch") is None
+
+
+def _arriving() -> int:
+    scope: dict[str, object] = {}
+    arrivals.stamp(scope)
+    number = arrivals.arrival(scope)
+    assert number is not None
+    return number
+
+
+async def test_a_read_answers_the_requests_that_arrived_before_it_began(database_url: str) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    reader = counter_reader_for(engine)
+    try:
+        early = _arriving()
+        first = await reader.read("auth_epoch", early)
+        assert first is not None
+        async with engine.begin() as conn:
+            await conn.execute(BUMP)
+        # A request that arrived before that read began could not have seen this commit.
+        assert await reader.read("auth_epoch", early) == first
+        # One that arrives after it gets a read that began after it arrived; so does one
+        # without a number.
+        assert await reader.read("auth_epoch", _arriving()) == first + 1
+        async with engine.begin() as conn:
+            await conn.execute(BUMP)
+        assert await reader.read("auth_epoch") == first + 2
+        # That last read began after `early` and any request before it arrived.
+        assert await reader.read("auth_epoch", early) == first + 2
+    finally:
+        await reader.close()
+        await engine.dispose()
 
 
 async def test_an_unreachable_database_gives_no_value() -> None:

@@ -5,7 +5,8 @@ ban, deletion or groups — bumps the `auth_epoch` counter through database trig
 made it: this hub, another hub on the same database, or `calchub admin` beside them. An
 answer is reused only when the counter, read afresh for this very request, still has the
 value it was cached under, so a revocation refuses the next request on every hub (see
-db/counters.py for how the counter is read).
+db/counters.py for how the counter is read: afresh, or by a read begun after the request
+arrived).
 
 Expiry is checked against the clock on every use. Project-scoped keys are never cached:
 whether they work also depends on their creator's membership of the project.
@@ -49,12 +50,14 @@ class KeyCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._checked = False
 
-    async def lookup(self, key: str) -> KeyOwner | None:
+    async def lookup(self, key: str, arrival: int | None = None) -> KeyOwner | None:
+        """The key's owner, for a request numbered `arrival` (calchub/arrivals.py) when
+        given: the counter may then come from a read begun since that request arrived."""
         if not self._checked:
             await self._check_triggers()
         # The counter is read before the database: a change committed between the two leaves
         # the new entry under the old value, so it is never used.
-        epoch = await self._reader.read(COUNTER)
+        epoch = await self._reader.read(COUNTER, arrival)
         key_hash = digest(key)
         entry = self._entries.get(key_hash)
         now = utcnow()

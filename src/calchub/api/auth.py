@@ -7,6 +7,7 @@ import binascii
 
 from starlette.requests import Request
 
+from calchub import arrivals
 from calchub.actor import Actor
 from calchub.api.errors import ProtocolError
 from calchub.hub import Hub
@@ -45,7 +46,7 @@ async def authenticate(hub: Hub, request: Request, *, public: bool) -> Actor:
     key = key_from_header(request.headers.get("authorization"))
     if key == "" and public:
         return Actor.anonymous(ip)
-    found = await hub.key_cache.lookup(key)
+    found = await hub.key_cache.lookup(key, arrivals.arrival(request.scope))
     if found is None:
         raise ProtocolError(WRONG_KEY)
     if found.banned:

@@ -5,6 +5,10 @@ use, has not moved. Triggers move the counters whoever changes the rows: this hu
 hub on the same database, `calchub admin`, plain SQL. Reading one costs far less than the
 query it saves: SQLite reads it on the event loop from the local file (WAL readers never wait
 for writers), PostgreSQL through one dedicated connection, without the pool or the ORM.
+
+A read answers every request that had arrived when it began (see calchub/arrivals.py):
+under load one read serves the requests that arrived together instead of each making its
+own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import arrivals
+
 log = logging.getLogger("calchub.db")
 
 QUERY = "SELECT value FROM counters WHERE name = ?"
@@ -26,22 +32,46 @@ PG_QUERY = "SELECT name, value FROM counters"
 
 
 class CounterReader(Protocol):
-    async def read(self, name: str) -> int | None:
+    async def read(self, name: str, arrival: int | None = None) -> int | None:
         """The counter's committed value now, or None when it cannot be read (then nothing
-        may be served from memory)."""
+        may be served from memory). With `arrival` (a request's number, see
+        calchub/arrivals.py), a value read since that request arrived will do."""
 
     async def close(self) -> None: ...
+
+
+class _Kept:
+    """Each counter's value from the last read of it that succeeded, with how many requests
+    had arrived when that read began."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[int, int]] = {}
+
+    def value(self, name: str, arrival: int | None) -> int | None:
+        """The kept value if its read began after request `arrival` arrived, else None."""
+        if arrival is None:
+            return None
+        kept = self._values.get(name)
+        return kept[0] if kept is not None and arrival <= kept[1] else None
+
+    def keep(self, values: dict[str, int], after: int) -> None:
+        for name, value in values.items():
+            self._values[name] = (value, after)
 
 
 class SqliteCounterReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._kept = _Kept()
         self._closed = False
 
-    async def read(self, name: str) -> int | None:
+    async def read(self, name: str, arrival: int | None = None) -> int | None:
         if self._closed:
             return None
+        if (kept := self._kept.value(name, arrival)) is not None:
+            return kept
+        after = arrivals.arrived()
         try:
             if self._conn is None:
                 # A short busy timeout: should the file be locked for recovery, fall back to
@@ -53,7 +83,11 @@ class SqliteCounterReader:
             log.warning("cannot read the change counters: %s", exc)
             self._drop_connection()
             return None
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        value = int(row[0])
+        self._kept.keep({name: value}, after)
+        return value
 
     async def close(self) -> None:
         self._closed = True
@@ -68,7 +102,8 @@ class SqliteCounterReader:
 class PostgresCounterReader:
     """Reads every counter in one round trip on one dedicated connection. Callers arriving
     together share a read, but only one that starts after they arrived: a read already in
-    flight may predate a change whose commit the caller has seen."""
+    flight may predate a change whose commit the caller has seen. A request that arrived
+    before the last read began takes that read's values without waiting."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -76,11 +111,14 @@ class PostgresCounterReader:
         self._next: asyncio.Future[dict[str, int] | None] | None = None
         self._serving: asyncio.Future[dict[str, int] | None] | None = None
         self._driver: asyncio.Task[None] | None = None
+        self._kept = _Kept()
         self._closed = False
 
-    async def read(self, name: str) -> int | None:
+    async def read(self, name: str, arrival: int | None = None) -> int | None:
         if self._closed:
             return None
+        if (kept := self._kept.value(name, arrival)) is not None:
+            return kept
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         joined = self._next
@@ -93,11 +131,14 @@ class PostgresCounterReader:
         while self._next is not None:
             # Whoever joins from now on waits for the following read.
             self._serving, self._next = self._next, None
+            after = arrivals.arrived()
             try:
                 values = await self._query()
             except Exception:
                 log.exception("cannot read the change counters")
                 values = None
+            if values is not None:
+                self._kept.keep(values, after)
             if not self._serving.done():
                 self._serving.set_result(values)
 
@@ -135,7 +176,7 @@ class PostgresCounterReader:
 class NoCounterReader:
     """For databases without a shared file (in-memory SQLite): never cache."""
 
-    async def read(self, name: str) -> int | None:
+    async def read(self, name: str, arrival: int | None = None) -> int | None:
         return None
 
     async def close(self) -> None:
