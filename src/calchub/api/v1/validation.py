@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import types
 import typing
-import uuid
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from calchub.api.bodies import parse_json_text
 from calchub.api.errors import ProtocolError
 from calchub.api.v1.registry import Request
+from calchub.ids import new_id
 
 
 class InvalidParameters(ProtocolError):
@@ -92,8 +92,8 @@ def build_message(
         raise InvalidParameters(_describe(exc)) from None
     if model.has_id:
         msg_id = present.get("id")
-        return message, (msg_id if msg_id is not None else str(uuid.uuid4()))
-    return message, str(uuid.uuid4())
+        return message, (msg_id if msg_id is not None else new_id())
+    return message, new_id()
 
 
 def _has_nul(value: Any) -> bool:
