@@ -9,6 +9,7 @@ arrive within `header_timeout_s` of the connection opening or of the previous re
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -16,16 +17,55 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from calchub import arrivals
 
 
+class _HeadWatch:
+    """The head deadlines of one event loop's connections, checked together a few times per
+    deadline rather than each with a timer of its own: arming and disarming is then a
+    dictionary entry per request, and a late head is cut off at most `interval` late."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = loop
+        self._interval = interval
+        self._deadlines: dict[HeadDeadlineProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, protocol: HeadDeadlineProtocol, timeout: float) -> None:
+        self._deadlines[protocol] = self._loop.time() + timeout
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._interval, self._sweep)
+
+    def disarm(self, protocol: HeadDeadlineProtocol) -> None:
+        self._deadlines.pop(protocol, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        late = [protocol for protocol, due in self._deadlines.items() if due <= now]
+        for protocol in late:
+            del self._deadlines[protocol]
+            protocol.head_too_slow()
+        self._timer = (
+            self._loop.call_later(self._interval, self._sweep) if self._deadlines else None
+        )
+
+
+_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HeadWatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class HeadDeadlineProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
-    _head_deadline: asyncio.TimerHandle | None = None
+    _watch: _HeadWatch
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_deadline()
+        watch = _WATCHES.get(self.loop)
+        if watch is None:
+            watch = _WATCHES[self.loop] = _HeadWatch(self.loop, min(1.0, self.header_timeout_s / 4))
+        self._watch = watch
+        watch.arm(self, self.header_timeout_s)
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_deadline()
+        self._watch.disarm(self)
         # Numbered as it arrives, for the change counters' reads (calchub/arrivals.py).
         arrivals.stamp(cast("dict[str, Any]", self.scope))
         super().on_headers_complete()
@@ -34,23 +74,13 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().on_response_complete()
         # A pipelined request's head has arrived already.
         if not self.pipeline and not self.transport.is_closing():
-            self._arm_head_deadline()
+            self._watch.arm(self, self.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        self._watch.disarm(self)
         super().connection_lost(exc)
 
-    def _arm_head_deadline(self) -> None:
-        self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_too_slow(self) -> None:
-        self._head_deadline = None
+    def head_too_slow(self) -> None:
         if not self.transport.is_closing():
             self.transport.close()
 
