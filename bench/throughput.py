@@ -2,13 +2,16 @@
 
 Starts, as child processes, a real `calchub serve` on a fresh temporary data folder (SQLite,
 or `--database-url`) and bench/bare_app.py (Starlette + uvicorn with the options `calchub
-serve` uses, one unauthenticated POST /api/v1/ping route). Each gets the same wrk loads, one
-after the other: throughput with `--connections` keep-alive connections, then latency with a
-single connection sending requests one after another. wrk (Debian's `wrk`) is written in C,
-so on a small machine the load generator costs the server far less CPU than a Python client
-would. Prints requests/s and p50/p99 latency per server and the calchub/bare ratios.
+serve` uses, one unauthenticated POST /api/v1/ping route). Each gets the same wrk loads:
+throughput with `--connections` keep-alive connections, then latency with a single
+connection sending requests one after another, for `--seconds` each, in `--rounds` rounds
+that alternate which server goes first, so that the machine's changing load falls on both.
+wrk (Debian's `wrk`) is written in C, so on a small machine the load generator costs the
+server far less CPU than a Python client would. Prints the median over the rounds of
+requests/s and p50/p99 latency per server, and the calchub/bare ratios of each round and
+their median.
 
-    .venv/bin/python bench/throughput.py [--seconds 10] [--connections 32]
+    .venv/bin/python bench/throughput.py [--seconds 5] [--rounds 3] [--connections 32]
     .venv/bin/python bench/throughput.py --database-url postgresql://postgres@127.0.0.1/bench
 
 Everything listens on 127.0.0.1; the servers are stopped and the folder removed on exit.
@@ -24,6 +27,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -101,27 +105,46 @@ def ping_script(key: str | None) -> Path:
     return Path(lua.name)
 
 
-def measure(
-    label: str, url: str, key: str | None, args: argparse.Namespace
-) -> tuple[Figures, Figures]:
-    check_pong(url, key)
-    script = ping_script(key)
-    try:
-        run_wrk(url, script, 2, args.connections, 2)  # warm-up
-        load = run_wrk(url, script, args.seconds, args.connections, 2)
-        single = run_wrk(url, script, args.seconds, 1, 1)
-    finally:
-        script.unlink()
-    print(
-        f"{label:10} {load.rate:9.0f} req/s (p99 {load.p99_ms:6.2f} ms, errors {load.errors})"
-        f" | one connection: {single.rate:7.0f} req/s, p50 {single.p50_ms:5.2f} ms"
-    )
-    return load, single
+@dataclass
+class Target:
+    label: str
+    url: str
+    key: str | None
+    script: Path
+    loads: list[Figures]
+    singles: list[Figures]
+
+
+def measure(targets: list[Target], args: argparse.Namespace) -> None:
+    """`--rounds` rounds, each giving every target the same loads in turn (the order
+    reversed every other round), so that a change in the machine's load falls on both."""
+    for target in targets:
+        check_pong(target.url, target.key)
+        run_wrk(target.url, target.script, 2, args.connections, 2)  # warm-up
+    for round_ in range(args.rounds):
+        ordered = targets if round_ % 2 == 0 else targets[::-1]
+        for target in ordered:
+            target.loads.append(
+                run_wrk(target.url, target.script, args.seconds, args.connections, 2)
+            )
+        for target in ordered:
+            target.singles.append(run_wrk(target.url, target.script, args.seconds, 1, 1))
+    for target in targets:
+        rate = median(load.rate for load in target.loads)
+        p99 = median(load.p99_ms for load in target.loads)
+        errors = sum(load.errors for load in target.loads)
+        single_rate = median(single.rate for single in target.singles)
+        single_p50 = median(single.p50_ms for single in target.singles)
+        print(
+            f"{target.label:10} {rate:9.0f} req/s (p99 {p99:6.2f} ms, errors {errors})"
+            f" | one connection: {single_rate:7.0f} req/s, p50 {single_p50:5.2f} ms"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="per load and round (5)")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
@@ -129,18 +152,27 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
     servers: list[ServerProcess] = []
+    targets: list[Target] = []
     try:
         bare, calchub = start_bare_and_calchub(data, args.database_url, servers)
         key = calchub.printed_key
         if key is None:
             raise SystemExit("calchub printed no admin key: use an empty database")
-        bare_load, bare_single = measure("bare", bare.url, None, args)
-        hub_load, hub_single = measure("calchub", calchub.url, key, args)
+        for label, url, target_key in (("bare", bare.url, None), ("calchub", calchub.url, key)):
+            targets.append(Target(label, url, target_key, ping_script(target_key), [], []))
+        measure(targets, args)
+        base, hub = targets
+        ratios = [h.rate / b.rate for h, b in zip(hub.loads, base.loads, strict=True)]
+        p50s = [h.p50_ms / b.p50_ms for h, b in zip(hub.singles, base.singles, strict=True)]
         print(
-            f"ratios calchub/bare: throughput {hub_load.rate / bare_load.rate:.2f}x,"
-            f" single-connection p50 {hub_single.p50_ms / bare_single.p50_ms:.2f}x"
+            f"ratios calchub/bare: throughput {median(ratios):.2f}x"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)}),"
+            f" single-connection p50 {median(p50s):.2f}x"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in p50s)})"
         )
     finally:
+        for target in targets:
+            target.script.unlink(missing_ok=True)
         for server in servers:
             server.stop()
         shutil.rmtree(data, ignore_errors=True)
