@@ -6,11 +6,18 @@ connection to the target agent, which passes it to the hub, which passes it to t
 agent: the two rsync processes then talk directly, each seeing only its own project. Links
 in the source are copied as links and resolve, if ever, only inside the source's own view.
 The sender's options are checked against a read-only allow-list by the source agent.
+
+When the target does not exist yet and no exclude patterns apply, rsync's options have
+nothing to act on, and the copy is first tried without rsync: the hub passes one end of a
+socket pair to a reader in the source's sandbox and the other to a writer in the target's
+(calchub.runtime.agent.trees), with the same split of trust. Whatever that leaves undone
+(or an agent that does not know it) is finished by rsync on the same target.
 """
 
 from __future__ import annotations
 
 import posixpath
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 
 from calchub.runtime.base import RuntimeFailure
 from calchub.runtime.channel import SyncChannel, close_all
-from calchub.runtime.errors import agent_error
+from calchub.runtime.errors import agent_error, unknown_operation
 
 COPY_MAX_S = 3600.0  # a copy is abandoned after this long, whatever rsync's I/O timeout
 
@@ -35,6 +42,11 @@ class CopyPlan:
     flags: list[str]
     # The source must be exactly at src_arg, no link on the way (see agent.copies.pin_source).
     pinned: bool = False
+    # Whether a fresh target may be written without rsync (no patterns to match), and
+    # about how many bytes the source holds (for progress).
+    streamable: bool = False
+    expected_bytes: int = 0
+    io_timeout_s: float | None = None
 
 
 def absolute(home: str, path: str) -> str:
@@ -88,6 +100,8 @@ def run(
     """Blocking: run the copy and raise RuntimeFailure when rsync reports an error.
     `on_progress` gets {files, bytes, percent} from the rsync client now and then."""
     deadline = time.monotonic() + timeout_s
+    if plan.streamable and _stream(plan, deadline, on_progress):
+        return
     target = SyncChannel(plan.dst_socket, deadline)
     try:
         target.send(
@@ -126,6 +140,53 @@ def run(
     finally:
         target.close()
     _check(result, sent, plan)
+
+
+def _stream(plan: CopyPlan, deadline: float, on_progress: ProgressCallback | None) -> bool:
+    """Copy into a fresh target without rsync; False when rsync is to do it (the target
+    exists, an agent does not know how) or to finish it (something was left undone)."""
+    timeouts = {
+        "timeout_s": max(0.0, deadline - time.monotonic()),
+        "io_timeout_s": plan.io_timeout_s,
+    }
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds = [ours.detach(), theirs.detach()]
+    try:
+        target = SyncChannel(plan.dst_socket, deadline)
+        try:
+            request = {
+                "op": "tree_write",
+                "dst": plan.dst_arg,
+                "expected": plan.expected_bytes,
+                **timeouts,
+            }
+            target.send(request, fds=fds[:1])
+            close_all([fds.pop(0)])
+            ready = target.receive()
+            if not ready.get("ok"):
+                if unknown_operation(ready):
+                    return False
+                raise agent_error(ready)
+            if not ready.get("fresh"):
+                return False
+            source = SyncChannel(plan.src_socket, deadline)
+            try:
+                request = {"op": "tree_read", "src": plan.src_arg, "pinned": plan.pinned}
+                source.send({**request, **timeouts}, fds=fds)
+                # Our copies must go, or neither side would see the other hang up.
+                close_all(fds)
+                fds.clear()
+                written = _next_result(target, on_progress)
+                read = source.receive()
+            finally:
+                source.close()
+        finally:
+            target.close()
+    finally:
+        close_all(fds)
+    if not written.get("ok"):
+        raise agent_error(written)
+    return written.get("complete") is True and read.get("complete") is True
 
 
 def _next_result(

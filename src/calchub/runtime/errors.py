@@ -35,5 +35,16 @@ def agent_error(reply: dict[str, Any], home: str | None = None) -> RuntimeFailur
     )
 
 
+def unknown_operation(reply: dict[str, Any]) -> bool:
+    """The reply of an agent started before it knew the operation asked for."""
+    error = reply.get("error")
+    return (
+        not reply.get("ok")
+        and isinstance(error, dict)
+        and error.get("code") == "EAGENT"
+        and "unknown operation" in str(error.get("message"))
+    )
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0

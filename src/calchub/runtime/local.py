@@ -59,7 +59,7 @@ from calchub.runtime.base import (
     SandboxUnavailable,
 )
 from calchub.runtime.cgroups import CgroupManager, Limits
-from calchub.runtime.errors import agent_error
+from calchub.runtime.errors import agent_error, unknown_operation
 from calchub.runtime.home_paths import relative_to_home
 from calchub.runtime.install import install_agent
 from calchub.runtime.jupyter import jupyter_reply
@@ -75,6 +75,7 @@ class _AgentAsk(Protocol):
     def __call__(
         self, spec: ProjectSpec, header: dict[str, Any], *, max_payload: int = 0
     ) -> Awaitable[tuple[dict[str, Any], bytes]]: ...
+
 
 EXEC_GRACE_S = 15.0  # the agent enforces the exec timeout; this only guards against a stuck agent
 STOP_WAIT_S = 10.0
@@ -1002,6 +1003,11 @@ class LocalRuntime(ProjectRuntime):
             mkdir=mkdir,
             flags=flags,
             pinned=source_allowed is not None,
+            # rsync's patterns are rsync's to match; every other option is moot in a
+            # target that does not exist yet.
+            streamable=not exclude,
+            expected_bytes=needed,
+            io_timeout_s=timeout_s,
         )
         await asyncio.to_thread(copy.run, plan, on_progress=on_progress)
 
@@ -1048,7 +1054,7 @@ async def _send(
             )
         finally:
             os.close(fd)
-        if not _unknown_operation(reply):
+        if not unknown_operation(reply):
             return reply, data
         # An agent started before this hub knew memory files: send the bytes inline.
     return await channel.call(
@@ -1069,16 +1075,6 @@ def _memory_file(data: bytes) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def _unknown_operation(reply: dict[str, Any]) -> bool:
-    error = reply.get("error")
-    return (
-        not reply.get("ok")
-        and isinstance(error, dict)
-        and error.get("code") == "EAGENT"
-        and "unknown operation" in str(error.get("message"))
-    )
 
 
 def _spawn(argv: list[str], fds: tuple[int, ...], cwd: Path) -> subprocess.Popen[bytes]:

@@ -8,7 +8,8 @@ sandbox's own view and as the project's user: other projects' homes and the serv
 do not exist here, which is what makes symlink escapes impossible.
 
 Modules: `wire` (the framing), `kernel` (namespaces, capabilities, process trees), `execs`
-(running commands), `files`, `copies` (rsync between sandboxes), `server` (the worker pool),
+(running commands), `files`, `copies` (rsync between sandboxes), `trees`
+(a fresh target copied without rsync), `server` (the worker pool),
 `relay` (TLS in front of the agent's socket, for projects on other machines), `replies`
 (handlers' failures as replies), `once` (one read without the pool).
 

@@ -252,6 +252,8 @@ class Worker:
                 "list": functools.partial(listing.op_list, self.project),
                 "rsync_pull": functools.partial(_rsync_pull, self.project),
                 "rsync_send": functools.partial(_rsync_send, self.project),
+                "tree_read": functools.partial(_tree_read, self.project),
+                "tree_write": functools.partial(_tree_write, self.project),
                 "jupyter": functools.partial(_jupyter, self.project),
             }
             self.serve()
@@ -335,6 +337,18 @@ def _rsync_send(project: Project, conn: socket.socket, req: dict[str, Any], fds:
     from . import copies
 
     copies.op_rsync_send(project, conn, req, fds)
+
+
+def _tree_read(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    from . import trees
+
+    trees.op_tree_read(project, conn, req, fds)
+
+
+def _tree_write(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+    from . import trees
+
+    trees.op_tree_write(project, conn, req, fds)
 
 
 def _jupyter(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
