@@ -974,17 +974,21 @@ class LocalRuntime(ProjectRuntime):
             raise RuntimeFailure("target path must be contained in target project home dir")
         if src.project_id == dst.project_id and src_abs == dst_abs:
             return
-        info, _ = await self._call(src, {"op": "stat", "path": src_abs})
-        is_dir = info.get("kind") == "dir"
-        if source_allowed is not None:
+        looked_up = self._call(src, {"op": "stat", "path": src_abs})
+        if source_allowed is None:
+            # Two agents (or workers of one) asked side by side; the source's stat speaks
+            # first when the source is missing.
+            (info, _), needed, used = await _in_order(
+                looked_up, self._source_size(src, src_abs), self.disk_usage(dst)
+            )
+        else:
+            info, _ = await looked_up
+            # Measured only where the copy will really read.
             src_abs = self._approved_source(src, src_path, info, source_allowed)
+            needed, used = await _in_order(self._source_size(src, src_abs), self.disk_usage(dst))
+        is_dir = info.get("kind") == "dir"
         dst_is_folder = dst_path.endswith("/") or dst_abs == dst_home
         src_arg, dst_arg, mkdir = copy.targets(src_abs, is_dir, dst_abs, dst_is_folder)
-        # Two agents (or two workers of one): measured side by side.
-        (size_reply, _), used = await asyncio.gather(
-            self._call(src, {"op": "du", "path": src_abs}), self.disk_usage(dst)
-        )
-        needed = _integer(size_reply, "bytes")
         quota = dst.quota.disk_mb * MIB
         if used + needed > quota:
             raise QuotaExceeded(used, quota, needed)
@@ -1010,6 +1014,10 @@ class LocalRuntime(ProjectRuntime):
             io_timeout_s=timeout_s,
         )
         await asyncio.to_thread(copy.run, plan, on_progress=on_progress)
+
+    async def _source_size(self, spec: ProjectSpec, path: str) -> int:
+        reply, _ = await self._call(spec, {"op": "du", "path": path})
+        return _integer(reply, "bytes")
 
     def _approved_source(
         self,
@@ -1060,6 +1068,16 @@ async def _send(
     return await channel.call(
         endpoint, header, payload, wait_s=wait_s, max_payload=max_payload, file_device=file_device
     )
+
+
+async def _in_order(*steps: Awaitable[Any]) -> Any:
+    """Run `steps` side by side; their results, or the first failure in their order (not
+    in time)."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def _memory_file(data: bytes) -> int:

@@ -151,10 +151,12 @@ def _open_source(src: str, pinned: bool) -> tuple[int, str]:
 
 def _send_tree(out: _Out, parent: int, name: str) -> bool:
     """Stream the source; False when something in it was left for rsync."""
-    if name:  # one file, link, or (given without a slash) folder
+    if name:  # one file or link
         if name == FOLDER:
             return False  # rsync leaves the shared folder of leftovers out of every copy
         st = os.lstat(name, dir_fd=parent)
+        if stat.S_ISDIR(st.st_mode):
+            return False  # a folder since the hub looked: rsync copies it into the target
         return _send_entry(out, parent, name, b"", st, st.st_dev, 0)
     st = os.fstat(parent)
     out.buf += ENTRY.pack(DIR, 0, st.st_mode, st.st_mtime_ns, 0)
