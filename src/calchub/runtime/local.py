@@ -240,22 +240,24 @@ class LocalRuntime(ProjectRuntime):
         """Where the running project's home is mounted for bubblewrap to bind."""
         return self._mounts_root / project_id
 
-    def _mount_home(self, spec: ProjectSpec, *, reading: bool = False) -> Path:
+    def _mount_home(self, spec: ProjectSpec, *, reading: bool = False) -> tuple[Path, bool]:
         """Mount the project's home where bubblewrap binds it from: its disk image, or its
-        folder. The one place a home is mounted. For a one-shot reader (`reading`) an
-        image is mounted as it is: neither made, grown nor made from the folder."""
+        folder; returns where, and whether it is an image. The one place a home is
+        mounted. For a one-shot reader (`reading`) an image is mounted as it is: neither
+        made, grown nor made from the folder."""
         project_id = spec.project_id
         target = self._home_mount(project_id)
         mounts.remove_mount_point(target)  # a stale one, left by a crash
         target.mkdir(mode=0o700)
         try:
-            if not self._mount_image(spec, target, reading):
+            image = self._mount_image(spec, target, reading)
+            if not image:
                 mounts.bind(self._prepare_home(spec), target)
         except BaseException:
             with contextlib.suppress(OSError):
                 target.rmdir()
             raise
-        return target
+        return target, image
 
     def _mount_image(self, spec: ProjectSpec, target: Path, reading: bool) -> bool:
         """Mount the home's image on `target`, made from the folder home if there is one;
@@ -433,8 +435,7 @@ class LocalRuntime(ProjectRuntime):
             config["ready_fd"] = ready_w
             if self.sandboxed:
                 # Making or growing a disk image runs tools: not on the event loop.
-                source = await asyncio.to_thread(self._mount_home, spec)
-                config["home_is_disk"] = disk_images.mounted_image(source)
+                source, config["home_is_disk"] = await asyncio.to_thread(self._mount_home, spec)
             else:
                 source = self._prepare_home(spec)
             argv = self._agent_command(spec, source, config)
@@ -873,7 +874,7 @@ class LocalRuntime(ProjectRuntime):
         try:
             config = self._reader_config(spec, theirs.fileno(), max_payload)
             if self.sandboxed:
-                source = await asyncio.to_thread(self._mount_home, spec, reading=True)
+                source, _ = await asyncio.to_thread(self._mount_home, spec, reading=True)
             else:
                 source = self._prepare_home(spec)
             try:

@@ -82,6 +82,8 @@ def mounted_sources() -> set[str]:
 
 def _unescape(field: bytes) -> str:
     """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    if b"\\" not in field:
+        return os.fsdecode(field)
     out = bytearray()
     i = 0
     while i < len(field):
