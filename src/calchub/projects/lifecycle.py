@@ -110,19 +110,23 @@ async def note_use_if_running(conn: AsyncConnection, project_id: str, now: datet
     return True
 
 
-async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
+async def start_project(
+    hub: Hub, project: ProjectRow, site: dict[str, str] | None = None
+) -> ProjectSpec:
     """Start the project unless it already runs; returns its spec. A project this marks
-    running is marked active too (the idle timer starts then)."""
+    running is marked active too (the idle timer starts then). `site` is the site
+    settings' values, when the caller has read them already."""
     if hub.runtime.problem:
         raise SandboxUnavailable(hub.runtime.problem)
     async with hub.start_locks.hold(project.project_id):
-        spec = await project_spec(hub, project)
+        site = site if site is not None else await hub.site.all()
+        spec = await project_spec(hub, project, site)
         status = await hub.runtime.status(project.project_id)
         if status.running:
             if project.run_state != "running":
                 await set_state(hub, project.project_id, "running", active=True)
             return spec
-        await _check_running_limit(hub, project)
+        await _check_running_limit(hub, project, int(site["max_running_projects_per_account"]))
         # Written while the sandbox starts; each later state waits for it, so that it
         # never lands after them.
         starting = asyncio.create_task(set_state(hub, project.project_id, "starting"))
@@ -139,9 +143,8 @@ async def start_project(hub: Hub, project: ProjectRow) -> ProjectSpec:
         return spec
 
 
-async def _check_running_limit(hub: Hub, project: ProjectRow) -> None:
-    """One owner's projects may not take more than their share of the machine at once."""
-    most = await hub.site.get_int("max_running_projects_per_account")
+async def _check_running_limit(hub: Hub, project: ProjectRow, most: int) -> None:
+    """One owner's projects may not take more than `most` of the machine at once."""
     if most <= 0 or project.owner_id is None:
         return
     async with hub.engine.connect() as conn:
@@ -179,7 +182,7 @@ async def ensure_running(
         await record_activity(hub, project)
         return spec
     # Noted as active by the start: the row read before it is out of date now.
-    return await start_project(hub, project)
+    return await start_project(hub, project, site)
 
 
 async def stop_project(hub: Hub, project_id: str) -> None:
