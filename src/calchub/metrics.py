@@ -17,7 +17,9 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterator, Mapping
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -31,6 +33,13 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,22 +60,69 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
 Info("calchub", "The calchub version serving.", registry=REGISTRY).info({"version": __version__})
-HTTP_REQUESTS = Counter(
-    "calchub_http_requests",
-    "HTTP requests answered, by route template, method and status.",
-    ["route", "method", "status"],
-    registry=REGISTRY,
-)
-HTTP_DURATION = Histogram(
-    "calchub_http_request_duration_seconds",
-    "Time to answer an HTTP request, by route template.",
-    ["route", "method"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-    registry=REGISTRY,
-)
-HTTP_IN_PROGRESS = Gauge(
-    "calchub_http_requests_in_progress", "HTTP requests being answered.", registry=REGISTRY
-)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _Durations:
+    """One series' count per bucket (the last for slower than every bound) and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.total = 0.0
+
+
+class RequestFigures:
+    """Requests answered (by route template, method and status), their durations and those
+    under way, kept in plain numbers and turned into Prometheus series at each scrape.
+    Requests are counted on the event loop's thread, where scrapes are answered too, so
+    the lock prometheus_client's counters take on every increment buys nothing; with three
+    series per request it was a good part of what counting cost."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self._bounds = buckets
+        # As prometheus_client writes them ("1.0", "0.005"), so the series keep their names.
+        written: Callable[[float], str] = floatToGoString
+        self._labels = [written(bound) for bound in buckets] + ["+Inf"]
+        self.in_progress = 0
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.durations: dict[tuple[str, str], _Durations] = {}
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, str(status))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        series = self.durations.get((route, method))
+        if series is None:
+            series = self.durations[(route, method)] = _Durations(len(self._labels))
+        series.counts[bisect_left(self._bounds, seconds)] += 1
+        series.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "calchub_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            labels=["route", "method", "status"],
+        )
+        for key, count in self.counts.items():
+            requests.add_metric(list(key), count)
+        duration = HistogramMetricFamily(
+            "calchub_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            labels=["route", "method"],
+        )
+        for labels, series in self.durations.items():
+            buckets = list(zip(self._labels, accumulate(series.counts), strict=True))
+            duration.add_metric(list(labels), buckets, series.total)
+        yield requests
+        yield duration
+        yield GaugeMetricFamily(
+            "calchub_http_requests_in_progress", "HTTP requests being answered.", self.in_progress
+        )
+
+
+HTTP = RequestFigures(HTTP_BUCKETS)
+REGISTRY.register(HTTP)
 PROJECTS_RUNNING = Gauge(
     "calchub_projects_running",
     "Projects the database says are running (read at each scrape).",
@@ -157,34 +213,14 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        HTTP_IN_PROGRESS.inc()
+        HTTP.in_progress += 1
         try:
             await self.app(scope, receive, send_status)
         finally:
-            HTTP_IN_PROGRESS.dec()
+            HTTP.in_progress -= 1
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"
-            count, duration = _request_series(route_label(scope), method, status)
-            count.inc()
-            duration.observe(time.perf_counter() - started)
-
-
-# Labelled children by (route, method, status): `labels()` takes a lock, builds strings and
-# looks up a dictionary on every request. Keys are bounded as the labels are (route templates,
-# methods, status codes), so the cache stays as small as the series it points to.
-_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-
-def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    key = (route, method, status)
-    series = _SERIES.get(key)
-    if series is None:
-        series = (
-            HTTP_REQUESTS.labels(route, method, str(status)),
-            HTTP_DURATION.labels(route, method),
-        )
-        _SERIES[key] = series
-    return series
+            HTTP.record(route_label(scope), method, status, time.perf_counter() - started)
 
 
 # -- hooks for the rest of the server ------------------------------------------------------
