@@ -36,7 +36,9 @@ def key_from_header(header: str | None) -> str:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    # From the scope: `request.client` builds its named tuple on every access.
+    client = request.scope.get("client")
+    return str(client[0]) if client else ""
 
 
 async def authenticate(hub: Hub, request: Request, *, public: bool) -> Actor:
