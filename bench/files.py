@@ -26,6 +26,8 @@ Everything is removed at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -35,10 +37,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ping import HOST, ServerProcess, free_port, project_server, remove_project_server_folders
@@ -77,6 +81,15 @@ def v1(client: httpx.Client, event: str, body: dict[str, Any]) -> dict[str, Any]
     return reply
 
 
+def json_reply(response: httpx.Response, what: str) -> dict[str, Any]:
+    if not response.is_success:
+        raise RuntimeError(f"{what} failed: HTTP {response.status_code} {response.text[:200]}")
+    reply: dict[str, Any] = orjson.loads(response.content)
+    if reply.get("event") == "error" or "error" in reply:
+        raise RuntimeError(f"{what} failed: {reply.get('error')}")
+    return reply
+
+
 def jupyter_server(root: Path, token: str) -> ServerProcess:
     port = free_port()
     command = [
@@ -106,28 +119,88 @@ def jupyter_server(root: Path, token: str) -> ServerProcess:
         time.sleep(0.2)
 
 
-def jupyter_write_read(client: httpx.Client, text: str) -> None:
-    put = client.put(
-        "/api/contents/bench.txt", json={"type": "file", "format": "text", "content": text}
-    )
-    put.raise_for_status()
+# The client's own work is made the same, and small, for both servers: each request body is
+# encoded once (orjson) before timing and sent as bytes, and replies are decoded with orjson.
+# httpx's json= (stdlib json) would spend about 8 ms of the client's CPU per round on 1 MB
+# each way, equal for both, which pulls the ratio toward 1 on a small machine.
+JSON = {"content-type": "application/json"}
+
+
+def jupyter_write_read(client: httpx.Client, text: str, put_body: bytes) -> None:
+    json_reply(client.put("/api/contents/bench.txt", content=put_body, headers=JSON), "PUT")
     got = client.get(
         "/api/contents/bench.txt", params={"type": "file", "format": "text", "content": 1}
     )
-    got.raise_for_status()
-    if got.json()["content"] != text:
+    if json_reply(got, "GET")["content"] != text:
         raise RuntimeError("Jupyter Server read back something else")
 
 
-def calchub_write_read(client: httpx.Client, project_id: str, text: str) -> None:
-    v1(
-        client,
-        "write_text_file_to_project",
-        {"project_id": project_id, "path": "bench.txt", "content": text},
-    )
-    got = v1(client, "read_text_file_from_project", {"project_id": project_id, "path": "bench.txt"})
-    if got["content"] != text:
+def calchub_write_read(
+    client: httpx.Client, text: str, write_body: bytes, read_body: bytes
+) -> None:
+    write = client.post("/api/v1/write_text_file_to_project", content=write_body, headers=JSON)
+    json_reply(write, "write_text_file_to_project")
+    read = client.post("/api/v1/read_text_file_from_project", content=read_body, headers=JSON)
+    if json_reply(read, "read_text_file_from_project")["content"] != text:
         raise RuntimeError("calchub read back something else")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of `root` and its descendants as they are now, each with
+    its children that ended and were reaped (a retired agent worker's time is in its pool's
+    figure), so the sum only grows even when processes come and go. Read from /proc before
+    and after each round, outside its timing."""
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            stack += children(pid)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Side:
+    """One server's rounds: wall-clock times, and the CPU time spent during its rounds by
+    each of its process trees (`roots`: name -> pid) and by this client."""
+
+    roots: dict[str, int]
+    times: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    client_cpu: float = 0.0
+
+    def round(self, work: Callable[[], Any]) -> None:
+        before = {name: cpu_seconds(pid) for name, pid in self.roots.items()}
+        client = time.process_time()
+        self.times.append(clock(work))
+        self.client_cpu += time.process_time() - client
+        for name, pid in self.roots.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds(pid) - before[name]
+
+    def ms_per_round(self, seconds: float) -> float:
+        return seconds / len(self.times) * 1000
+
+
+def print_cpu(jupyter: Side, calchub: Side) -> None:
+    """CPU ms per round: the servers' cost whatever the client and the machine's load."""
+    servers = []
+    for side in (jupyter, calchub):
+        parts = {name: side.ms_per_round(seconds) for name, seconds in side.cpu.items()}
+        servers.append(sum(parts.values()))
+        shown = " + ".join(f"{name} {ms:.2f}" for name, ms in parts.items())
+        client = side.ms_per_round(side.client_cpu)
+        print(f"  CPU ms per round: {shown} (this client {client:.2f})")
+    print(f"  calchub / Jupyter server CPU {servers[1] / servers[0]:.2f}x")
 
 
 def cp_a(source: Path, scratch: Path, round_: int) -> float:
@@ -169,13 +242,27 @@ def main() -> int:
         ):
             source = v1(hub, "create_project", {"title": "bench source"})["project_id"]
             target = v1(hub, "create_project", {"title": "bench target"})["project_id"]
+            put_body = orjson.dumps({"type": "file", "format": "text", "content": text})
+            file = {"project_id": source, "path": "bench.txt"}
+            write_body = orjson.dumps({**file, "content": text})
+            read_body = orjson.dumps(file)
+
+            def on_jupyter() -> None:
+                jupyter_write_read(jup, text, put_body)
+
+            def on_calchub() -> None:
+                calchub_write_read(hub, text, write_body, read_body)
+
             for _ in range(3):  # warm up both (and start the project)
-                jupyter_write_read(jup, text)
-                calchub_write_read(hub, source, text)
-            jupyter_times, calchub_times = [], []
+                on_jupyter()
+                on_calchub()
+            state = json.loads((folders[2] / source / "state.json").read_text())
+            sandbox = int(state["pid"])
+            jupyter_side = Side({"Jupyter Server": jupyter.process.pid})
+            calchub_side = Side({"hub": server.process.pid, "sandbox": sandbox})
             for _ in range(args.rounds):  # interleaved, so load from others hits both alike
-                jupyter_times.append(clock(lambda: jupyter_write_read(jup, text)))
-                calchub_times.append(clock(lambda: calchub_write_read(hub, source, text)))
+                jupyter_side.round(on_jupyter)
+                calchub_side.round(on_calchub)
 
             body = {"project_id": source, "command": MAKE_TREE, "bash": True, "timeout": 300}
             made = v1(hub, "project_exec", body)
@@ -205,7 +292,7 @@ def main() -> int:
             )
             if int(counted["stdout"]) != FOLDERS * FILES_PER_FOLDER:
                 raise RuntimeError(f"the copy holds {counted['stdout'].strip()} files")
-        j, c = percentiles(jupyter_times), percentiles(calchub_times)
+        j, c = percentiles(jupyter_side.times), percentiles(calchub_side.times)
         cp, cc = percentiles(cp_times), percentiles(copy_times)
         print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
         print(f"calchub homes: --project-disk {args.project_disk}")
@@ -213,6 +300,7 @@ def main() -> int:
         print(f"1 MB write + read, Jupyter Server  p50 {j[0]:8.2f} ms   p95 {j[1]:8.2f} ms")
         print(f"1 MB write + read, calchub         p50 {c[0]:8.2f} ms   p95 {c[1]:8.2f} ms")
         print(f"  calchub / Jupyter p50 {c[0] / j[0]:.2f}x (goal <= {WRITE_READ_GOAL}x)")
+        print_cpu(jupyter_side, calchub_side)
         files = FOLDERS * FILES_PER_FOLDER
         label = f"copy {files} files in {FOLDERS} folders,"
         print(f"{label} cp -a    p50 {cp[0]:8.1f} ms   p95 {cp[1]:8.1f} ms")
