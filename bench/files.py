@@ -15,7 +15,10 @@ each with a token or key of its own, and measures over HTTP on one keep-alive co
   source project's home into a fresh folder on the same file system).
 
 Prints p50/p95 of each and the ratios calchub/baseline; the goals are at most 0.5x for the
-write + read and at most 2x for the copy. `--project-disk none` keeps calchub's homes as
+write + read and at most 2x for the copy. The write + read's bodies are encoded before timing
+and its replies decoded with orjson, for both servers, so that the client's own JSON work
+does not pull the ratio toward 1; beside it are printed the CPU ms per round of each
+server's processes (calchub's hub and project sandbox, the Jupyter Server), from /proc. `--project-disk none` keeps calchub's homes as
 plain folders, as Jupyter's is (the default lets calchub choose disk images where it can).
 `--database-url` runs calchub on that database (an empty throw-away one: calchub must print
 its first admin key) instead of SQLite.
@@ -154,18 +157,19 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(root: int) -> float:
+def cpu_seconds(root: int, skip: frozenset[int] = frozenset()) -> float:
     """CPU time (user + system) of `root` and its descendants as they are now, each with
     its children that ended and were reaped (a retired agent worker's time is in its pool's
-    figure), so the sum only grows even when processes come and go. Read from /proc before
-    and after each round, outside its timing."""
+    figure), so the sum only grows even when processes come and go. Subtrees whose root is
+    in `skip` are left out (a sandbox is a child of the hub that started it and is counted
+    on its own). Read from /proc before and after each round, outside its timing."""
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-            stack += children(pid)
+            stack += [child for child in children(pid) if child not in skip]
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -175,17 +179,19 @@ class Side:
     each of its process trees (`roots`: name -> pid) and by this client."""
 
     roots: dict[str, int]
+    skip: frozenset[int] = frozenset()
     times: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     client_cpu: float = 0.0
 
     def round(self, work: Callable[[], Any]) -> None:
-        before = {name: cpu_seconds(pid) for name, pid in self.roots.items()}
+        before = {name: cpu_seconds(pid, self.skip) for name, pid in self.roots.items()}
         client = time.process_time()
         self.times.append(clock(work))
         self.client_cpu += time.process_time() - client
         for name, pid in self.roots.items():
-            self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds(pid) - before[name]
+            used = cpu_seconds(pid, self.skip) - before[name]
+            self.cpu[name] = self.cpu.get(name, 0.0) + used
 
     def ms_per_round(self, seconds: float) -> float:
         return seconds / len(self.times) * 1000
@@ -259,7 +265,9 @@ def main() -> int:
             state = json.loads((folders[2] / source / "state.json").read_text())
             sandbox = int(state["pid"])
             jupyter_side = Side({"Jupyter Server": jupyter.process.pid})
-            calchub_side = Side({"hub": server.process.pid, "sandbox": sandbox})
+            calchub_side = Side(
+                {"hub": server.process.pid, "sandbox": sandbox}, skip=frozenset({sandbox})
+            )
             for _ in range(args.rounds):  # interleaved, so load from others hits both alike
                 jupyter_side.round(on_jupyter)
                 calchub_side.round(on_calchub)
