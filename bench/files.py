@@ -18,8 +18,9 @@ Prints p50/p95 of each and the ratios calchub/baseline; the goals are at most 0.
 write + read and at most 2x for the copy. The write + read's bodies are encoded before timing
 and its replies decoded with orjson, for both servers, so that the client's own JSON work
 does not pull the ratio toward 1; beside it are printed the CPU ms per round of each
-server's processes (calchub's hub and project sandbox, the Jupyter Server), from /proc. `--project-disk none` keeps calchub's homes as
-plain folders, as Jupyter's is (the default lets calchub choose disk images where it can).
+server's processes (calchub's hub and project sandbox, the Jupyter Server), from /proc.
+`--project-disk none` keeps calchub's homes as plain folders, as Jupyter's is (the default
+lets calchub choose disk images where it can).
 `--database-url` runs calchub on that database (an empty throw-away one: calchub must print
 its first admin key) instead of SQLite.
 The two are measured in alternation, so load from elsewhere falls on both alike.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -67,8 +69,10 @@ def text_of(size: int) -> str:
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 in ms; p95 by nearest rank, so with few samples it is the largest (it
+    was the smallest of two)."""
     ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
+    return statistics.median(ordered) * 1000, ordered[math.ceil(len(ordered) * 0.95) - 1] * 1000
 
 
 def clock(work: Callable[[], Any]) -> float:
