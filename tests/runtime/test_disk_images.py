@@ -64,6 +64,17 @@ def loops_of(image: Path) -> str:
     return host("losetup", "-n", "-j", str(image))
 
 
+async def no_loop_device(image: Path) -> bool:
+    """Whether `image` has no loop device attached, waiting a little for one on its way
+    out: the kernel lets an autoclear device go once the last mount of it is gone, and a
+    sandbox's own mounts go a moment after its processes (the next mount waits for that)."""
+    for _ in range(100):
+        if not loops_of(image):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 def home_mount(rt: LocalRuntime, spec: ProjectSpec) -> Path:
     return rt.runtime_root / ".homes" / spec.project_id
 
@@ -147,7 +158,7 @@ async def test_stop_unmounts_and_frees_the_loop_device(
     assert "nosuid" in options and "nodev" in options
     assert (await run(images, spec, "ls -A")).stdout == "a.txt\n"  # no lost+found
     await images.stop(spec.project_id)
-    assert not mount.exists() and not loops_of(image)
+    assert not mount.exists() and await no_loop_device(image)
     assert oct(image.stat().st_mode & 0o777) == "0o600" and image.stat().st_uid == 0
     # The home is the image: no folder beside it.
     assert not (images.projects_root / spec.project_id).exists()
@@ -174,7 +185,7 @@ async def test_crash_leftovers_are_cleared_at_start(
     await images.start(spec)
     assert await images.read_file(spec, "a.txt", 10) == b"a"
     await images.stop(spec.project_id)
-    assert not loops_of(image)
+    assert await no_loop_device(image)
 
 
 async def test_a_folder_home_moves_into_an_image_on_start(
@@ -246,7 +257,7 @@ async def test_files_copies_and_adoption_work_on_images(
         await other.stop(dst.project_id)
     finally:
         await other.close()
-    assert not loops_of(image_of(images, dst))
+    assert await no_loop_device(image_of(images, dst))
 
 
 async def test_backups_read_running_and_stopped_image_homes(
@@ -263,7 +274,7 @@ async def test_backups_read_running_and_stopped_image_homes(
         assert (files / "s.txt").read_bytes() == b"s"
         assert files.stat().st_uid == stopped.uid
     assert not mounts.is_mount_point(home_mount(images, stopped))
-    assert not loops_of(image_of(images, stopped))
+    assert await no_loop_device(image_of(images, stopped))
     assert (await images.status(running.project_id)).running
     # A folder with files beside an image is the home (a restore, an interrupted move):
     # the backup copies it as a folder, not the image.
@@ -291,7 +302,7 @@ async def test_a_stopped_image_home_is_read_without_starting_it(
     # A read neither starts the project, nor grows its image, nor leaves a mount.
     assert not (await images.status(spec.project_id)).running
     assert image.stat().st_size == size
-    assert not home_mount(images, spec).exists() and not loops_of(image)
+    assert not home_mount(images, spec).exists() and await no_loop_device(image)
     assert not (images.projects_root / spec.project_id).exists()
 
 
@@ -349,7 +360,7 @@ async def test_image_homes_stay_images_when_the_mode_changes_to_none(
         await folders.stop(spec.project_id)
     finally:
         await folders.close()
-    assert not loops_of(image_of(images, spec))
+    assert await no_loop_device(image_of(images, spec))
 
 
 async def test_a_project_that_ended_unwatched_is_cleaned_up_at_server_start(
@@ -370,7 +381,7 @@ async def test_a_project_that_ended_unwatched_is_cleaned_up_at_server_start(
     assert disk_images.mounted_image(mount) and loops_of(image)
     assert images.check() is None
     await images.clean_leftovers()
-    assert not mount.exists() and not loops_of(image)
+    assert not mount.exists() and await no_loop_device(image)
     assert not (images.runtime_root / spec.project_id).exists()
     # The next start is as usual.
     await images.start(spec)
@@ -387,9 +398,4 @@ async def test_an_image_that_does_not_mount_leaves_no_loop_device(
     with pytest.raises(RuntimeFailure, match="mounting the project's disk image failed"):
         disk_images._mount(broken, target)
     assert not mounts.is_mount_point(target)
-    # The kernel lets an autoclear device go once nothing holds it (perhaps a moment later).
-    for _ in range(100):
-        if not loops_of(broken):
-            break
-        await asyncio.sleep(0.05)
-    assert not loops_of(broken)
+    assert await no_loop_device(broken)
