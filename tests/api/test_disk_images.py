@@ -110,7 +110,12 @@ def test_the_quota_binds_commands_and_grows_on_restart(
     # undeleted, so its files must stay too).
     _act(db, project_id, "stop")
     image = disk_images.image_path(server.projects_root, project_id)
-    attached = subprocess.run(
-        ["losetup", "-n", "-j", str(image)], capture_output=True, text=True, check=True
-    )
+    # The kernel lets the loop device go a moment after the sandbox's last mount of it.
+    for _ in range(100):
+        attached = subprocess.run(
+            ["losetup", "-n", "-j", str(image)], capture_output=True, text=True, check=True
+        )
+        if not attached.stdout:
+            break
+        time.sleep(0.05)
     assert image.is_file() and attached.stdout == ""
