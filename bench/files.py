@@ -97,7 +97,7 @@ def json_reply(response: httpx.Response, what: str) -> dict[str, Any]:
     return reply
 
 
-def jupyter_server(root: Path, token: str) -> ServerProcess:
+def jupyter_server(root: Path, token: str, atomic: bool) -> ServerProcess:
     port = free_port()
     command = [
         sys.executable,
@@ -110,6 +110,7 @@ def jupyter_server(root: Path, token: str) -> ServerProcess:
         f"--IdentityProvider.token={token}",
         "--ServerApp.open_browser=False",
         "--allow-root",
+        f"--FileContentsManager.use_atomic_writing={atomic}",
     ]
     server = ServerProcess("jupyter", command, port)
     deadline = time.monotonic() + 60
@@ -229,6 +230,13 @@ def main() -> int:
         help="how calchub keeps homes (disk images or folders; Jupyter always uses a folder)",
     )
     parser.add_argument(
+        "--jupyter-writes",
+        choices=("atomic", "plain"),
+        default="atomic",
+        help="Jupyter's default (atomic: copies the old file aside, writes, fsyncs) or plain "
+        "(writes the file in place, no fsync); calchub writes a new file and renames it",
+    )
+    parser.add_argument(
         "--database-url", default="", help="an empty throw-away database (default: SQLite)"
     )
     args = parser.parse_args()
@@ -239,7 +247,7 @@ def main() -> int:
     server, folders = project_server("--project-disk", args.project_disk, *database)
     jupyter: ServerProcess | None = None
     try:
-        jupyter = jupyter_server(jupyter_root, token)
+        jupyter = jupyter_server(jupyter_root, token, args.jupyter_writes == "atomic")
         server.wait_ready()
         key = server.printed_key
         assert key, "no admin key printed"
@@ -309,6 +317,7 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
         print(f"calchub homes: --project-disk {args.project_disk}")
         print(f"calchub database: {args.database_url.split(':', 1)[0] or 'sqlite'}")
+        print(f"Jupyter writes: {args.jupyter_writes}")
         print(f"1 MB write + read, Jupyter Server  p50 {j[0]:8.2f} ms   p95 {j[1]:8.2f} ms")
         print(f"1 MB write + read, calchub         p50 {c[0]:8.2f} ms   p95 {c[1]:8.2f} ms")
         print(f"  calchub / Jupyter p50 {c[0] / j[0]:.2f}x (goal <= {WRITE_READ_GOAL}x)")
