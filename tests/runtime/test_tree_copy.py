@@ -153,6 +153,16 @@ async def test_exclude_patterns_are_left_to_rsync(
     assert (home(runtime, dst) / "t" / "a.txt").read_text() == "a"
 
 
+async def test_other_options_have_nothing_to_act_on_in_a_fresh_target(
+    runtime: LocalRuntime, pair: tuple[ProjectSpec, ProjectSpec], streamed: list[bool]
+) -> None:
+    src, dst = pair
+    options = {"overwrite_newer": True, "delete_missing": True, "backup": True, "timeout_s": 30}
+    await copy(runtime, src, "dir/", dst, "t", **options)
+    assert streamed == [True]
+    assert attributes(home(runtime, dst) / "t") == attributes(home(runtime, src) / "dir")
+
+
 # --- the writer against hostile streams ----------------------------------------------------
 
 

@@ -1012,7 +1012,7 @@ class LocalRuntime(ProjectRuntime):
             # target that does not exist yet.
             streamable=not exclude,
             expected_bytes=needed,
-            io_timeout_s=timeout_s,
+            io_timeout_s=timeout_s or None,
         )
         await asyncio.to_thread(copy.run, plan, on_progress=on_progress)
 

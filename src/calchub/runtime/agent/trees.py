@@ -58,6 +58,12 @@ class Gone(Exception):
     """The hub or the other side went away, or time ran out: the copy is abandoned."""
 
 
+def _seconds(req: dict[str, Any], key: str) -> float:
+    """A time limit the hub gave (none: the longest a copy may take)."""
+    value = req.get(key)
+    return 3600.0 if value is None else float(value)
+
+
 # --- reading, in the source's sandbox ------------------------------------------------------
 
 
@@ -107,8 +113,8 @@ def op_tree_read(
         raise ValueError("expected one file descriptor")
     data = socket.socket(fileno=fds.pop())
     src = project.rsync_path(str(req["src"]))
-    deadline = time.monotonic() + float(req.get("timeout_s") or 3600)
-    out = _Out(data, conn, deadline, float(req.get("io_timeout_s") or 3600))
+    deadline = time.monotonic() + _seconds(req, "timeout_s")
+    out = _Out(data, conn, deadline, _seconds(req, "io_timeout_s"))
     complete = False
     try:
         root, name = _open_source(src, req.get("pinned") is True)
@@ -374,8 +380,8 @@ def _write(project: Project, conn: socket.socket, req: dict[str, Any], data: soc
         raise FsError.from_os(exc, "mkdir", exc.filename or folder) from exc
     try:
         send_frame(conn, {"ok": True, "fresh": True, "event": "ready"})
-        deadline = time.monotonic() + float(req.get("timeout_s") or 3600)
-        stream = _In(data, conn, deadline, float(req.get("io_timeout_s") or 3600))
+        deadline = time.monotonic() + _seconds(req, "timeout_s")
+        stream = _In(data, conn, deadline, _seconds(req, "io_timeout_s"))
         progress = _Progress(conn, int(req.get("expected") or 0))
         try:
             complete = _Writer(stream, progress, time.time_ns()).run(parent, os.fsencode(name))
