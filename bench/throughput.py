@@ -8,8 +8,10 @@ connection sending requests one after another, for `--seconds` each, in `--round
 that alternate which server goes first, so that the machine's changing load falls on both.
 wrk (Debian's `wrk`) is written in C, so on a small machine the load generator costs the
 server far less CPU than a Python client would. Prints the median over the rounds of
-requests/s and p50/p99 latency per server, and the calchub/bare ratios of each round and
-their median.
+requests/s, p50/p99 latency and the server's CPU time per request (from /proc) per server,
+and the calchub/bare ratios of each round and their median. The CPU time per request
+changes least with the machine's load: bare/calchub of it is the throughput ratio the two
+would reach on equal CPU.
 
     .venv/bin/python bench/throughput.py [--seconds 5] [--rounds 3] [--connections 32]
     .venv/bin/python bench/throughput.py --database-url postgresql://postgres@127.0.0.1/bench
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -48,6 +51,7 @@ class Figures:
     errors: int
     # wrk's own account of them ("connect 0, read 2, write 0, timeout 0"; "non-2xx 3").
     error_kinds: str = ""
+    requests: int = 0
 
 
 def _ms(text: str) -> float:
@@ -84,7 +88,14 @@ def run_wrk(
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
         kinds.append(socket_errors.group(0).removeprefix("Socket errors: "))
-    return Figures(rate, p50, p99, errors, "; ".join(kinds))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Figures(rate, p50, p99, errors, "; ".join(kinds), requests)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check_pong(url: str, key: str | None) -> None:
@@ -111,8 +122,11 @@ class Target:
     url: str
     key: str | None
     script: Path
+    pid: int
     loads: list[Figures]
     singles: list[Figures]
+    # The server's CPU time per request under each load, in microseconds.
+    cpu_us: list[float]
 
 
 def measure(targets: list[Target], args: argparse.Namespace) -> None:
@@ -124,9 +138,10 @@ def measure(targets: list[Target], args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         ordered = targets if round_ % 2 == 0 else targets[::-1]
         for target in ordered:
-            target.loads.append(
-                run_wrk(target.url, target.script, args.seconds, args.connections, 2)
-            )
+            before = cpu_seconds(target.pid)
+            load = run_wrk(target.url, target.script, args.seconds, args.connections, 2)
+            target.loads.append(load)
+            target.cpu_us.append((cpu_seconds(target.pid) - before) / load.requests * 1e6)
         for target in ordered:
             target.singles.append(run_wrk(target.url, target.script, args.seconds, 1, 1))
     for target in targets:
@@ -136,7 +151,8 @@ def measure(targets: list[Target], args: argparse.Namespace) -> None:
         single_rate = median(single.rate for single in target.singles)
         single_p50 = median(single.p50_ms for single in target.singles)
         print(
-            f"{target.label:10} {rate:9.0f} req/s (p99 {p99:6.2f} ms, errors {errors})"
+            f"{target.label:10} {rate:9.0f} req/s (p99 {p99:6.2f} ms, errors {errors},"
+            f" server CPU {median(target.cpu_us):5.0f} us/request)"
             f" | one connection: {single_rate:7.0f} req/s, p50 {single_p50:5.2f} ms"
         )
 
@@ -158,17 +174,22 @@ def main() -> None:
         key = calchub.printed_key
         if key is None:
             raise SystemExit("calchub printed no admin key: use an empty database")
-        for label, url, target_key in (("bare", bare.url, None), ("calchub", calchub.url, key)):
-            targets.append(Target(label, url, target_key, ping_script(target_key), [], []))
+        for label, server, target_key in (("bare", bare, None), ("calchub", calchub, key)):
+            script = ping_script(target_key)
+            pid = server.process.pid
+            targets.append(Target(label, server.url, target_key, script, pid, [], [], []))
         measure(targets, args)
         base, hub = targets
         ratios = [h.rate / b.rate for h, b in zip(hub.loads, base.loads, strict=True)]
         p50s = [h.p50_ms / b.p50_ms for h, b in zip(hub.singles, base.singles, strict=True)]
+        cpu = [b / h for h, b in zip(hub.cpu_us, base.cpu_us, strict=True)]
         print(
             f"ratios calchub/bare: throughput {median(ratios):.2f}x"
             f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)}),"
             f" single-connection p50 {median(p50s):.2f}x"
-            f" (rounds: {', '.join(f'{r:.2f}' for r in p50s)})"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in p50s)});"
+            f" bare/calchub server CPU per request {median(cpu):.2f}x"
+            f" (rounds: {', '.join(f'{r:.2f}' for r in cpu)})"
         )
     finally:
         for target in targets:
