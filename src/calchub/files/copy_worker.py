@@ -115,9 +115,24 @@ async def _spec(hub: Hub, project_id: str) -> ProjectSpec:
     return await ensure_running(hub, project)
 
 
+async def _specs(hub: Hub, source_id: str, target_id: str) -> tuple[ProjectSpec, ProjectSpec]:
+    """Both projects, started side by side when they are stopped; the source's failure
+    speaks first."""
+    if source_id == target_id:
+        spec = await _spec(hub, source_id)
+        return spec, spec
+    src, dst = await asyncio.gather(
+        _spec(hub, source_id), _spec(hub, target_id), return_exceptions=True
+    )
+    for result in (src, dst):
+        if isinstance(result, BaseException):
+            raise result
+    assert isinstance(src, ProjectSpec) and isinstance(dst, ProjectSpec)
+    return src, dst
+
+
 async def _copy(hub: Hub, row: Any, latest: dict[str, int]) -> None:
-    src = await _spec(hub, row.source_project_id)
-    dst = await _spec(hub, row.target_project_id)
+    src, dst = await _specs(hub, row.source_project_id, row.target_project_id)
     # A public copy is checked again where its source really is, links resolved.
     allowed = (
         await public_source_check(hub.engine, row.source_project_id, row.source_path)
