@@ -44,7 +44,7 @@ from calchub.runtime.procfs import tree
 from ping import ServerProcess, project_server, remove_project_server_folders
 
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
-IDLE_SETTLE_S = 8.0  # the agent keeps fewer workers once quiet (QUIET_S in its server.py)
+IDLE_SETTLE_S = 8.0  # the agent rests once quiet for quiet_s (5 s; see its rest.py)
 
 
 @dataclass
@@ -209,7 +209,7 @@ def idle_interpreter() -> dict[str, int]:
         stdin=subprocess.PIPE,
     )
     try:
-        time.sleep(0.5)
+        time.sleep(1.5)  # its start done even on a loaded machine
         return memory_of([proc.pid])
     finally:
         assert proc.stdin is not None

@@ -4,6 +4,8 @@ timeouts that kill whole process trees, output limits and concurrency."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -186,25 +188,57 @@ async def test_64_concurrent_execs(runtime: LocalRuntime, project: ProjectSpec) 
         await asyncio.sleep(0.2)
 
 
-async def test_a_quiet_project_keeps_a_single_idle_worker_without_an_exec_init(
+async def test_a_quiet_project_rests_as_a_single_process_and_wakes_on_the_next_request(
     roots: tuple[Path, Path], projects: Projects
 ) -> None:
     runtime = LocalRuntime(*roots, quiet_after_s=0)
     spec = projects.spec(runtime)
     try:
         await runtime.start(spec)
-        burst = [runtime.exec(spec, request("sleep", "0.3")) for _ in range(8)]
-        assert all(r.exit_code == 0 for r in await asyncio.gather(*burst))
-        # bwrap and its init, the agent, its pool and one worker (whose exec init, forked
-        # ahead while the project is in use, has gone too)
-        deadline = time.monotonic() + 10
-        while len(processes_of(spec.uid)) > 5:
-            assert time.monotonic() < deadline, processes_of(spec.uid)
-            await asyncio.sleep(0.2)
-        assert (await runtime.exec(spec, request("echo", "hi"))).stdout == "hi\n"
+        for _ in range(3):
+            burst = [runtime.exec(spec, request("sleep", "0.3")) for _ in range(8)]
+            assert all(r.exit_code == 0 for r in await asyncio.gather(*burst))
+            # bwrap and the agent at rest, a fresh interpreter: its workers and their exec
+            # inits have ended
+            assert await _resting(spec.uid, below=0) == []
+            # a request wakes it (the same process) and is served
+            assert (await runtime.exec(spec, request("echo", "hi"))).stdout == "hi\n"
+        # what a command leaves in the background lives on, below its exec init, while the
+        # agent rests
+        await runtime.exec(spec, request("sh", "-c", "sleep 60 >/dev/null 2>&1 &"))
+        assert "sleep 60" in await _resting(spec.uid, below=2)
+        assert (await runtime.list_directory(spec, "", False)).entries is not None
     finally:
         await runtime.stop(spec.project_id)
         await runtime.close()
+    assert processes_of(spec.uid) == []
+
+
+async def _resting(uid: int, below: int) -> list[str]:
+    """Once the project's agent (the child of bwrap) rests, with `below` processes left
+    below it: their command lines."""
+    deadline = time.monotonic() + 10
+    while (found := _rest_and_below(uid)) is None or len(found) != below:
+        assert time.monotonic() < deadline, processes_of(uid)
+        await asyncio.sleep(0.1)
+    return found
+
+
+def _rest_and_below(uid: int) -> list[str] | None:
+    """The command lines of the processes below the agent when it rests, else None."""
+    found = {}  # pid -> (parent, command line)
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid and "Z" not in fields["State"]:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                found[pid] = (int(fields["PPid"]), command.decode().strip())
+    bwrap = [pid for pid, (_, command) in found.items() if command.startswith("bwrap")]
+    agent = [pid for pid, (parent, _) in found.items() if parent in bwrap]
+    if len(bwrap) != 1 or len(agent) != 1 or "rest_main" not in found[agent[0]][1]:
+        return None
+    return [command for pid, (_, command) in found.items() if pid not in (*bwrap, *agent)]
 
 
 async def test_timeout_must_be_positive(runtime: LocalRuntime, project: ProjectSpec) -> None:

@@ -89,7 +89,9 @@ def bwrap_argv(
     # by its socket.
     if read_only:
         argv.append("--die-with-parent")
-    argv += ["--new-session", "--clearenv"]
+    # The command is the sandbox's PID 1, with no bubblewrap init above it: the agent reaps
+    # what is orphaned, and when it ends every process of the sandbox ends with it.
+    argv += ["--as-pid-1", "--new-session", "--clearenv"]
     argv += _system_dirs()
     argv += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc"]
     # /tmp is memory (charged to the project's memory limit): capped, so that filling it

@@ -1,6 +1,7 @@
 """Running commands: each worker keeps an init process ready, PID 1 of a fresh PID
-namespace (or a subreaper where nested namespaces are unavailable), which starts the command
-and owns everything it starts, so that a timeout can kill the whole tree."""
+namespace in a user namespace of its own (or a subreaper where nested namespaces are
+unavailable), which starts the command and owns everything it starts, so that a timeout can
+kill the whole tree."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import time
 from . import signals as signal
 from . import sockets as socket
 from .kernel import (
-    back_to_own_pid_namespace,
     become_subreaper,
     exit_code_of,
     has_children,
+    keep_only_sys_admin,
     kill_tree,
-    new_pid_namespace_for_children,
+    own_user_namespace,
 )
 from .project import DEFAULT_PATH, Project
 from .wire import CHUNK, hub_gone, recv_frame, send_frame
@@ -28,38 +29,62 @@ from .wire import CHUNK, hub_gone, recv_frame, send_frame
 # Imported for the checker only: typing would cost every project's start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output is None
 
 
 class Executor:
-    """A worker's exec handling, with its init forked ahead of the request."""
+    """A worker's exec handling, with its init forked ahead of the request. `inherited` are
+    the worker's descriptors that the init must not keep."""
 
-    def __init__(self, project: Project, nested: bool, own_pidns: int) -> None:
+    def __init__(self, project: Project, nested: bool, inherited: list[int]) -> None:
         self.project = project
         self.nested = nested
-        self.own_pidns = own_pidns
+        self.inherited = inherited
         self.init: ExecInit | None = None
+        if nested:
+            # Nested inits are started by helpers that end at once: the init comes back to
+            # us (see _fork_nested_init).
+            become_subreaper()
 
     def prepare(self, close: list[int]) -> None:
-        if self.init is not None:
-            return
-        nested = self.nested and new_pid_namespace_for_children()
-        try:
-            self.init = ExecInit(nested, close)
-        finally:
-            if nested:
-                back_to_own_pid_namespace(self.own_pidns)
+        if self.init is None:
+            self.init = ExecInit(self.nested, [*self.inherited, *close])
 
-    def release(self) -> None:
-        """Let the prepared init go (the worker reaps it once it has ended)."""
+    def _started_init(self, close: list[int]) -> ExecInit | None:
         init, self.init = self.init, None
-        if init is not None:
-            init.discard()
+        if init is None or init.started():
+            return init
+        # Its helper could not make namespaces here: from now on, subreaper inits.
+        init.discard()
+        self.nested = False
+        return ExecInit(False, [*self.inherited, *close])
+
+    def reaped(self, pids: list[int]) -> None:
+        """Children reaped elsewhere: a helper among them needs no more waiting for."""
+        if self.init is not None and self.init.helper in pids:
+            self.init.helper = 0
+
+    @contextlib.contextmanager
+    def detaching(self) -> Iterator[None]:
+        """While this runs, a process orphaned below us goes to the pool, not to us (as the
+        Jupyter manager must, to outlive this worker): we stop being a subreaper once the
+        helper of a nested init in the making has ended."""
+        if not self.nested:
+            yield
+            return
+        if self.init is not None:
+            self.init.settle()
+        become_subreaper(False)
+        try:
+            yield
+        finally:
+            become_subreaper()
 
     def op_exec(self, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
-        init, self.init = self.init, None
+        init = self._started_init([conn.fileno()])
         if init is None:
             raise ValueError("no exec init in this worker")
         script = None
@@ -117,18 +142,46 @@ class ExecInit:
     def __init__(self, nested: bool, close: list[int]) -> None:
         self.nested = nested
         self.reusable = False
+        self.helper = 0  # the helper starting a nested init, until it has been waited for
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.pid = os.fork()
-        if self.pid == 0:
-            for fd in (mine.fileno(), *close):
-                os.close(fd)
-            init_main(theirs, nested)
-        theirs.close()
+        try:
+            if nested:
+                self.pid = 0  # known once the helper reports it (see started)
+                self.helper = _fork_nested_init(mine, theirs, close)
+            else:
+                self.pid = os.fork()
+                if self.pid == 0:
+                    for fd in (mine.fileno(), *close):
+                        os.close(fd)
+                    init_main(theirs, nested=False)
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
         self.channel = mine
+
+    def started(self) -> bool:
+        """Whether the init runs; a nested one's pid is reported by its helper, which fails
+        where user namespaces cannot be made."""
+        if not self.pid:
+            try:
+                self.pid = int(recv_frame(self.channel)["init"])
+            except (EOFError, OSError, ValueError, KeyError, TypeError):
+                return False
+        return True
+
+    def settle(self) -> None:
+        """Wait for the helper (if any) to end, so that the init is our child."""
+        helper, self.helper = self.helper, 0
+        if helper:
+            os.waitpid(helper, 0)
 
     def kill(self) -> None:
         self.reusable = False
-        kill_tree(self.pid, self.nested)
+        if self.started():
+            self.settle()
+            kill_tree(self.pid, self.nested)
 
     def discard(self) -> None:
         """Let go of the init: once idle (or done reaping) it sees the channel close."""
@@ -219,6 +272,31 @@ def exec_result(
         result["exit_code"] = exit_code_of(int(status["status"]))
     result["stdout"], result["stderr"] = stdout, stderr
     return result
+
+
+def _fork_nested_init(mine: socket.socket, theirs: socket.socket, close: list[int]) -> int:
+    """Fork the helper that starts an init as PID 1 of a new PID namespace, owned by a new
+    user namespace, and return the helper's pid. The helper makes the namespaces (a new PID
+    namespace is for a process's children only, and it could not make another), forks the
+    init, reports its pid on the init's channel and ends; the caller, a subreaper, becomes
+    the init's parent, so that it reaps it and the init's pid stays its own. Nobody waits
+    for the helper here: it runs while the worker goes on."""
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            for fd in (mine.fileno(), *close):
+                os.close(fd)
+            if own_user_namespace():
+                keep_only_sys_admin()
+                init = os.fork()
+                if init == 0:
+                    init_main(theirs, nested=True)
+                send_frame(theirs, {"init": init})
+                code = 0
+        finally:
+            os._exit(code)
+    return helper
 
 
 def init_main(channel: socket.socket, nested: bool) -> None:

@@ -4,7 +4,8 @@
 The manager is a process of its own, because it needs Jupyter's libraries (the agent uses
 the standard library only) and must outlive the worker that happened to start it. It is
 detached from that worker and re-parented to the agent's pool process, which reaps it; it
-dies with the pool, as every process of the project does.
+dies with the pool, as every process of the project does. Like commands, it and its kernels
+run in a user namespace of their own, where they cannot trace the agent's processes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from .kernel import die_with_parent
+from .kernel import die_with_parent, own_user_namespace
 from .project import Project
 from .wire import hub_gone, recv_frame, send_frame
 
@@ -126,6 +127,9 @@ def _detach_and_exec(argv: list[str], project: Project, write_end: int) -> None:
     code = 127
     try:
         os.setsid()
+        if project.config.nested_pidns:
+            # Where user namespaces cannot be made, it runs beside the agent.
+            own_user_namespace(new_pid_namespace=False)
         parent = os.getpid()
         if os.fork() != 0:
             os._exit(0)

@@ -8,7 +8,6 @@ import ctypes
 import os
 import resource
 import time
-from collections.abc import Iterator
 
 from . import signals as signal
 
@@ -17,6 +16,7 @@ CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CAP_SYS_ADMIN = 21
+CAP_SETFCAP = 31
 _CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -36,9 +36,9 @@ def die_with_parent() -> None:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def become_subreaper() -> None:
+def become_subreaper(on: bool = True) -> None:
     """Orphaned descendants come back to us instead of going to init."""
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_CHILD_SUBREAPER, int(on))
 
 
 class _CapHeader(ctypes.Structure):
@@ -63,50 +63,36 @@ def _set_capabilities(effective: int, permitted: int) -> None:
 def keep_only_sys_admin() -> None:
     """Owning a user namespace gives every capability in it, and some (like bypassing file
     permissions on the project's own files) would make file operations differ from what
-    the project's user may do. Keep CAP_SYS_ADMIN, only permitted, for PID namespaces."""
+    the project's user may do. Keep CAP_SYS_ADMIN, only permitted: a process holding a
+    capability cannot be traced by the capability-less commands of its user namespace."""
     _set_capabilities(0, 1 << CAP_SYS_ADMIN)
 
 
-@contextlib.contextmanager
-def _sys_admin() -> Iterator[None]:
-    _set_capabilities(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)
-    try:
-        yield
-    finally:
-        _set_capabilities(0, 1 << CAP_SYS_ADMIN)
+def keep_only_setfcap() -> None:
+    """What an agent outside a sandbox keeps of its own user namespace's capabilities: only
+    what lets the user namespaces made below it map uid 0 when it runs as root."""
+    _set_capabilities(1 << CAP_SETFCAP, 1 << CAP_SETFCAP)
 
 
-def own_user_namespace() -> bool:
-    """Enter a user namespace of our own (same uid inside and out) whose next child is PID 1
-    of a new PID namespace. Owning the user namespace is what later lets the workers create
-    a fresh PID namespace for each exec init."""
+def own_user_namespace(new_pid_namespace: bool = True) -> bool:
+    """Enter a user namespace of our own (same uid inside and out), by default one whose
+    next child is PID 1 of a new PID namespace. The project's commands run in such
+    namespaces below the agent's: from another user namespace, and without capabilities in
+    the agent's, they cannot trace the agent's processes. False when the namespace cannot be
+    made (nothing changed then); OSError when it was made but our uid could not be mapped."""
     uid, gid = os.getuid(), os.getgid()
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+    flags = CLONE_NEWUSER | (CLONE_NEWPID if new_pid_namespace else 0)
+    if _libc.unshare(flags) != 0:
         return False
-    try:
-        for name, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"{uid} {uid} 1"),
-            ("gid_map", f"{gid} {gid} 1"),
-        ):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-    except OSError:
-        return False
+    # Past this point a failure leaves us in a namespace without our uid: it raises.
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
     return True
-
-
-def new_pid_namespace_for_children() -> bool:
-    """Make our next child PID 1 of a new PID namespace."""
-    with _sys_admin():
-        return bool(_libc.unshare(CLONE_NEWPID) == 0)
-
-
-def back_to_own_pid_namespace(own: int) -> None:
-    """Undo new_pid_namespace_for_children, so that it can be used again (unshare refuses
-    while our children would go to a namespace other than our own)."""
-    with _sys_admin():
-        _check(_libc.setns(own, CLONE_NEWPID), "setns")
 
 
 def apply_rlimits(limits: dict[str, int]) -> None:
@@ -166,14 +152,17 @@ def kill_tree(init_pid: int, nested: bool) -> None:
         os.waitpid(init_pid, 0)
 
 
-def reap_children() -> None:
+def reap_children() -> list[int]:
+    """Reap every child that has ended; their pids."""
+    reaped: list[int] = []
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        reaped.append(pid)
 
 
 def has_children() -> bool:

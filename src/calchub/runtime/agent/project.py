@@ -16,6 +16,7 @@ class Config:
     """What the hub told this agent at start (see calchub.runtime.local)."""
 
     def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw  # handed on when the agent re-executes itself (see rest.py)
         self.project_id: str = raw["project_id"]
         self.home: str = raw["home"]
         self.listen_fd: int = raw["listen_fd"]
@@ -27,7 +28,7 @@ class Config:
         self.die_with_parent: bool = bool(raw.get("die_with_parent", False))
         self.lock_path: str = raw["lock_path"]
         self.tmp_dir: str = raw.get("tmp_dir") or "/tmp"  # noqa: S108 - the sandbox's own tmpfs
-        # After this many seconds without requests the pool keeps a single idle worker.
+        # After this many seconds without requests the agent rests (see rest.py).
         self.quiet_s: float = float(raw.get("quiet_s", 5.0))
         # The home is a file system of its own (a disk image): what it has in use is the
         # home's usage, read in one call instead of walking every file.

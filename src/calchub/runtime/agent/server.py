@@ -1,6 +1,8 @@
-"""The agent's processes: the pool of persistent workers that serve connections, and its
-parent, which keeps enough of them idle, retires the surplus, and ends the agent after the
-project's idle timeout."""
+"""The agent's pool, PID 1 of the project's sandbox: while the project is in use it keeps
+persistent workers ready to serve connections; once it is quiet it rests (see `rest`): the
+workers end and the pool re-executes itself as a bare interpreter, which the next connection
+wakes. It ends the agent, and with it every process of the project, after the idle
+timeout."""
 
 from __future__ import annotations
 
@@ -9,22 +11,25 @@ import functools
 import gc
 import os
 import select
+import sys
 import time
 
 from . import files, leftovers, listing
 from . import signals as signal
 from . import sockets as socket
 from .execs import Executor
+from .jsonc import dumps, loads
 from .kernel import (
     apply_rlimits,
     become_subreaper,
     die_with_parent,
-    keep_only_sys_admin,
+    keep_only_setfcap,
     own_user_namespace,
     reap_children,
 )
 from .project import Config, Project
 from .replies import answer
+from .rest import END_SIGNALS, REST_ENTRY, end
 from .wire import recv_frame, send_frame
 
 # Imported for the checker only: typing would cost every project's start.
@@ -36,49 +41,53 @@ if TYPE_CHECKING:
 
 MIN_IDLE = 2  # idle workers kept ready while the project is in use
 MAX_IDLE = 6  # idle workers beyond this retire
-# Once the project is quiet (Config.quiet_s), one idle worker is enough: an idle project
-# should cost the machine little memory, and the next request still finds a worker ready.
-MIN_IDLE_QUIET = 1
 HEADER_READ_TIMEOUT_S = 10.0
 
-__all__ = ["Config", "serve"]
+
+def _package_parent() -> str:
+    """Where the agent's package is imported from, for the interpreter of its rest."""
+    path = os.path.dirname(os.path.abspath(__file__))
+    for _ in (__package__ or "").split("."):
+        path = os.path.dirname(path)
+    return path
+
+
+PACKAGE_PARENT = _package_parent()
+
+__all__ = ["Config", "resume", "serve"]
 
 
 def serve(config: Config) -> int:
-    """The agent's main process. With nested PID namespaces it creates a user namespace of
-    its own and runs the pool as PID 1 of a new PID namespace inside it: when the pool ends,
-    every process the project started ends with it."""
+    """The agent's start."""
     apply_rlimits(config.rlimits)
     if config.die_with_parent:
         die_with_parent()
         if os.getppid() == 1:
             return 0
-    os.set_inheritable(config.listen_fd, False)
-    listener = socket.socket(fileno=config.listen_fd)
-    listener.setblocking(False)
     os.makedirs(os.path.dirname(config.lock_path), exist_ok=True)
     project = Project(config)
     # Nothing of an earlier run can still be writing: what it left unfinished goes.
     leftovers.sweep(project, everything=True)
     leftovers.tidy(project)
-    nested = config.nested_pidns and own_user_namespace()
-    if not nested:
-        become_subreaper()
+    if os.getpid() == 1 or not config.nested_pidns:
         report_ready(config)
-        Pool(project, listener, nested).run()
-        return 0
-    keep_only_sys_admin()
+        return _pool(project, time.monotonic())
+    # Not the sandbox's PID 1 (an agent run without a sandbox): the pool becomes PID 1 of a
+    # PID namespace of its own, so that every process of the project ends with it.
+    if not own_user_namespace():
+        report_ready(config)
+        return _pool(project, time.monotonic())
+    keep_only_setfcap()
     report_ready(config)
     pool_pid = os.fork()
     if pool_pid == 0:
         code = 1
         try:
             die_with_parent()
-            Pool(project, listener, nested).run()
-            code = 0
+            code = _pool(project, time.monotonic())
         finally:
             os._exit(code)
-    listener.close()
+    os.close(config.listen_fd)
     _, status = os.waitpid(pool_pid, 0)
     return os.waitstatus_to_exitcode(status)
 
@@ -94,24 +103,50 @@ def report_ready(config: Config) -> None:
     os.close(config.ready_fd)
 
 
-class Pool:
-    """Persistent workers waiting in accept(): at least MIN_IDLE idle ones are kept, surplus
-    idle ones retire. Workers report on a pipe when they take a connection, whether it was
-    user activity, and when they are idle again; SIGCHLD wakes the loop through another pipe
-    so that lost workers are replaced at once."""
+def resume(config_json: str, last_activity: float) -> int:
+    """The pool again, woken from rest by a connection."""
+    if os.environ.get("LC_ALL") == "C":
+        del os.environ["LC_ALL"]  # set for rest only (see Pool.rest)
+    return _pool(Project(Config(loads(config_json))), last_activity)
 
-    def __init__(self, project: Project, listener: socket.socket, nested: bool) -> None:
+
+def _pool(project: Project, last_activity: float) -> int:
+    if os.getpid() == 1:
+        # PID 1 of a namespace ignores signals it has no handler for: end as any process
+        # would when told to (a cluster job's end, say), and the sandbox with us.
+        for signum in END_SIGNALS:
+            signal.signal(signum, end)
+    else:
+        become_subreaper()
+    os.set_inheritable(project.config.listen_fd, False)
+    listener = socket.socket(fileno=project.config.listen_fd)
+    listener.setblocking(False)
+    Pool(project, listener, last_activity).run()
+    return 0
+
+
+class Pool:
+    """Persistent workers waiting in accept(): at least MIN_IDLE idle ones are kept while the
+    project is in use, surplus idle ones retire, and all of them once the project is quiet.
+    Workers report on a pipe when they take a connection, whether it was user activity, and
+    when they are idle again; SIGCHLD wakes the loop through another pipe so that lost
+    workers are replaced at once."""
+
+    def __init__(self, project: Project, listener: socket.socket, last_activity: float) -> None:
         self.project = project
         self.listener = listener
-        self.nested = nested
         self.pid = os.getpid()
         self.control_r, self.control_w = os.pipe()
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.control_r, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
-        self.workers: dict[int, str] = {}  # pid -> "idle" | "busy" | "ping" | "retiring"
+        self.workers: dict[int, str] = {}  # pid -> "idle" | "busy" | "ping"
+        self.retiring: set[int] = set()
         self.pending = b""
-        self.last_activity = time.monotonic()
+        # User activity (not pings) counts towards the idle timeout; any request, and being
+        # woken, keeps the pool from resting for quiet_s.
+        self.last_activity = last_activity
+        self.last_request = time.monotonic()
         self.retry_at = 0.0
 
     def run(self) -> None:
@@ -122,38 +157,50 @@ class Pool:
             os.dup2(devnull, fd)
         os.close(devnull)
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        signal.signal(signal.SIGCHLD, _wake)
         idle_timeout = self.project.config.idle_timeout_s
         # Workers are forked from here: objects moved out of the collector's reach are not
         # touched by collections in the workers, so their pages stay shared.
         gc.collect()
         gc.freeze()
         while True:
-            self.fill()
-            self.trim()
-            short = self.count("idle") < self.wanted_idle()
-            ready = select.select([self.control_r, self.wake_r], [], [], 0.05 if short else 1.0)
-            if self.wake_r in ready[0]:
+            quiet = self.quiet() and not self.connection_waiting()
+            if quiet:
+                self.retire(len(self.workers))
+                if not self.workers:
+                    self.rest()
+            else:
+                self.fill()
+                self.retire(self.count("idle") - MAX_IDLE)
+            # While quiet no worker is waiting in accept(): a connection wakes the pool.
+            listen_fd = self.listener.fileno()
+            watch = [self.control_r, self.wake_r, *([listen_fd] if quiet else [])]
+            short = not quiet and self.count("idle") < MIN_IDLE
+            ready = select.select(watch, [], [], 0.05 if short else 1.0)[0]
+            if self.wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 4096)
+            if listen_fd in ready:
+                self.last_request = time.monotonic()
             self.read_control()
             self.reap()
-            quiet = time.monotonic() - self.last_activity
-            if idle_timeout > 0 and not self.count("busy") and quiet > idle_timeout:
+            quiet_for = time.monotonic() - self.last_activity
+            if idle_timeout > 0 and not self.count("busy") and quiet_for > idle_timeout:
                 return
 
     def count(self, state: str) -> int:
-        return sum(1 for s in self.workers.values() if s == state)
+        return sum(1 for p, s in self.workers.items() if s == state and p not in self.retiring)
 
     def quiet(self) -> bool:
         quiet_s = self.project.config.quiet_s
-        return time.monotonic() - self.last_activity > quiet_s and not self.count("busy")
+        busy = any(s != "idle" for s in self.workers.values())
+        return not busy and time.monotonic() - self.last_request > quiet_s
 
-    def wanted_idle(self) -> int:
-        return MIN_IDLE_QUIET if self.quiet() else MIN_IDLE
+    def connection_waiting(self) -> bool:
+        return bool(select.select([self.listener.fileno()], [], [], 0)[0])
 
     def fill(self) -> None:
-        while self.count("idle") < self.wanted_idle() and time.monotonic() >= self.retry_at:
+        while self.count("idle") < MIN_IDLE and time.monotonic() >= self.retry_at:
             try:
                 pid = os.fork()
             except OSError:
@@ -163,19 +210,43 @@ class Pool:
             if pid == 0:
                 for fd in (self.control_r, self.wake_r, self.wake_w):
                     os.close(fd)
-                Worker(self.project, self.listener, self.control_w, self.pid, self.nested).run()
+                Worker(self.project, self.listener, self.control_w, self.pid).run()
             self.workers[pid] = "idle"
 
-    def trim(self) -> None:
-        extra = self.count("idle") - (MIN_IDLE_QUIET if self.quiet() else MAX_IDLE)
+    def retire(self, extra: int) -> None:
         for pid, state in list(self.workers.items()):
             if extra <= 0:
                 break
-            if state == "idle":
-                self.workers[pid] = "retiring"
+            if state == "idle" and pid not in self.retiring:
+                self.retiring.add(pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGUSR1)
                 extra -= 1
+
+    def rest(self) -> None:
+        """Become the agent at rest (see `rest`): re-executed, the interpreter holds none of
+        the modules and memory the workers were served from. Returns only if that failed."""
+        config = self.project.config
+        argv = [sys.executable, "-I", "-S", "-c", REST_ENTRY, PACKAGE_PARENT, str(__package__)]
+        argv += [str(config.listen_fd), repr(config.idle_timeout_s), repr(self.last_activity)]
+        # The start's readiness pipe was reported on and closed: not handed on.
+        argv.append(dumps({k: v for k, v in config.raw.items() if k != "ready_fd"}))
+        # The C locale spares the interpreter its locale files (it reads UTF-8 all the same);
+        # `resume` takes it out of the environment again before anything is started.
+        env = {**os.environ, "LC_ALL": "C"}
+        signal.set_wakeup_fd(-1)
+        # Ignored, SIGCHLD makes the kernel reap our children while nobody waits for them.
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        self.reap()
+        os.set_inheritable(config.listen_fd, True)
+        try:
+            os.execve(argv[0], argv, env)  # noqa: S606 - the agent's own interpreter
+        except OSError:
+            # Out of memory, say: stay as we are and try again once quiet again.
+            os.set_inheritable(config.listen_fd, False)
+            signal.signal(signal.SIGCHLD, _wake)
+            signal.set_wakeup_fd(self.wake_w)
+            self.last_request = time.monotonic()
 
     def read_control(self) -> None:
         try:
@@ -189,10 +260,12 @@ class Pool:
                 continue
             pid, state = int(parts[0]), parts[1]
             previous = self.workers.get(pid)
-            if previous is None or previous == "retiring":
+            if previous is None:
                 continue
+            now = time.monotonic()
             if state == "busy" or previous == "busy":
-                self.last_activity = time.monotonic()
+                self.last_activity = now
+            self.last_request = now
             self.workers[pid] = state
 
     def reap(self) -> None:
@@ -205,6 +278,7 @@ class Pool:
                 return
             # A worker's reports are written before it exits: take them in first.
             self.read_control()
+            self.retiring.discard(pid)
             state = self.workers.pop(pid, None)
             if state == "busy":
                 self.last_activity = time.monotonic()
@@ -213,18 +287,24 @@ class Pool:
                 self.retry_at = time.monotonic() + 0.1
 
 
+def _wake(_signum: int, _frame: object) -> None:
+    """SIGCHLD's handler: the signal itself, through the wakeup fd, wakes the pool."""
+
+
+class Retire(Exception):
+    """Raised in an idle worker told to retire: it ends at once."""
+
+
 class Worker:
     """Serves connections one at a time until told to retire."""
 
-    def __init__(
-        self, project: Project, listener: socket.socket, control: int, pool: int, nested: bool
-    ) -> None:
+    def __init__(self, project: Project, listener: socket.socket, control: int, pool: int) -> None:
         self.project = project
         self.listener = listener
         self.control = control
         self.pool = pool
-        self.nested = nested
         self.retiring = False
+        self.waiting = False  # in select(), holding no connection
         self.executor: Executor | None = None
         self.handlers: dict[str, Handler] = {}
 
@@ -235,13 +315,14 @@ class Worker:
         code = 0
         try:
             signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for signum in (signal.SIGCHLD, *END_SIGNALS):
+                signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR1, self.retire)
             die_with_parent()
             if os.getppid() != self.pool:
                 return
-            own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-            self.executor = Executor(self.project, self.nested, own_pidns)
+            inherited = [self.listener.fileno(), self.control]
+            self.executor = Executor(self.project, self.project.config.nested_pidns, inherited)
             self.handlers = {
                 "exec": self.executor.op_exec,
                 "read": functools.partial(files.op_read, self.project),
@@ -254,9 +335,11 @@ class Worker:
                 "rsync_send": functools.partial(_rsync_send, self.project),
                 "tree_read": functools.partial(_tree_read, self.project),
                 "tree_write": functools.partial(_tree_write, self.project),
-                "jupyter": functools.partial(_jupyter, self.project),
+                "jupyter": functools.partial(_jupyter, self.project, self.executor),
             }
             self.serve()
+        except Retire:
+            pass
         except BaseException:
             code = 1
         finally:
@@ -264,6 +347,8 @@ class Worker:
 
     def retire(self, _signum: int, _frame: object) -> None:
         self.retiring = True
+        if self.waiting:
+            raise Retire()
 
     def serve(self) -> None:
         assert self.executor is not None
@@ -271,18 +356,16 @@ class Worker:
         # to accept, and all but one go back to sleep, on the CPUs the hub needs meanwhile).
         arrivals = select.epoll(1)
         arrivals.register(self.listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        inherited = [self.listener.fileno(), self.control, arrivals.fileno()]
-        served = time.monotonic()
+        self.executor.inherited.append(arrivals.fileno())
         while not self.retiring:
-            # The exec init is forked ahead while the project is in use; once it is quiet
-            # the init goes (one process less per idle project) and the next request that
-            # comes forks one first.
-            if time.monotonic() - served <= self.project.config.quiet_s:
-                self.executor.prepare(close=inherited)
-            else:
-                self.executor.release()
-            reap_children()  # inits that outlived their exec, or were let go
-            if not arrivals.poll(1.0):
+            # The exec init is forked ahead, so that an exec finds it ready.
+            self.executor.prepare(close=[])
+            # Inits that outlived their exec, and helpers that started inits.
+            self.executor.reaped(reap_children())
+            self.waiting = True
+            ready = arrivals.poll(1.0)
+            self.waiting = False
+            if not ready:
                 continue
             try:
                 conn, _ = self.listener.accept()
@@ -290,9 +373,8 @@ class Worker:
                 continue  # another worker took it
             with conn:
                 conn.setblocking(True)
-                self.executor.prepare(close=[*inherited, conn.fileno()])
+                self.executor.prepare(close=[conn.fileno()])
                 self.serve_connection(conn)
-            served = time.monotonic()
 
     def serve_connection(self, conn: socket.socket) -> None:
         fds: list[int] = []
@@ -317,7 +399,7 @@ class Worker:
         op = request.get("op")
         if op in ("ping", "touch"):
             with contextlib.suppress(OSError):
-                send_frame(conn, {"ok": True, "nested": self.nested})
+                send_frame(conn, {"ok": True})
             return
         handler = self.handlers.get(op) if isinstance(op, str) else None
         answer(conn, handler, request, fds)
@@ -351,7 +433,11 @@ def _tree_write(project: Project, conn: socket.socket, req: dict[str, Any], fds:
     trees.op_tree_write(project, conn, req, fds)
 
 
-def _jupyter(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+def _jupyter(
+    project: Project, executor: Executor, conn: socket.socket, req: dict[str, Any], fds: list[int]
+) -> None:
     from . import jupyter
 
-    jupyter.op_jupyter(project, conn, req, fds)
+    # The manager it may start must go to the pool, to outlive this worker.
+    with executor.detaching():
+        jupyter.op_jupyter(project, conn, req, fds)

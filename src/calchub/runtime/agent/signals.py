@@ -9,9 +9,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from signal import (
         SIG_DFL,
+        SIG_IGN,
         SIGCHLD,
+        SIGHUP,
         SIGKILL,
         SIGPIPE,
+        SIGTERM,
         SIGUSR1,
         SIGXFSZ,
         set_wakeup_fd,
@@ -20,9 +23,12 @@ if TYPE_CHECKING:
 else:
     from _signal import (
         SIG_DFL,
+        SIG_IGN,
         SIGCHLD,
+        SIGHUP,
         SIGKILL,
         SIGPIPE,
+        SIGTERM,
         SIGUSR1,
         SIGXFSZ,
         set_wakeup_fd,
@@ -31,11 +37,14 @@ else:
 
 __all__ = [
     "SIGCHLD",
+    "SIGHUP",
     "SIGKILL",
     "SIGPIPE",
+    "SIGTERM",
     "SIGUSR1",
     "SIGXFSZ",
     "SIG_DFL",
+    "SIG_IGN",
     "set_wakeup_fd",
     "signal",
 ]
