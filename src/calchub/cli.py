@@ -379,7 +379,7 @@ def _serve(settings: Settings) -> None:
     from calchub.app import build_app
     from calchub.http_protocol import head_deadline_protocol
     from calchub.listener import DrainingServer
-    from calchub.logconfig import configure_logging
+    from calchub.logconfig import configure_logging, flush_logs
 
     configure_logging(settings.log_level, settings.log_format)
     sock = _listen(settings.host, settings.port)
@@ -414,6 +414,7 @@ def _serve(settings: Settings) -> None:
     )
     server = DrainingServer(config, sock, http_protocol, announcement)
     server.run(sockets=[sock])
+    flush_logs()
     if not server.started:
         sys.exit(3)
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from calchub import arrivals
+from calchub.logconfig import access_logger
 
 
 class _HeadWatch:
@@ -58,6 +59,9 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # The direct access log when calchub configured logging (calchub/logconfig.py).
+        self.access_logger = access_logger()
+        self.access_log = self.access_logger.hasHandlers()
         watch = _WATCHES.get(self.loop)
         if watch is None:
             watch = _WATCHES[self.loop] = _HeadWatch(self.loop, min(1.0, self.header_timeout_s / 4))
