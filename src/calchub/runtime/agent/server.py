@@ -148,6 +148,10 @@ class Pool:
         self.last_activity = last_activity
         self.last_request = time.monotonic()
         self.retry_at = 0.0
+        # Until the first request has been answered one idle worker is kept, not MIN_IDLE:
+        # the first request (a start's, or a wake's) should not share the machine with a
+        # second worker and its exec init being forked.
+        self.answered = False
 
     def run(self) -> None:
         # Detach stdout/stderr: nobody reads them from now on, and nothing in the sandbox
@@ -175,7 +179,7 @@ class Pool:
             # While quiet no worker is waiting in accept(): a connection wakes the pool.
             listen_fd = self.listener.fileno()
             watch = [self.control_r, self.wake_r, *([listen_fd] if quiet else [])]
-            short = not quiet and self.count("idle") < MIN_IDLE
+            short = not quiet and self.count("idle") < self.wanted_idle()
             ready = select.select(watch, [], [], 0.05 if short else 1.0)[0]
             if self.wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
@@ -199,8 +203,11 @@ class Pool:
     def connection_waiting(self) -> bool:
         return bool(select.select([self.listener.fileno()], [], [], 0)[0])
 
+    def wanted_idle(self) -> int:
+        return MIN_IDLE if self.answered else 1
+
     def fill(self) -> None:
-        while self.count("idle") < MIN_IDLE and time.monotonic() >= self.retry_at:
+        while self.count("idle") < self.wanted_idle() and time.monotonic() >= self.retry_at:
             try:
                 pid = os.fork()
             except OSError:
@@ -265,6 +272,8 @@ class Pool:
             now = time.monotonic()
             if state == "busy" or previous == "busy":
                 self.last_activity = now
+            if state == "idle" and previous != "idle":
+                self.answered = True
             self.last_request = now
             self.workers[pid] = state
 
