@@ -44,7 +44,7 @@ from calchub.runtime.procfs import tree
 from ping import ServerProcess, project_server, remove_project_server_folders
 
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
-IDLE_SETTLE_S = 8.0  # the agent rests once quiet for quiet_s (5 s; see its rest.py)
+IDLE_SETTLE_S = 33.0  # the agent rests once quiet for quiet_after_s (30 s; see its rest.py)
 
 
 @dataclass

@@ -104,7 +104,9 @@ class LocalRuntime(ProjectRuntime):
     namespaces inside the sandbox). `disk` is how homes are kept: "image" (a file system
     image per project, which holds everything to the disk quota; projects do not start
     where that cannot work), "none" (plain folders) or "auto" (images where they work).
-    After `quiet_after_s` without requests a project's agent keeps a single idle worker.
+    After `quiet_after_s` without requests a project's agent rests as one bare interpreter
+    (`agent/rest.py`): long enough that a caller working in bursts keeps its workers, whose
+    next exec would otherwise pay for importing the agent again.
     """
 
     def __init__(
@@ -118,7 +120,7 @@ class LocalRuntime(ProjectRuntime):
         io_timeout_s: float = 60.0,
         start_timeout_s: float = 20.0,
         disk: str = "none",
-        quiet_after_s: float = 5.0,
+        quiet_after_s: float = 30.0,
     ) -> None:
         if disk not in DISK_MODES:
             raise ValueError(f"disk must be one of {', '.join(DISK_MODES)}, not {disk!r}")

@@ -29,7 +29,7 @@ class Config:
         self.lock_path: str = raw["lock_path"]
         self.tmp_dir: str = raw.get("tmp_dir") or "/tmp"  # noqa: S108 - the sandbox's own tmpfs
         # After this many seconds without requests the agent rests (see rest.py).
-        self.quiet_s: float = float(raw.get("quiet_s", 5.0))
+        self.quiet_s: float = float(raw.get("quiet_s", 30.0))
         # The home is a file system of its own (a disk image): what it has in use is the
         # home's usage, read in one call instead of walking every file.
         self.home_is_disk: bool = bool(raw.get("home_is_disk", False))
