@@ -52,18 +52,43 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, and the access fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         args = record.args
-        if record.name == ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 5:
-            entry.update(zip(_ACCESS_ARGS, args, strict=True))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        access = (
+            args
+            if record.name == ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 5
+            else None
+        )
+        return json_line(
+            datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            access,
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
+
+
+def json_line(
+    time_text: str,
+    level: str,
+    logger: str,
+    message: str,
+    access: tuple[object, ...] | None = None,
+    exception: str | None = None,
+) -> str:
+    """One record as JSON: time, level, logger, message, then uvicorn's five access
+    arguments by name when it is an access record, and the exception when there is one."""
+    entry: dict[str, Any] = {
+        "time": time_text,
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if access is not None:
+        entry.update(zip(_ACCESS_ARGS, access, strict=True))
+    if exception is not None:
+        entry["exception"] = exception
+    return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class DropQueryStrings(logging.Filter):
@@ -185,18 +210,8 @@ class AccessLogger(logging.Logger):
             return
         now = time.time()
         if self._json:
-            entry = {
-                "time": self._time(now),
-                "level": "info",
-                "logger": ACCESS_LOGGER,
-                "message": message,
-                "client": client,
-                "method": method,
-                "path": path,
-                "http_version": http_version,
-                "status": status,
-            }
-            line = json.dumps(entry, default=str, ensure_ascii=False)
+            access = (client, method, path, http_version, status)
+            line = json_line(self._time(now), "info", ACCESS_LOGGER, message, access)
         else:
             line = f"{self._time(now)} INFO {ACCESS_LOGGER}: {message}"
         self._handler.add_access_line(line)
