@@ -163,22 +163,7 @@ async def call_passing(
     header (SCM_RIGHTS)."""
     try:
         async with asyncio.timeout(wait_s):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                await asyncio.get_running_loop().sock_connect(sock, socket_path)
-                message = encode(header)
-                # A fresh connection's buffer is empty: a header this small goes at once.
-                if socket.send_fds(sock, [message], [fd]) != len(message):
-                    raise RuntimeFailure("the request did not fit the connection")
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                sock.close()
-                raise AgentUnreachable("project is not running") from exc
-            except BaseException:
-                sock.close()
-                raise
-            reader, writer = await asyncio.open_unix_connection(sock=sock)
-            return await _exchange(reader, writer, None, None, max_payload)
+            return await _unix_exchange(socket_path, header, None, max_payload, None, passing=fd)
     except TimeoutError:
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
@@ -202,9 +187,12 @@ async def _unix_exchange(
     payload: bytes | None,
     max_payload: int,
     file_device: int | None,
+    *,
+    passing: int | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """`_exchange` on the agent's Unix socket with the loop's socket calls: without a
-    stream reader, writer and protocol per call, an exec costs the hub noticeably less."""
+    stream reader, writer and protocol per call, an exec costs the hub noticeably less.
+    `passing`: a descriptor sent with the header."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.setblocking(False)
@@ -216,7 +204,13 @@ async def _unix_exchange(
             raise AgentUnreachable("project is not running") from exc
         if file_device is not None:
             header = {**header, "fd_device": file_device}
-        await loop.sock_sendall(sock, encode(header))
+        if passing is None:
+            await loop.sock_sendall(sock, encode(header))
+        else:
+            message = encode(header)
+            # A fresh connection's buffer is empty: a header this small goes at once.
+            if socket.send_fds(sock, [message], [passing]) != len(message):
+                raise RuntimeFailure("the request did not fit the connection")
         if payload:
             await loop.sock_sendall(sock, payload)
         (length,) = FRAME.unpack(await received.exactly(FRAME.size))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -64,6 +63,7 @@ from calchub.runtime.home_paths import relative_to_home
 from calchub.runtime.install import install_agent
 from calchub.runtime.jupyter import jupyter_reply
 from calchub.runtime.listing import parse_listing
+from calchub.runtime.payload_files import PayloadFile, PayloadFiles
 from calchub.runtime.state import AgentState, ProjectLocks, load, remove_folder, save
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class LocalRuntime(ProjectRuntime):
         self._readers = asyncio.Semaphore(READERS_AT_ONCE)
         self._readers_waiting = 0
         self._known: dict[str, AgentState] = {}
+        self._payloads = PayloadFiles()
         # Sandboxes this object watches: pid -> (pidfd, the process if we launched it).
         self._watched: dict[int, tuple[int, subprocess.Popen[bytes] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -362,6 +363,7 @@ class LocalRuntime(ProjectRuntime):
         _check_id(project_id)
         if not self._rundir(project_id).is_dir():
             return
+        self._payloads.forget(project_id)
         async with self._lock(project_id):
             await self._teardown(project_id, load(self._state_path(project_id)))
             self._forget(project_id)
@@ -392,6 +394,7 @@ class LocalRuntime(ProjectRuntime):
                 await channel.call(str(self._socket_path(project_id)), {"op": "touch"}, wait_s=5)
 
     async def close(self) -> None:
+        self._payloads.close()
         for pid in list(self._watched):
             self._unwatch(pid)
 
@@ -713,14 +716,15 @@ class LocalRuntime(ProjectRuntime):
         wait = self._io_timeout_s if wait_s is None else wait_s
         endpoint = await self._endpoint(spec)
         device = self._file_device(spec.project_id, header)
+        kept = self._payloads, spec.project_id
         try:
-            reply, data = await _send(endpoint, header, payload, wait, max_payload, device)
+            reply, data = await _send(endpoint, header, payload, wait, max_payload, device, kept)
         except channel.AgentUnreachable:
             # It ended between our check and the call (idle timeout): start it once more.
             self._known.pop(spec.project_id, None)
             endpoint = await self._endpoint(spec, fresh=True)
             device = self._file_device(spec.project_id, header)
-            reply, data = await _send(endpoint, header, payload, wait, max_payload, device)
+            reply, data = await _send(endpoint, header, payload, wait, max_payload, device, kept)
         if not reply.get("ok"):
             raise agent_error(reply, self._real_home(spec.project_id))
         return reply, data
@@ -1051,20 +1055,32 @@ async def _send(
     wait_s: float,
     max_payload: int,
     file_device: int | None = None,
+    kept: tuple[PayloadFiles, str] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
+    """`kept`: where the memory files of a project's writes are kept between its writes,
+    and the project (None: a new file each time)."""
     if (
         payload is not None
         and len(payload) >= FILE_PAYLOAD_BYTES
         and header.get("op") == "write"
         and isinstance(endpoint, str)
     ):
-        fd = _memory_file(payload)
+        file = kept[0].take(kept[1], payload) if kept else PayloadFile.holding(payload)
         try:
             reply, data = await channel.call_passing(
-                endpoint, {**header, "op": "write_fd"}, fd, wait_s=wait_s, max_payload=max_payload
+                endpoint,
+                {**header, "op": "write_fd"},
+                file.readable,
+                wait_s=wait_s,
+                max_payload=max_payload,
             )
-        finally:
-            os.close(fd)
+        except BaseException:
+            file.close()
+            raise
+        if kept:
+            kept[0].give_back(kept[1], file)
+        else:
+            file.close()
         if not unknown_operation(reply):
             return reply, data
         # An agent started before this hub knew memory files: send the bytes inline.
@@ -1081,21 +1097,6 @@ async def _in_order(*steps: Awaitable[Any]) -> Any:
         if isinstance(result, BaseException):
             raise result
     return results
-
-
-def _memory_file(data: bytes) -> int:
-    """A sealed in-memory file holding `data`: the agent can read it, but not change it."""
-    fd = os.memfd_create("calchub-payload", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _spawn(argv: list[str], fds: tuple[int, ...], cwd: Path) -> subprocess.Popen[bytes]:
