@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -87,9 +87,11 @@ async def running_projects_idle_since(conn: AsyncConnection, cutoff: datetime) -
 
 
 _membership = project_users.alias("membership")
+# The columns a ProjectRow holds: a read converts each column it selects (JSON, times).
+_ROW_COLUMNS = [projects.c[field.name] for field in fields(ProjectRow)]
 # Built once: constructing the join costs more than running it on SQLite.
 _PROJECT_WITH_GROUP = (
-    select(projects, _membership.c.group.label("member_group"))
+    select(*_ROW_COLUMNS, _membership.c.group.label("member_group"))
     .select_from(
         projects.outerjoin(
             _membership,
