@@ -8,7 +8,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import leftovers
 from . import sockets as socket
@@ -122,10 +122,9 @@ def op_read(project: Project, conn: socket.socket, req: dict[str, Any], _fds: li
 def op_write(project: Project, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
     payload = Incoming(conn, int(req["size"]))
     try:
-        write_file(project, str(req["path"]), payload, req.get("quota_bytes"))
+        write_file(project, str(req["path"]), payload, req.get("quota_bytes"), _answer(conn))
     finally:
         payload.discard()
-    send_frame(conn, {"ok": True})
 
 
 def op_write_fd(project: Project, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
@@ -133,10 +132,12 @@ def op_write_fd(project: Project, conn: socket.socket, req: dict[str, Any], fds:
     kernel rather than read from the connection in pieces)."""
     if len(fds) != 1:
         raise ValueError("expected one file descriptor with the payload")
-    write_file(
-        project, str(req["path"]), FilePayload(fds[0], int(req["size"])), req.get("quota_bytes")
-    )
-    send_frame(conn, {"ok": True})
+    payload = FilePayload(fds[0], int(req["size"]))
+    write_file(project, str(req["path"]), payload, req.get("quota_bytes"), _answer(conn))
+
+
+def _answer(conn: socket.socket) -> Callable[[], None]:
+    return lambda: send_frame(conn, {"ok": True})
 
 
 class FilePayload:
@@ -159,9 +160,19 @@ class FilePayload:
             self.left -= sent
 
 
-def write_file(project: Project, given: str, payload: Incoming | FilePayload, quota: Any) -> None:
+def write_file(
+    project: Project,
+    given: str,
+    payload: Incoming | FilePayload,
+    quota: Any,
+    done: Callable[[], None],
+) -> None:
     """Replace the file atomically (a temporary file renamed over it), creating parent
-    folders; a link is followed, but only ever inside this sandbox's view."""
+    folders; a link is followed, but only ever inside this sandbox's view. `done` (which
+    answers the hub) is called once the new file is in place, before the replaced one is
+    let go: the file system frees its pages and blocks (waiting for a discard, on some
+    disks) after the hub has its answer rather than before. The quota lock is held until
+    then, so that no quota check counts the replaced file."""
     path = project.resolve(given)
     size = payload.left
     try:
@@ -193,23 +204,31 @@ def write_file(project: Project, given: str, payload: Incoming | FilePayload, qu
             fd, tmp = leftovers.new_file(project, parent, mode)
         except OSError as exc:
             raise _write_error(project, exc, "open", path, quota, size) from exc
+        replaced = None
         try:
             try:
                 payload.copy_to(fd)
+                with contextlib.suppress(OSError):
+                    replaced = os.open(real, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
                 # Renamed while still open, so the lock keeps sweeps away until it is done.
                 os.rename(tmp, real)
             finally:
                 os.close(fd)
-        except OSError as exc:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise _write_error(project, exc, "write", path, quota, size) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        finally:
+            if replaced is not None:
+                os.close(replaced)
             leftovers.tidy(project)
+            if isinstance(exc, OSError):
+                raise _write_error(project, exc, "write", path, quota, size) from exc
+            raise
+        leftovers.tidy(project)
+        try:
+            done()
+        finally:
+            if replaced is not None:
+                os.close(replaced)
 
 
 def _write_error(
