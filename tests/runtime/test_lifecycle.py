@@ -21,6 +21,7 @@ from calchub.runtime import (
     Quota,
     RuntimeFailure,
     SandboxUnavailable,
+    procfs,
     sandbox,
 )
 from calchub.runtime.base import MIB
@@ -155,6 +156,25 @@ async def test_a_killed_sandbox_is_noticed_and_restarted(
         await asyncio.sleep(0.05)
     result = await sh(project, "echo back")
     assert result.stdout == "back\n"
+
+
+async def test_a_sandbox_that_died_unnoticed_is_restarted_by_the_next_call(
+    runtime: LocalRuntime, project: ProjectSpec, sh: Shell
+) -> None:
+    """A call asks the watched sandbox's pidfd whether it still runs: one that ended before
+    the event loop ran its exit watcher is started again, not called."""
+    await runtime.write_file(project, "kept.txt", b"kept")
+    status = await runtime.status(project.project_id)
+    assert status.pid is not None
+    os.kill(status.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    # Waited for without letting the event loop run, so its exit watcher has not run yet.
+    while procfs.is_alive(status.pid, procfs.start_time(status.pid) or 0):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)  # noqa: ASYNC251
+    assert await runtime.read_file(project, "kept.txt", 100) == b"kept"
+    assert (await runtime.status(project.project_id)).pid != status.pid
+    assert (await sh(project, "echo back")).stdout == "back\n"
 
 
 def agent_replaced(runtime: LocalRuntime, script: str) -> Callable[..., list[str]]:

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import select
 import socket
 import subprocess
 import time
@@ -690,13 +691,21 @@ class LocalRuntime(ProjectRuntime):
 
     async def _ensure_running(self, spec: ProjectSpec) -> str:
         state = self._known.get(spec.project_id)
-        if state is None or not state.alive():
+        if state is None or not self._running(state):
             state = load(self._state_path(spec.project_id))
             if state is not None and state.alive():
                 self._adopt(spec.project_id, state)
             else:
                 await self.start(spec)
         return str(self._socket_path(spec.project_id))
+
+    def _running(self, state: AgentState) -> bool:
+        """Whether the sandbox still runs: asked of its pidfd where this object watches it
+        (a poll, where /proc costs a file's open, read and parse on every call)."""
+        watched = self._watched.get(state.pid)
+        if watched is None:
+            return state.alive()
+        return not select.select([watched[0]], [], [], 0)[0]
 
     async def _endpoint(self, spec: ProjectSpec, *, fresh: bool = False) -> channel.Endpoint:
         """Where the running project's agent answers (starting the project if need be);
