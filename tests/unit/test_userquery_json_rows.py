@@ -34,3 +34,18 @@ def test_fields_only_python_writes_leave_the_listing_to_the_general_path(
 def test_tables_that_did_not_opt_in_are_never_written_by_the_database() -> None:
     for spec in ACCOUNT_SPECS:
         assert row_json(spec, ["account_id"], sqlite.dialect()) is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_row_tests_for_null_only_the_values_that_can_be_null(dialect: Dialect) -> None:
+    # project_id, title and users are never null: written as they are, the row starts with
+    # the first; last_edited can be null, so its key may be left out.
+    row = row_json(PROJECTS_ALL, ["project_id", "title", "users", "last_edited"], dialect)
+    assert isinstance(row, ColumnClause)
+    assert row.name.count("coalesce(',") == 1 and "coalesce(',\"last_edited\":'" in row.name
+    assert row.name.lstrip("(").startswith("'{\"project_id\":'")
+    assert "'{' || substr(" not in row.name
+    # A first value that can be null: every key after it may be the first, so the leading
+    # comma is cut off whichever it is.
+    row = row_json(PROJECTS_ALL, ["last_edited", "project_id"], dialect)
+    assert isinstance(row, ColumnClause) and row.name.lstrip("(").startswith("'{' || substr(")

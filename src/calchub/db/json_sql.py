@@ -5,10 +5,18 @@ that a caller can leave the key out; `dialect` is the engine's dialect name."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Text, case, cast, func, literal_column, null
 from sqlalchemy.sql.elements import ColumnElement
+
+
+class Written(NamedTuple):
+    """SQL writing one value's JSON text, and whether it can be NULL (a null value): a row
+    writes a value that is never null without the test for leaving its key out."""
+
+    sql: ColumnElement[Any]
+    nullable: bool = True
 
 
 def sql_text(value: str) -> ColumnElement[Any]:
@@ -75,11 +83,12 @@ def document(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
 
 def truthy(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     """Whether a JSON column's value is true to Python once read: not null, false, 0, "",
-    [] or {}."""
+    [] or {}. A NULL column, the common case, is decided first, before any JSON function."""
     if dialect == "sqlite":
         kind = func.json_type(value)
         scalar = func.json_extract(value, sql_text("$"))
         return case(
+            (value.is_(None), literal_column("0")),
             (kind == sql_text("object"), func.json(value) != sql_text("{}")),
             (kind == sql_text("array"), func.json(value) != sql_text("[]")),
             (kind == sql_text("text"), scalar != sql_text("")),
@@ -89,6 +98,7 @@ def truthy(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
         )
     kind = func.jsonb_typeof(value)
     return case(
+        (value.is_(None), literal_column("false")),
         (kind == sql_text("object"), value != sql_text("{}")),
         (kind == sql_text("array"), value != sql_text("[]")),
         (kind == sql_text("string"), value != sql_text('""')),

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.db import json_sql
+from calchub.db.json_sql import Written
 from calchub.db.types import UtcDateTime
 from calchub.userquery.schema import TableSpec
 
@@ -38,27 +39,28 @@ _BUILT: dict[tuple[str, tuple[str, ...], str], ColumnElement[Any] | None] = {}
 _MAX_BUILT = 512
 
 
-def _column_json(spec: TableSpec, column: Column[Any], dialect: str) -> ColumnElement[Any] | None:
+def _column_json(spec: TableSpec, column: Column[Any], dialect: str) -> Written | None:
     default = spec.get_fields.get(column.name)
     kind = column.type
+    nullable = bool(column.nullable)
     if column.name in spec.json_dates:
         return None
     # A default fills in a null (or a map's missing keys): only where that cannot happen.
-    if default is not None and (column.nullable or isinstance(kind, JSON)):
+    if default is not None and (nullable or isinstance(kind, JSON)):
         return None
     if isinstance(kind, UtcDateTime):
-        return json_sql.timestamp(column, dialect)
+        return Written(json_sql.timestamp(column, dialect), nullable)
     if isinstance(kind, Boolean):
-        return json_sql.boolean(column)
+        return Written(json_sql.boolean(column), nullable)
     if isinstance(kind, JSON):
-        return json_sql.document(column, dialect)
+        return Written(json_sql.document(column, dialect))  # JSON's own null counts as null
     if isinstance(kind, String):
-        return json_sql.string(column, dialect, bool(column.nullable))
+        return Written(json_sql.string(column, dialect, nullable), nullable)
     return None
 
 
 def field_json(spec: TableSpec, name: str, dialect: str) -> Any:
-    """SQL for one field's JSON text, ALWAYS_NULL, or None if only Python can write it."""
+    """One field's Written JSON text, ALWAYS_NULL, or None if only Python can write it."""
     if not _PLAIN_NAME.match(name):
         return None
     if name in spec.edges:
@@ -97,18 +99,25 @@ def _as_text(spec: TableSpec, row: ColumnElement[Any], dialect: Dialect) -> Colu
 
 def _build_row(spec: TableSpec, names: list[str], dialect: str) -> ColumnElement[Any] | None:
     sql_text, concat = json_sql.sql_text, json_sql.concat
-    parts: list[ColumnElement[Any]] = []
+    fields: list[tuple[str, Written]] = []
     for name in names:
         value = field_json(spec, name, dialect)
         if value is None:
             return None
-        if value is ALWAYS_NULL:
-            continue
-        # `,"name":value`, or nothing when the value is null.
-        key = sql_text("," + json.dumps(name) + ":")
-        parts.append(func.coalesce(concat(key, value), sql_text(""), type_=Text))
-    if not parts:
+        if value is not ALWAYS_NULL:
+            fields.append((name, value))
+    if not fields:
         return sql_text("{}")
+    # Each `,"name":value`, or nothing when a value that can be null is. When the first
+    # value is never null, the row starts with it; otherwise the first comma, wherever it
+    # falls, is cut off afterwards.
+    parts: list[ColumnElement[Any]] = []
+    for name, (value, nullable) in fields:
+        key = sql_text(("{" if not parts and not nullable else ",") + json.dumps(name) + ":")
+        part = concat(key, value)
+        parts.append(func.coalesce(part, sql_text(""), type_=Text) if nullable else part)
+    if not fields[0][1].nullable:
+        return concat(*parts, sql_text("}"))
     return concat(sql_text("{"), func.substr(concat(*parts), 2, type_=Text), sql_text("}"))
 
 

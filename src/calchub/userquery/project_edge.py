@@ -8,11 +8,10 @@ from typing import Any
 
 from sqlalchemy import Text, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.access import GROUPS_THAT_READ
 from calchub.db import json_sql
-from calchub.db.json_sql import concat, sql_text
+from calchub.db.json_sql import Written, concat, sql_text
 from calchub.db.tables import project_users, projects
 from calchub.licenses.upgrades import account_upgrades
 from calchub.runtime.base import RuntimeFailure
@@ -65,8 +64,9 @@ async def users_maps(
     return maps
 
 
-def users_json(dialect: str) -> ColumnElement[Any]:
-    """users_maps's map of each project (the row's `projects.project_id`) as JSON text."""
+def users_json(dialect: str) -> Written:
+    """users_maps's map of each project (the row's `projects.project_id`) as JSON text;
+    `{}` when it has no members who may read it, never null."""
     u = project_users.alias("u")
     entry = concat(
         json_sql.string(u.c.account_id, dialect, nullable=False),
@@ -88,13 +88,13 @@ def users_json(dialect: str) -> ColumnElement[Any]:
         .where(u.c.project_id == projects.c.project_id, u.c.group.in_(readers))
         .scalar_subquery()
     )
-    return func.coalesce(found, sql_text("{}"), type_=Text)
+    return Written(func.coalesce(found, sql_text("{}"), type_=Text), nullable=False)
 
 
-def state_json(dialect: str) -> ColumnElement[Any]:
-    """state_of as JSON text."""
+def state_json(dialect: str) -> Written:
+    """state_of as JSON text (run_state and its time are never NULL)."""
     error = projects.c.run_state_error
-    return concat(
+    written = concat(
         sql_text('{"state":'),
         json_sql.string(projects.c.run_state, dialect, nullable=False),
         sql_text(',"time":'),
@@ -108,6 +108,7 @@ def state_json(dialect: str) -> ColumnElement[Any]:
         ),
         sql_text("}"),
     )
+    return Written(written, nullable=False)
 
 
 def state_of(row: Any) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.access import GROUPS_THAT_READ
+from calchub.db.json_sql import Written
 
 if TYPE_CHECKING:
     from calchub.userquery.context import Caller
@@ -72,7 +72,7 @@ class GetContext:
 # Loads the value of a field that is not a column, for each fetched row.
 EdgeLoader = Callable[[AsyncConnection, "Caller", list[Any]], Awaitable[list[Any]]]
 # The same value as SQL writing its JSON text (NULL for null), given the dialect's name.
-EdgeJson = Callable[[str], ColumnElement[Any]]
+EdgeJson = Callable[[str], Written]
 GetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
 # A set's check hook (spec §1.8 step 8): may reject the query or normalise its values.
 SetCheck = Callable[[AsyncConnection, "Caller", dict[str, Any]], Awaitable[None]]
