@@ -14,6 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.actor import Actor
+from calchub.db.json_sql import sql_text
 from calchub.db.tables import project_users
 
 # Membership groups as stored in project_users, by what they allow (admins aside);
@@ -89,8 +90,11 @@ async def project_role(conn: AsyncConnection, actor: Actor, project_id: str) -> 
 def member_projects(account_id: str, groups: Collection[str] = GROUPS_THAT_READ) -> Select[Any]:
     """The rule for many projects at once, as SQL: ids of the projects where the account's
     group is one of `groups` (an admin's wider rights are the caller's to add)."""
+    # The groups are constants in the statement: one text whoever asks, with no list to
+    # expand into parameters at each execution.
+    named = [sql_text(group) for group in sorted(groups)]
     return select(project_users.c.project_id).where(
-        project_users.c.account_id == account_id, project_users.c.group.in_(groups)
+        project_users.c.account_id == account_id, project_users.c.group.in_(named)
     )
 
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import insert, null, update
+from sqlalchemy import insert, null, select, update
 
 from calchub.api.responses import json_bytes
 from calchub.config import Settings
+from calchub.db import driver_reads, json_sql
+from calchub.db.driver_reads import read_text
 from calchub.db.tables import project_users, projects
 from calchub.hub import Hub
 from calchub.json_text import JsonText
@@ -286,3 +288,42 @@ async def test_a_removed_membership_is_seen_on_the_next_listing(
     after, general, _ = await _both(hub, team["other"], query)
     assert mine not in {row["project_id"] for row in after["projects_all"]}
     assert after == general
+
+
+async def test_prebuilt_reads_take_each_statements_own_values(
+    hub: Hub, team: dict[str, Any]
+) -> None:
+    """driver_reads compiles a shape once and runs it on the driver: each run must answer
+    for its own parameter values (text, boolean, time), as SQLAlchemy's execution does."""
+    dialect = hub.engine.dialect
+    ids = projects.c.project_id
+
+    def listing(*where: Any) -> Any:
+        return select(json_sql.joined(ids, dialect.name)).where(*where)
+
+    statements = [
+        listing(projects.c.title == "Named"),
+        listing(projects.c.title == "Deleted"),
+        listing(projects.c.title == "no such title"),
+        listing(projects.c.deleted.is_(True), ids.in_(team["visible"])),
+        listing(projects.c.deleted == False, ids.in_(team["visible"])),  # noqa: E712
+        listing(projects.c.last_edited >= datetime(2024, 1, 1, tzinfo=UTC), ids == team["named"]),
+        listing(projects.c.last_edited >= datetime(2024, 3, 1, tzinfo=UTC), ids == team["named"]),
+    ]
+    async with hub.engine.connect() as conn:
+        for statement in statements * 2:
+            expected = (await conn.execute(statement)).scalar()
+            assert await read_text(conn, statement) == expected
+    # The text, boolean and time shapes run on the driver; a list expanded at execution
+    # (`in_` of values) goes through SQLAlchemy.
+    assert driver_reads._prepare(statements[0], dialect) is not None
+    assert driver_reads._prepare(statements[5], dialect) is not None
+    assert driver_reads._prepare(statements[3], dialect) is None
+    # Other tests' teams have projects of the same titles.
+    answers = [set((await _read(hub, s) or "").split(",")) - {""} for s in statements[:3]]
+    assert team["named"] in answers[0] and team["named"] not in answers[1] and not answers[2]
+
+
+async def _read(hub: Hub, statement: Any) -> str | None:
+    async with hub.engine.connect() as conn:
+        return await read_text(conn, statement)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.access import member_projects
 from calchub.db import json_sql
+from calchub.db.driver_reads import read_text
 from calchub.db.tables import project_users, public_paths
 from calchub.json_text import JsonText
 from calchub.userquery.access import check_read
@@ -232,8 +233,8 @@ async def _json_rows(conn: AsyncConnection, rows: Any, order: Any, limit: int | 
     # In no particular order, as the general path's: joined by the database, one value to
     # fetch instead of a row per project.
     inner = rows.subquery()
-    joined = await conn.execute(select(json_sql.joined(inner.c.row, conn.dialect.name)))
-    return JsonText(json_array([text] if (text := joined.scalar()) else []))
+    text = await read_text(conn, select(json_sql.joined(inner.c.row, conn.dialect.name)))
+    return JsonText(json_array([text] if text else []))
 
 
 async def _shape(
