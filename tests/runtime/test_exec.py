@@ -244,3 +244,18 @@ def _rest_and_below(uid: int) -> list[str] | None:
 async def test_timeout_must_be_positive(runtime: LocalRuntime, project: ProjectSpec) -> None:
     with pytest.raises(ValueError):
         await runtime.exec(project, request("true", timeout_s=0))
+
+
+async def test_output_beyond_what_the_pipes_hold_arrives_whole(
+    sh: Shell, project: ProjectSpec
+) -> None:
+    # Written at once by a command that ends at once: more than the pipes hold while the
+    # worker waits for the command's end before reading.
+    result = await sh(
+        project,
+        "head -c 3000000 /dev/zero | tr '\\0' a; head -c 1000000 /dev/zero | tr '\\0' b >&2",
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "a" * 3_000_000
+    assert result.stderr == "b" * 1_000_000
+    assert not (result.stdout_truncated or result.stderr_truncated)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import fcntl
 import math
 import os
 import select
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output is None
+# How long a command's output may wait in its pipes before we read it as it comes, and how
+# much each pipe holds meanwhile: 4x the default, well within a user's share of pipe memory
+# (pipe-user-pages-soft) even with a hundred execs at once.
+SETTLE_S = 0.01
+PIPE_BYTES = 256 * 1024
 
 
 class Executor:
@@ -117,6 +123,13 @@ class Executor:
         send_frame(conn, {"ok": True, **result, "script_path": script})
 
 
+def _widen(pipe: int) -> None:
+    """Give the pipe room for PIPE_BYTES, so that a command rarely waits for us to read while
+    its output is left there (the kernel may refuse beyond a user's share: then as it is)."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def _new_script(folder: str) -> tuple[int, str]:
     """A new file only this user can use, as tempfile.mkstemp makes it (tempfile itself is
     not imported: it would add its imports to every project's start)."""
@@ -193,6 +206,8 @@ class ExecInit:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
+            for fd in (out_w, err_w):
+                _widen(fd)
             send_frame(self.channel, job, fds=[out_w, err_w])
         finally:
             os.close(out_w)
@@ -210,21 +225,32 @@ class ExecInit:
         pipes = {out_r, err_r}
         status: dict[str, Any] | None = None
         waiting = True  # for the init's report on the command
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        # Until the command has ended or SETTLE_S has passed, its output is left in the pipes
+        # (see _widen): a short command then wakes us once, with its report, instead of once
+        # more for its output and once more for the pipes' end.
+        settled = started + SETTLE_S
         timed_out = False
         while pipes or waiting:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
-            watch: list[Any] = [*pipes, conn] + ([self.channel] if waiting else [])
-            ready = select.select(watch, [], [], remaining)[0]
+            settling = waiting and now < settled
+            watch: list[Any] = [conn] if settling else [*pipes, conn]
+            if waiting:
+                watch.append(self.channel)
+            wait = min(remaining, settled - now) if settling else remaining
+            ready = select.select(watch, [], [], wait)[0]
             if conn in ready and hub_gone(conn):
                 self.kill()
                 raise EOFError("the hub went away")
             if self.channel in ready:
                 status = self._receive()
                 waiting = False
+                self.reusable = status is not None and status.get("free") is True
             for fd in pipes & set(ready):
                 chunk = os.read(fd, CHUNK)
                 if chunk:
@@ -237,15 +263,10 @@ class ExecInit:
             for fd in pipes:
                 while chunk := os.read(fd, CHUNK):
                     captures[fd].feed(chunk)
-        elif status is not None:
-            report = self._receive(timeout=1.0) or {}
-            self.reusable = report.get("free") is True
         return exec_result(captures[out_r], captures[err_r], status, timed_out)
 
-    def _receive(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The init's next report, or None when it is gone (or silent past `timeout`)."""
-        if timeout is not None and not select.select([self.channel], [], [], timeout)[0]:
-            return None
+    def _receive(self) -> dict[str, Any] | None:
+        """The init's report, or None when it is gone."""
         try:
             return recv_frame(self.channel)
         except (EOFError, OSError, ValueError):
@@ -323,7 +344,8 @@ def init_main(channel: socket.socket, nested: bool) -> None:
 
 
 def run_job(channel: socket.socket) -> bool:
-    """Run one job; True when nothing is left below us and we can take another."""
+    """Run one job and report how it ended and whether we are free: True when nothing is
+    left below us and we can take another."""
     fds: list[int] = []
     try:
         job = recv_frame(channel, fds)
@@ -336,8 +358,7 @@ def run_job(channel: socket.socket) -> bool:
     try:
         pid = spawn(argv, cwd, env, out_w, err_w)
     except OSError as exc:
-        send_frame(channel, spawn_error(exc, argv[0], cwd))
-        send_frame(channel, {"free": True})
+        send_frame(channel, {**spawn_error(exc, argv[0], cwd), "free": True})
         return True
     finally:
         os.close(out_w)
@@ -346,9 +367,9 @@ def run_job(channel: socket.socket) -> bool:
         done, status = os.wait()
         if done == pid:
             break
-    send_frame(channel, {"status": status})
+    # One report with both: each report is a wake-up of the worker, on the exec's path.
     free = not has_children()
-    send_frame(channel, {"free": free})
+    send_frame(channel, {"status": status, "free": free})
     return free
 
 

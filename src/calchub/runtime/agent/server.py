@@ -30,6 +30,7 @@ from .kernel import (
 from .project import Config, Project
 from .replies import answer
 from .rest import END_SIGNALS, REST_ENTRY, end
+from .scoreboard import FREE, NAMES, Scoreboard, Slot, idle_count
 from .wire import recv_frame, send_frame
 
 # Imported for the checker only: typing would cost every project's start.
@@ -128,8 +129,9 @@ def _pool(project: Project, last_activity: float) -> int:
 class Pool:
     """Persistent workers waiting in accept(): at least MIN_IDLE idle ones are kept while the
     project is in use, surplus idle ones retire, and all of them once the project is quiet.
-    Workers report on a pipe when they take a connection, whether it was user activity, and
-    when they are idle again; SIGCHLD wakes the loop through another pipe so that lost
+    Workers note on the scoreboard when they take a connection, whether it was user
+    activity, and when they are idle again, and poke the pool on a pipe when it must fork
+    another worker at once; SIGCHLD wakes the loop through another pipe so that lost
     workers are replaced at once."""
 
     def __init__(self, project: Project, listener: socket.socket, last_activity: float) -> None:
@@ -141,8 +143,9 @@ class Pool:
         for fd in (self.control_r, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         self.workers: dict[int, str] = {}  # pid -> "idle" | "busy" | "ping"
+        self.slots: dict[int, int] = {}  # pid -> its slot on the scoreboard
+        self.board = Scoreboard()
         self.retiring: set[int] = set()
-        self.pending = b""
         # User activity (not pings) counts towards the idle timeout; any request, and being
         # woken, keeps the pool from resting for quiet_s.
         self.last_activity = last_activity
@@ -208,17 +211,24 @@ class Pool:
 
     def fill(self) -> None:
         while self.count("idle") < self.wanted_idle() and time.monotonic() >= self.retry_at:
+            index = self.board.take()
             try:
+                if index is None:
+                    raise OSError("no free slot on the scoreboard")
                 pid = os.fork()
             except OSError:
                 # Out of processes (the project hit its limit): try again shortly.
+                if index is not None:
+                    self.board.give_back(index)
                 self.retry_at = time.monotonic() + 0.1
                 return
             if pid == 0:
                 for fd in (self.control_r, self.wake_r, self.wake_w):
                     os.close(fd)
-                Worker(self.project, self.listener, self.control_w, self.pid).run()
+                slot = Slot(self.board.fd, index)
+                Worker(self.project, self.listener, self.control_w, self.pid, slot).run()
             self.workers[pid] = "idle"
+            self.slots[pid] = index
 
     def retire(self, extra: int) -> None:
         for pid, state in list(self.workers.items()):
@@ -256,26 +266,19 @@ class Pool:
             self.last_request = time.monotonic()
 
     def read_control(self) -> None:
-        try:
-            self.pending += os.read(self.control_r, 65536)
-        except BlockingIOError:
-            return
-        *lines, self.pending = self.pending.split(b"\n")
-        for line in lines:
-            parts = line.decode(errors="replace").split()
-            if len(parts) != 2 or not parts[0].isdigit():
-                continue
-            pid, state = int(parts[0]), parts[1]
-            previous = self.workers.get(pid)
-            if previous is None:
-                continue
-            now = time.monotonic()
-            if state == "busy" or previous == "busy":
-                self.last_activity = now
-            if state == "idle" and previous != "idle":
+        """Take in the pokes, and what the scoreboard says."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.control_r, 65536):
+                pass
+        slots = self.board.read()
+        for pid, index in self.slots.items():
+            state, answered, requested, active = slots[index]
+            self.last_request = max(self.last_request, requested)
+            self.last_activity = max(self.last_activity, active)
+            if answered:
                 self.answered = True
-            self.last_request = now
-            self.workers[pid] = state
+            if state != FREE:  # a retiring worker's last state stands
+                self.workers[pid] = NAMES[state]
 
     def reap(self) -> None:
         while True:
@@ -285,10 +288,13 @@ class Pool:
                 return
             if pid == 0:
                 return
-            # A worker's reports are written before it exits: take them in first.
+            # A worker's notes are written before it exits: take them in first.
             self.read_control()
             self.retiring.discard(pid)
             state = self.workers.pop(pid, None)
+            index = self.slots.pop(pid, None)
+            if index is not None:
+                self.board.give_back(index)
             if state == "busy":
                 self.last_activity = time.monotonic()
             elif state == "idle":
@@ -307,18 +313,25 @@ class Retire(Exception):
 class Worker:
     """Serves connections one at a time until told to retire."""
 
-    def __init__(self, project: Project, listener: socket.socket, control: int, pool: int) -> None:
+    def __init__(
+        self, project: Project, listener: socket.socket, control: int, pool: int, slot: Slot
+    ) -> None:
         self.project = project
         self.listener = listener
         self.control = control
         self.pool = pool
+        self.slot = slot
         self.retiring = False
         self.waiting = False  # in select(), holding no connection
         self.executor: Executor | None = None
         self.handlers: dict[str, Handler] = {}
 
     def report(self, state: str) -> None:
-        os.write(self.control, f"{os.getpid()} {state}\n".encode())
+        self.slot.set(state, time.monotonic())
+        # Taking a request may leave too few workers accepting the next: the pool forks
+        # another at once. Otherwise it reads the scoreboard when it next wakes.
+        if state != "idle" and idle_count(self.slot.fd) < MIN_IDLE:
+            os.write(self.control, b"!")
 
     def run(self) -> None:
         code = 0
@@ -330,7 +343,7 @@ class Worker:
             die_with_parent()
             if os.getppid() != self.pool:
                 return
-            inherited = [self.listener.fileno(), self.control]
+            inherited = [self.listener.fileno(), self.control, self.slot.fd]
             self.executor = Executor(self.project, self.project.config.nested_pidns, inherited)
             self.handlers = {
                 "exec": self.executor.op_exec,
@@ -356,6 +369,7 @@ class Worker:
 
     def retire(self, _signum: int, _frame: object) -> None:
         self.retiring = True
+        self.slot.leave()
         if self.waiting:
             raise Retire()
 
