@@ -59,7 +59,7 @@ class Hub:
     key_cache: KeyCache = field(init=False)
     # Projects' quota inputs, kept in their rows while current.
     quota_inputs: QuotaInputsStore = field(init=False)
-    # One-row reads on the event loop (SQLite), for the checks every project call makes.
+    # One-row reads without the engine's pool, for the checks every project call makes.
     loop_reads: LoopReads = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -143,5 +143,5 @@ class Hub:
         await self.mailer.close()
         self.key_cache.clear()
         await self.counters.close()
-        self.loop_reads.close()
+        await self.loop_reads.close()
         await self.engine.dispose()

@@ -9,7 +9,7 @@ from calchub.db.loop_reads import LoopReadUnavailable
 from calchub.errors import Invalid, Refused
 from calchub.hub import Hub
 from calchub.ids import is_valid_uuid
-from calchub.projects.store import ProjectRow, project_with_group, project_with_group_on_loop
+from calchub.projects.store import ProjectRow, project_with_group, project_with_group_direct
 
 
 def _who(actor: Actor) -> str:
@@ -23,7 +23,7 @@ async def project_and_role(
     is no such project. `project_id` must be in its stored, lower-case form."""
     account = actor.account_id if actor.project_id is None else None
     try:
-        found = project_with_group_on_loop(hub.loop_reads, project_id, account)
+        found = await project_with_group_direct(hub.loop_reads, project_id, account)
     except LoopReadUnavailable:
         async with hub.engine.connect() as conn:
             found = await project_with_group(conn, project_id, account)

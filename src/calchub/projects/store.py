@@ -112,12 +112,13 @@ async def project_with_group(
     return _with_group(found.first())
 
 
-def project_with_group_on_loop(
+async def project_with_group_direct(
     reads: LoopReads, project_id: str, account_id: str | None
 ) -> tuple[ProjectRow, str | None] | None:
-    """`project_with_group` read on the event loop (SQLite); raises LoopReadUnavailable when
-    it must go through the pool instead."""
-    return _with_group(reads.first(_PROJECT_WITH_GROUP, _with_group_params(project_id, account_id)))
+    """`project_with_group` read without the engine (calchub/db/loop_reads.py); raises
+    LoopReadUnavailable when it must go through the engine instead."""
+    params = _with_group_params(project_id, account_id)
+    return _with_group(await reads.read(_PROJECT_WITH_GROUP, params))
 
 
 def _with_group_params(project_id: str, account_id: str | None) -> dict[str, Any]:
