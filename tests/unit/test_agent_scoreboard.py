@@ -11,6 +11,7 @@ from calchub.runtime.agent.scoreboard import (
     BUSY,
     FREE,
     IDLE,
+    KEPT,
     PING,
     SLOTS,
     Scoreboard,
@@ -80,3 +81,16 @@ def test_a_retiring_worker_is_not_counted_idle_but_its_last_request_counts(
     slot.set("idle", 6.0)
     assert board.read()[index] == (FREE, 1, 6.0, 6.0)
     assert idle_count(board.fd) == 0
+
+
+def test_waiting_on_a_kept_connection_is_neither_idle_nor_a_request(board: Scoreboard) -> None:
+    index = board.take()
+    assert index is not None
+    slot = Slot(board.fd, index)
+    slot.set("busy", 1.0)
+    slot.set("idle", 2.0)
+    slot.set("kept", 2.0)
+    assert board.read()[index] == (KEPT, 1, 2.0, 2.0)
+    assert idle_count(board.fd) == 0
+    slot.set("idle", 9.0)  # the hub let go of it
+    assert board.read()[index] == (IDLE, 1, 9.0, 2.0)

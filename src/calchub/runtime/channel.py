@@ -1,9 +1,10 @@
 """The hub's side of the agent protocol (see calchub.runtime.agent for the wire format).
 
-One connection per call to the agent's Unix socket on this machine or, for a project on
-another machine, over TCP with TLS to the relay in front of it (calchub.runtime.agent.relay):
-the relay's certificate is pinned by fingerprint and the first frame carries the project's
-token; such connections are kept for the next call. Replies come from inside a sandbox, so
+A connection per call to the agent's Unix socket on this machine (an exec's is kept for the
+project's next exec) or, for a project on another machine, over TCP with TLS to the relay in
+front of it (calchub.runtime.agent.relay): the relay's certificate is pinned by fingerprint
+and the first frame carries the project's token; such connections are kept for the next
+call. Replies come from inside a sandbox, so
 they are treated as untrusted input: sizes are bounded and shapes are checked before
 anything is believed.
 """
@@ -37,6 +38,11 @@ CONNECT_TIMEOUT_S = 5.0  # a node that does not answer by then is taken for dead
 KEEP_IDLE_S = 10.0
 # ...and this many per project.
 KEEP_PER_ENDPOINT = 8
+# An exec asks the agent on this machine to keep its connection for the next exec (the
+# worker waits on it for 10 s: KEPT_S in calchub/runtime/agent/server.py); the hub reuses it
+# for less than that, and keeps this many per project.
+UNIX_KEEP_IDLE_S = 5.0
+UNIX_KEEP_PER_PATH = 2
 
 
 class AgentUnreachable(RuntimeFailure):
@@ -176,6 +182,8 @@ async def _call(
     file_device: int | None,
 ) -> tuple[dict[str, Any], bytes]:
     if isinstance(endpoint, str):
+        if header.get("keep") is True and payload is None and file_device is None:
+            return await _kept_unix_exchange(endpoint, header, max_payload)
         return await _unix_exchange(endpoint, header, payload, max_payload, file_device)
     # A relay cannot forward descriptors: the bytes come inline.
     return await _network_call(endpoint, header, payload, max_payload)
@@ -194,14 +202,48 @@ async def _unix_exchange(
     stream reader, writer and protocol per call, an exec costs the hub noticeably less.
     `passing`: a descriptor sent with the header."""
     loop = asyncio.get_running_loop()
+    received = await _connect(loop, path)
+    try:
+        return await _unix_request(
+            received, header, payload, max_payload, file_device, passing=passing
+        )
+    finally:
+        received.discard()
+        received.sock.close()
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, path: str) -> _Received:
+    """A new connection to the agent's socket, with what reads its replies."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.setblocking(False)
-    received = _Received(loop, sock)
     try:
-        try:
-            await loop.sock_connect(sock, path)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise AgentUnreachable("project is not running") from exc
+        await loop.sock_connect(sock, path)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise AgentUnreachable("project is not running") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return _Received(loop, sock)
+
+
+async def _unix_request(
+    received: _Received,
+    header: dict[str, Any],
+    payload: bytes | None,
+    max_payload: int,
+    file_device: int | None,
+    *,
+    passing: int | None = None,
+    reused: bool = False,
+) -> tuple[dict[str, Any], bytes]:
+    """One request and its reply on a connection to the agent's socket, which stays open.
+    On a `reused` connection, a request the agent never read (it had closed the connection,
+    or closed it with the request unread) raises _Stale: it may go on a new connection. An
+    end without a reply after the agent read it is a failure: the request may have run."""
+    loop, sock = received.loop, received.sock
+    replied = False
+    try:
         if file_device is not None:
             header = {**header, "fd_device": file_device}
         if passing is None:
@@ -213,7 +255,9 @@ async def _unix_exchange(
                 raise RuntimeFailure("the request did not fit the connection")
         if payload:
             await loop.sock_sendall(sock, payload)
-        (length,) = FRAME.unpack(await received.exactly(FRAME.size))
+        head = await received.exactly(FRAME.size)
+        replied = True
+        (length,) = FRAME.unpack(head)
         if length > MAX_REPLY_HEADER:
             raise RuntimeFailure("the project sent an oversized reply")
         reply = _decode(await received.exactly(length))
@@ -229,10 +273,44 @@ async def _unix_exchange(
         data = await received.exactly(size) if size else b""
         return reply, data
     except (ConnectionResetError, BrokenPipeError) as exc:
+        # A reset before the reply: the agent closed the connection with the request unread
+        # (a pipe: closed before it was sent).
+        if reused and not replied:
+            raise _Stale from exc
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
-    finally:
+
+
+async def _kept_unix_exchange(
+    path: str, header: dict[str, Any], max_payload: int
+) -> tuple[dict[str, Any], bytes]:
+    """`_unix_exchange` on a connection kept from an earlier request to the same agent when
+    there is one, and the connection kept for the next afterwards (an agent started before
+    hubs kept connections closes it: it is found closed, and not used)."""
+    kept = _kept_unix_here()
+    received = kept.take(path)
+    if received is not None:
+        try:
+            reply, data = await _unix_request(
+                received, header, None, max_payload, None, reused=True
+            )
+        except _Stale:
+            received.sock.close()
+        except BaseException:
+            received.discard()
+            received.sock.close()
+            raise
+        else:
+            kept.give(path, received)
+            return reply, data
+    received = await _connect(asyncio.get_running_loop(), path)
+    try:
+        reply, data = await _unix_request(received, header, None, max_payload, None)
+    except BaseException:
         received.discard()
-        sock.close()
+        received.sock.close()
+        raise
+    kept.give(path, received)
+    return reply, data
 
 
 async def _passed_file(
@@ -266,8 +344,8 @@ class _Received:
     ANCILLARY = socket.CMSG_SPACE(FD_SIZE)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-        self._loop = loop
-        self._sock = sock
+        self.loop = loop
+        self.sock = sock
         self._buffer = bytearray()
         self._fds: list[int] = []
         self._truncated = False
@@ -285,7 +363,7 @@ class _Received:
     async def _recv(self) -> bytes:
         while True:
             try:
-                data, ancillary, flags, _ = self._sock.recvmsg(
+                data, ancillary, flags, _ = self.sock.recvmsg(
                     self.CHUNK, self.ANCILLARY, socket.MSG_CMSG_CLOEXEC
                 )
             except BlockingIOError:
@@ -300,13 +378,13 @@ class _Received:
             return data
 
     async def _readable(self) -> None:
-        waiter = self._loop.create_future()
-        fileno = self._sock.fileno()
-        self._loop.add_reader(fileno, _wake, waiter)
+        waiter = self.loop.create_future()
+        fileno = self.sock.fileno()
+        self.loop.add_reader(fileno, _wake, waiter)
         try:
             await waiter
         finally:
-            self._loop.remove_reader(fileno)
+            self.loop.remove_reader(fileno)
 
     def take_fds(self) -> list[int]:
         """The descriptors received so far, now the caller's. More than there was room for
@@ -320,6 +398,22 @@ class _Received:
     def discard(self) -> None:
         close_all(self._fds)
         self._fds = []
+
+    def finished(self) -> bool:
+        """Whether nothing is left over from the last reply."""
+        return not (self._buffer or self._fds or self._truncated)
+
+    def reusable(self) -> bool:
+        """Whether the connection may carry another request: nothing left over from the
+        last reply, nothing more sent, and not closed by the agent."""
+        if not self.finished():
+            return False
+        try:
+            return not self.sock.recv(1, socket.MSG_PEEK)  # something sent unasked: no
+        except BlockingIOError:
+            return True  # open, and quiet
+        except OSError:
+            return False
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -384,6 +478,71 @@ def close_kept() -> None:
     """Close this event loop's kept connections (a runtime that closes calls it)."""
     with contextlib.suppress(RuntimeError):
         _kept_here().close()
+        _kept_unix_here().close()
+
+
+class _KeptUnix:
+    """Connections to agents on this machine, kept for the next exec: a new one costs both
+    sides a few system calls and the agent a wake-up of one of its processes. Those unused
+    for UNIX_KEEP_IDLE_S are closed (which lets the agent's worker go back to accepting)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[tuple[float, _Received]]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def take(self, path: str) -> _Received | None:
+        kept = self._idle.get(path)
+        while kept:
+            since, received = kept.pop()
+            if time.monotonic() - since < UNIX_KEEP_IDLE_S and received.reusable():
+                return received
+            received.sock.close()
+        self._idle.pop(path, None)
+        return None
+
+    def give(self, path: str, received: _Received) -> None:
+        kept = self._idle.setdefault(path, [])
+        if len(kept) >= UNIX_KEEP_PER_PATH or not received.finished():
+            received.sock.close()
+            return
+        kept.append((time.monotonic(), received))
+        if self._sweep is None:
+            self._sweep = received.loop.call_later(UNIX_KEEP_IDLE_S, self._expire)
+
+    def _expire(self) -> None:
+        self._sweep = None
+        oldest = time.monotonic() - UNIX_KEEP_IDLE_S
+        for path, kept in list(self._idle.items()):
+            for since, received in kept:
+                if since < oldest:
+                    received.sock.close()
+            kept[:] = [(since, received) for since, received in kept if since >= oldest]
+            if not kept:
+                del self._idle[path]
+        if self._idle:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(UNIX_KEEP_IDLE_S, self._expire)
+
+    def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for kept in self._idle.values():
+            for _, received in kept:
+                received.sock.close()
+        self._idle.clear()
+
+
+_kept_unix: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptUnix] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _kept_unix_here() -> _KeptUnix:
+    loop = asyncio.get_running_loop()
+    if loop not in _kept_unix:
+        _kept_unix[loop] = _KeptUnix()
+    return _kept_unix[loop]
 
 
 async def _network_call(
@@ -460,15 +619,15 @@ class SyncChannel:
 
     def __init__(self, socket_path: str, deadline: float) -> None:
         self._deadline = deadline
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._sock.settimeout(self._remaining())
-            self._sock.connect(socket_path)
+            self.sock.settimeout(self._remaining())
+            self.sock.connect(socket_path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            self._sock.close()
+            self.sock.close()
             raise AgentUnreachable("project is not running") from exc
         except BaseException:
-            self._sock.close()
+            self.sock.close()
             raise
 
     def _remaining(self) -> float:
@@ -479,12 +638,12 @@ class SyncChannel:
 
     def send(self, header: dict[str, Any], fds: list[int] | None = None) -> None:
         message = encode(header)
-        self._sock.settimeout(self._remaining())
+        self.sock.settimeout(self._remaining())
         if fds:
-            sent = socket.send_fds(self._sock, [message], fds)
+            sent = socket.send_fds(self.sock, [message], fds)
             message = message[sent:]
         if message:
-            self._sock.sendall(message)
+            self.sock.sendall(message)
 
     def receive(self, fds: list[int] | None = None) -> dict[str, Any]:
         """The next reply header; descriptors that came with it are appended to `fds`
@@ -505,8 +664,8 @@ class SyncChannel:
         buf = bytearray()
         while len(buf) < n:
             try:
-                self._sock.settimeout(self._remaining())
-                data, new, _flags, _addr = socket.recv_fds(self._sock, n - len(buf), 4)
+                self.sock.settimeout(self._remaining())
+                data, new, _flags, _addr = socket.recv_fds(self.sock, n - len(buf), 4)
             except TimeoutError:
                 raise RuntimeFailure("copy timed out") from None
             for fd in new:
@@ -518,7 +677,7 @@ class SyncChannel:
         return bytes(buf)
 
     def close(self) -> None:
-        self._sock.close()
+        self.sock.close()
 
 
 def close_all(fds: list[int]) -> None:

@@ -395,6 +395,7 @@ class LocalRuntime(ProjectRuntime):
                 await channel.call(str(self._socket_path(project_id)), {"op": "touch"}, wait_s=5)
 
     async def close(self) -> None:
+        channel.close_kept()
         self._payloads.close()
         for pid in list(self._watched):
             self._unwatch(pid)
@@ -764,6 +765,8 @@ class LocalRuntime(ProjectRuntime):
             "max_output": request.max_output,
             "bash": request.bash,
             "env": dict(request.env),
+            # The connection is kept for the project's next exec (calchub.runtime.channel).
+            "keep": True,
         }
         reply, _ = await self._call(spec, header, wait_s=request.timeout_s + EXEC_GRACE_S)
         keep = request.max_output

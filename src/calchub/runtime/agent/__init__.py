@@ -9,10 +9,10 @@ do not exist here, which is what makes symlink escapes impossible.
 
 Modules: `wire` (the framing), `kernel` (namespaces, capabilities, process trees), `execs`
 (running commands), `files`, `copies` (rsync between sandboxes), `trees` (a fresh target
-copied without rsync), `server` (the worker pool, PID 1 of the sandbox), `rest` (what the
-pool becomes while the project is quiet), `relay` (TLS in front of the agent's socket, for
-projects on other machines), `replies` (handlers' failures as replies), `once` (one read
-without the pool).
+copied without rsync), `server` (the worker pool, PID 1 of the sandbox), `scoreboard` (the
+workers' states, which the pool reads), `rest` (what the pool becomes while the project is
+quiet), `relay` (TLS in front of the agent's socket, for projects on other machines),
+`replies` (handlers' failures as replies), `once` (one read without the pool).
 
 Started as `__main__.py serve <config-json>` (the listening socket is inherited, already bound
 by the hub), as `__main__.py once <config-json>` (one read of a stopped project, served on an

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import struct
 
-IDLE, BUSY, PING, FREE = 0, 1, 2, 3
-STATES = {"idle": IDLE, "busy": BUSY, "ping": PING}
+# KEPT: waiting for a hub's next request on the connection of its last one.
+IDLE, BUSY, PING, FREE, KEPT = 0, 1, 2, 3, 4
+STATES = {"idle": IDLE, "busy": BUSY, "ping": PING, "kept": KEPT}
 NAMES = {code: name for name, code in STATES.items()}
 # state, requests answered, monotonic time of the last request's start or end, monotonic
 # time of the last user activity (a request other than a ping, at its start and its end).
@@ -40,7 +41,7 @@ class Slot:
         code = STATES[state]
         if code == BUSY or self.state == BUSY:
             self.active = now
-        if code == IDLE and self.state != IDLE:
+        if code != BUSY and code != PING and self.state in (BUSY, PING):
             self.answered += 1
         self.state = code
         self.requested = now

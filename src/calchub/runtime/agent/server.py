@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 MIN_IDLE = 2  # idle workers kept ready while the project is in use
 MAX_IDLE = 6  # idle workers beyond this retire
 HEADER_READ_TIMEOUT_S = 10.0
+# How long a connection a hub asked to keep waits for its next request (a hub reuses one for
+# less: see calchub/runtime/channel.py).
+KEPT_S = 10.0
 
 
 def _package_parent() -> str:
@@ -142,7 +145,7 @@ class Pool:
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.control_r, self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
-        self.workers: dict[int, str] = {}  # pid -> "idle" | "busy" | "ping"
+        self.workers: dict[int, str] = {}  # pid -> "idle" | "busy" | "ping" | "kept"
         self.slots: dict[int, int] = {}  # pid -> its slot on the scoreboard
         self.board = Scoreboard()
         self.retiring: set[int] = set()
@@ -173,7 +176,8 @@ class Pool:
         while True:
             quiet = self.quiet() and not self.connection_waiting()
             if quiet:
-                self.retire(len(self.workers))
+                # Those waiting on a hub's kept connection too: it finds it closed.
+                self.retire(len(self.workers), ("idle", "kept"))
                 if not self.workers:
                     self.rest()
             else:
@@ -200,7 +204,7 @@ class Pool:
 
     def quiet(self) -> bool:
         quiet_s = self.project.config.quiet_s
-        busy = any(s != "idle" for s in self.workers.values())
+        busy = any(s not in ("idle", "kept") for s in self.workers.values())
         return not busy and time.monotonic() - self.last_request > quiet_s
 
     def connection_waiting(self) -> bool:
@@ -230,11 +234,11 @@ class Pool:
             self.workers[pid] = "idle"
             self.slots[pid] = index
 
-    def retire(self, extra: int) -> None:
+    def retire(self, extra: int, states: tuple[str, ...] = ("idle",)) -> None:
         for pid, state in list(self.workers.items()):
             if extra <= 0:
                 break
-            if state == "idle" and pid not in self.retiring:
+            if state in states and pid not in self.retiring:
                 self.retiring.add(pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGUSR1)
@@ -330,7 +334,7 @@ class Worker:
         self.slot.set(state, time.monotonic())
         # Taking a request may leave too few workers accepting the next: the pool forks
         # another at once. Otherwise it reads the scoreboard when it next wakes.
-        if state != "idle" and idle_count(self.slot.fd) < MIN_IDLE:
+        if state in ("busy", "ping") and idle_count(self.slot.fd) < MIN_IDLE:
             os.write(self.control, b"!")
 
     def run(self) -> None:
@@ -397,9 +401,29 @@ class Worker:
             with conn:
                 conn.setblocking(True)
                 self.executor.prepare(close=[conn.fileno()])
-                self.serve_connection(conn)
+                if self.serve_connection(conn):
+                    self.serve_kept(conn)
 
-    def serve_connection(self, conn: socket.socket) -> None:
+    def serve_kept(self, conn: socket.socket) -> None:
+        """Serve the hub's next requests on the connection of its last, which it asked us to
+        keep, until it closes it or leaves it unused for KEPT_S: the next exec then costs
+        neither side a connection, nor the pool a wake-up of one of us."""
+        assert self.executor is not None
+        try:
+            while not self.retiring:
+                self.report("kept")
+                self.executor.prepare(close=[conn.fileno()])
+                self.executor.reaped(reap_children())
+                self.waiting = True
+                ready = select.select([conn], [], [], KEPT_S)[0]
+                self.waiting = False
+                if not ready or not self.serve_connection(conn):
+                    break
+        finally:
+            self.report("idle")
+
+    def serve_connection(self, conn: socket.socket) -> bool:
+        """Serve one request; True when it asks us to keep the connection for the next."""
         fds: list[int] = []
         try:
             conn.settimeout(HEADER_READ_TIMEOUT_S)
@@ -417,6 +441,8 @@ class Worker:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        # Execs only: their replies are one frame, with nothing to pass along.
+        return request is not None and request.get("op") == "exec" and request.get("keep") is True
 
     def handle(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         op = request.get("op")

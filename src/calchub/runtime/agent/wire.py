@@ -2,7 +2,8 @@
 
 Each message is a 4-byte big-endian length, a UTF-8 JSON header, then `header["size"]` raw
 payload bytes when the header has a `size`. File descriptors may travel with a header
-(SCM_RIGHTS). One request per connection.
+(SCM_RIGHTS). One request per connection, except that an exec whose header has `"keep": true`
+leaves its connection open for the hub's next exec (see server.Worker.serve_kept).
 """
 
 from __future__ import annotations
