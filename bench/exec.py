@@ -1,10 +1,13 @@
 """What running a command in a project costs, against its baselines in the same run.
 
-    sudo .venv/bin/python bench/exec.py [--calls 300] [--starts 15]
+    sudo .venv/bin/python bench/exec.py [--calls 300] [--starts 15] [--wakes 10]
     sudo .venv/bin/python bench/exec.py --database-url postgresql://postgres@127.0.0.1/bench
 
 One real `calchub serve` (SQLite in a temporary data folder; with `--database-url` a second
-one on that database, which must be empty) and one project on each. Three figures:
+one on that database, which must be empty) and one project on each. The servers let a project's
+agent rest after QUIET_AFTER_S without requests instead of 30 s, so that the figures that need
+a resting agent take seconds; what rest costs and saves does not depend on when it comes, and
+the other figures never leave the project quiet that long. Four figures:
 
 1. `project_exec echo hi` on a running project, sequential on one keep-alive connection,
    against the sum of its two floors measured here: an authenticated `ping` on the same
@@ -12,8 +15,12 @@ one on that database, which must be empty) and one project on each. Three figure
 2. A stopped project's first exec: `projects/stop`, then `project_exec echo hi` timed until
    its answer. Against a fresh bubblewrap sandbox that runs `python3 -I -c pass` (the floor
    of starting a sandboxed interpreter) and against a warm exec.
-3. The memory of the idle running project: RSS, PSS and USS summed over the sandbox's
-   processes (bwrap and the agent's), against one idle `python3 -I` on the host.
+3. The memory of the idle running project: RSS, PSS and USS summed over every process the
+   project costs (the tree of the process state.json names, anything else in its cgroups, a
+   bubblewrap monitor above it if one is left, its pasta if it has one), against one idle
+   `python3 -I` on the host.
+4. The first exec after the agent has gone to rest (it imports the agent again and forks a
+   worker), against the warm exec of figure 1.
 
 Needs root and bubblewrap, like the server's projects. The goals quoted are those of the
 performance table in docs/architecture.md; the machine may be shared, so read the ratios.
@@ -38,13 +45,15 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calchub.runtime import procfs
 from calchub.runtime import sandbox as sandbox_cmd
 from calchub.runtime.install import install_agent
-from calchub.runtime.procfs import tree
 from ping import ServerProcess, project_server, remove_project_server_folders
 
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
-IDLE_SETTLE_S = 33.0  # the agent rests once quiet for quiet_after_s (30 s; see its rest.py)
+QUIET_AFTER_S = 2.0  # the servers' --project-quiet-after (see agent/rest.py)
+REST_WAIT_S = 60.0  # how long the agent may take to rest, on a loaded machine
+REST_SETTLE_S = 1.5  # after it rests, before its memory is read
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Figures:
     floor: float
     memory: dict[str, int]
     interpreter: dict[str, int]
+    wakes: list[float]
 
 
 def p50(samples: list[float]) -> float:
@@ -121,9 +131,36 @@ def memory_of(pids: list[int]) -> dict[str, int]:
     return total
 
 
-def sandbox_pids(runtime_root: Path, project_id: str) -> list[int]:
-    state = json.loads((runtime_root / project_id / "state.json").read_text())
-    return tree(int(state["pid"]))
+def project_pids(runtime_root: Path, project_id: str) -> list[int]:
+    """Every process the running project costs: the tree of the process state.json names,
+    what else is in the project's cgroups, a bubblewrap monitor above that process if one
+    is there, and the project's pasta if it has network."""
+    rundir = runtime_root / project_id
+    recorded = int(json.loads((rundir / "state.json").read_text())["pid"])
+    found = set(procfs.tree(recorded))
+    for procs in Path("/sys/fs/cgroup").glob(f"*/calchub/{project_id}/cgroup.procs"):
+        with contextlib.suppress(OSError):
+            found.update(int(pid) for pid in procs.read_text().split())
+    above = procfs.parent(recorded)
+    with contextlib.suppress(OSError):
+        if above and Path(f"/proc/{above}/comm").read_text().strip() == "bwrap":
+            found.add(above)
+    with contextlib.suppress(OSError, ValueError):
+        found.add(int((rundir / "pasta.pid").read_text()))
+    return sorted(found)
+
+
+def wait_resting(runtime_root: Path, project_id: str) -> None:
+    """Until the project is one process, its agent at rest (agent/rest.py)."""
+    deadline = time.monotonic() + REST_WAIT_S
+    while True:
+        pids = project_pids(runtime_root, project_id)
+        with contextlib.suppress(OSError):
+            if len(pids) == 1 and b"rest_main" in Path(f"/proc/{pids[0]}/cmdline").read_bytes():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the project did not rest within {REST_WAIT_S:g} s: {pids}")
+        time.sleep(0.05)
 
 
 def measure(
@@ -149,9 +186,14 @@ def measure(
         cpu_exec = cpu_per_call(
             server, args.calls, lambda: post(client, "/api/v1/project_exec", body)
         )
-        time.sleep(IDLE_SETTLE_S)
-        memory = memory_of(sandbox_pids(runtime_root, project))
+        wait_resting(runtime_root, project)
+        time.sleep(REST_SETTLE_S)
+        memory = memory_of(project_pids(runtime_root, project))
         interpreter = idle_interpreter()
+        wakes = []
+        for _ in range(args.wakes):
+            wait_resting(runtime_root, project)
+            wakes += timed(1, lambda: post(client, "/api/v1/project_exec", body))
         cold, floor = [], []
         with fresh_sandbox() as argv:
             for _ in range(args.starts):
@@ -173,6 +215,7 @@ def measure(
         p50(floor),
         memory,
         interpreter,
+        wakes,
     )
 
 
@@ -245,12 +288,20 @@ def report(figures: Figures) -> None:
         f"PSS {mb(memory['pss'])}, USS {mb(memory['uss'])} (goal RSS <= 10 MB); one idle "
         f"python3 -I: RSS {mb(interpreter['rss'])}: {memory['rss'] / interpreter['rss']:.2f}x"
     )
+    if figures.wakes:
+        wake = p50(figures.wakes)
+        print(
+            f"4. first exec after rest p50 {wake:.1f} ms p95 {p95(figures.wakes):.1f} "
+            f"({len(figures.wakes)} wakes); warm exec {figures.exec_:.2f} ms: "
+            f"{wake / figures.exec_:.1f}x, +{wake - figures.exec_:.1f} ms"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--starts", type=int, default=15)
+    parser.add_argument("--wakes", type=int, default=10, help="first execs after rest")
     parser.add_argument("--database-url", default="", help="also measure on this (empty) database")
     args = parser.parse_args()
     check = sandbox_cmd.check_host()
@@ -262,7 +313,8 @@ def main() -> int:
         runs.append(("postgresql", ("--database-url", args.database_url)))
     results = []
     for label, serve_args in runs:
-        server, folders = project_server(*serve_args)
+        quiet = ("--project-quiet-after", str(QUIET_AFTER_S))
+        server, folders = project_server(*quiet, *serve_args)
         try:
             results.append(measure(label, server, folders[2], args))
         finally:

@@ -124,6 +124,13 @@ def _serve_parser(sub: Any) -> None:
         help="homes as disk images that bind the disk quota (image), plain folders (none), "
         "or images where they work (auto, default)",
     )
+    serve.add_argument(
+        "--project-quiet-after",
+        dest="project_quiet_after_s",
+        type=float,
+        metavar="SECONDS",
+        help="a project's agent frees its workers after this long without requests (30)",
+    )
 
 
 def _admin_parser(sub: Any) -> None:

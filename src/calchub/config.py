@@ -60,6 +60,9 @@ class Settings:
     # folders: only the API's writes are checked) or "auto" (image where root, loop devices
     # and e2fsprogs are there, else none with a warning in the log).
     project_disk: str = "auto"
+    # A running project's agent rests (one bare interpreter, its workers gone) after this
+    # many seconds without requests; the next request then pays for waking it.
+    project_quiet_after_s: float = 30.0
     # How often each hub looks for idle projects and pending start/stop requests.
     scheduler_interval_s: float = 15.0
     # A started copy whose hub has not reported for this long is taken over by another hub.
@@ -161,6 +164,8 @@ def _checked(settings: Settings) -> Settings:
             f"project_disk must be one of {', '.join(PROJECT_DISK_MODES)}, "
             f"not {settings.project_disk!r}"
         )
+    if not settings.project_quiet_after_s >= 0:
+        raise ValueError("project_quiet_after_s must not be negative")
     prefix = settings.url_prefix.strip().strip("/")
     if any(c in prefix for c in "?#%{} ") or "//" in prefix:
         raise ValueError(f"url_prefix must be a plain path such as /calchub, not {prefix!r}")

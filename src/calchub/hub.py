@@ -88,6 +88,7 @@ class Hub:
             runtime_root=installs.runtime_root(settings, install),
             sandbox=not settings.unsandboxed_projects,
             disk=settings.project_disk,
+            quiet_after_s=settings.project_quiet_after_s,
             addresses=AgentAddressStore(engine),
         )
         try:

@@ -5,9 +5,12 @@ reason, except when CI=true: there a missing sandbox is a failure, not a skip.""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from calchub.runtime import ExecRequest, ExecResult, LocalRuntime, ProjectSpec, Quota
+from calchub.runtime import ExecRequest, ExecResult, LocalRuntime, ProjectSpec, Quota, procfs
 from tests.runtime.slurm_cluster import SlurmCluster, missing_tools
 from tests.scratch import scratch_folder
 
@@ -87,18 +90,22 @@ class Projects:
 
     def __init__(self) -> None:
         self.started: list[tuple[LocalRuntime, str]] = []
+        self.uids: list[int] = []
 
     def spec(self, rt: LocalRuntime, quota: Quota | None = None) -> ProjectSpec:
         spec = ProjectSpec(str(uuid.uuid4()), _uids.take(), quota or Quota())
         self.started.append((rt, spec.project_id))
+        self.uids.append(spec.uid)
         return spec
 
     async def stop_all(self) -> None:
         for rt, project_id in self.started:
             await rt.stop(project_id)
-        # A stopped project leaves no cgroup behind.
+        # A stopped project leaves no cgroup behind, and no process unreaped.
         left = [group for _, project_id in self.started for group in cgroups_of(project_id)]
         assert not left, f"cgroups left after stop: {left}"
+        for uid in self.uids:
+            await no_zombies_of(uid)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -148,7 +155,12 @@ def host_exists(path: str | Path) -> bool:
 
 def processes_of(uid: int) -> list[str]:
     """Command lines of the host's live processes running as `uid`."""
-    found = []
+    return list(live_processes_of(uid).values())
+
+
+def live_processes_of(uid: int) -> dict[int, str]:
+    """The host's live processes running as `uid`: their command lines by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -161,8 +173,61 @@ def processes_of(uid: int) -> list[str]:
         if fields.get("State", "").strip().startswith("Z"):
             continue
         if int(fields.get("Uid", "-1").split()[0]) == uid:
-            found.append(cmdline)
+            found[int(entry.name)] = cmdline
     return found
+
+
+def zombies_of(uid: int, parent: int | None = None) -> list[int]:
+    """The zombies that ran as `uid` and are children of `parent` (this process, the hub
+    of the runtime tests, by default): ended, and not reaped by it."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        ours = int(fields.get("PPid", "-1")) == parent
+        zombie = fields.get("State", "").strip().startswith("Z")
+        if ours and zombie and int(fields.get("Uid", "-1").split()[0]) == uid:
+            found.append(int(entry.name))
+    return found
+
+
+async def no_zombies_of(uid: int, wait_s: float = 5.0) -> None:
+    """Wait until every ended process of `uid` that is this process's child has been reaped
+    (by its exit watcher, say); fail if some is still a zombie after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while found := zombies_of(uid):
+        if time.monotonic() > deadline:
+            names = [_read(Path(f"/proc/{pid}/comm")).strip() for pid in found]
+            raise AssertionError(f"unreaped processes of uid {uid}: {found} {names}")
+        await asyncio.sleep(0.05)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def outside_of(runtime: LocalRuntime, project_id: str, uid: int) -> list[str]:
+    """Command lines of the live processes of `uid` that are not below the project's
+    recorded process (as state.json names it): what the project costs beside its tree."""
+    state = json.loads((runtime.runtime_root / project_id / "state.json").read_text())
+    root = int(state["pid"])
+    outside = []
+    for pid, command in live_processes_of(uid).items():
+        ancestor: int | None = pid
+        while ancestor not in (None, 0, 1, root):
+            ancestor = procfs.parent(ancestor)
+        if ancestor != root and procfs.parent(pid) is not None:  # gone meanwhile: moot
+            outside.append(command)
+    return outside
 
 
 @pytest.fixture(scope="session")

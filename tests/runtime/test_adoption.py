@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from calchub.runtime import LocalRuntime
-from tests.runtime.conftest import Projects, Shell, processes_of
+from calchub.runtime import LocalRuntime, reaping
+from tests.runtime.conftest import Projects, Shell, outside_of, processes_of, zombies_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +62,9 @@ async def test_a_killed_hubs_sandboxes_keep_running_and_are_adopted(
         "project_id": spec.project_id,
         "uid": spec.uid,
     }
+    # The killed hub's sandbox is reparented to the nearest subreaper above it, which
+    # reaps it once it ends: this process here, as a service manager would be.
+    reaping.become_subreaper()
     sleeper = await asyncio.to_thread(_run_and_kill_a_hub, facts)
     assert sleeper.isdigit(), sleeper
 
@@ -69,6 +72,8 @@ async def test_a_killed_hubs_sandboxes_keep_running_and_are_adopted(
     assert any("sleep 600" in p for p in processes_of(spec.uid))
     status = await runtime.status(spec.project_id)
     assert status.running
+    # Nothing of the project ran outside its sandbox's tree, then or now.
+    assert outside_of(runtime, spec.project_id, spec.uid) == []
     # This runtime adopts it: same sandbox, same background process.
     found = await sh(spec, "pgrep -fx 'sleep 600' >/dev/null && echo alive")
     assert found.stdout == "alive\n", found.stderr
@@ -76,4 +81,5 @@ async def test_a_killed_hubs_sandboxes_keep_running_and_are_adopted(
 
     await runtime.stop(spec.project_id)
     assert processes_of(spec.uid) == []
+    assert zombies_of(spec.uid) == []
     assert not (runtime.runtime_root / spec.project_id).exists()

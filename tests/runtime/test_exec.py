@@ -198,8 +198,8 @@ async def test_a_quiet_project_rests_as_a_single_process_and_wakes_on_the_next_r
         for _ in range(3):
             burst = [runtime.exec(spec, request("sleep", "0.3")) for _ in range(8)]
             assert all(r.exit_code == 0 for r in await asyncio.gather(*burst))
-            # bwrap and the agent at rest, a fresh interpreter: its workers and their exec
-            # inits have ended
+            # the agent at rest, a fresh interpreter, is the project's only process: its
+            # workers and their exec inits have ended, and bubblewrap's monitor went at start
             assert await _resting(spec.uid, below=0) == []
             # a request wakes it (the same process) and is served
             assert (await runtime.exec(spec, request("echo", "hi"))).stdout == "hi\n"
@@ -215,8 +215,8 @@ async def test_a_quiet_project_rests_as_a_single_process_and_wakes_on_the_next_r
 
 
 async def _resting(uid: int, below: int) -> list[str]:
-    """Once the project's agent (the child of bwrap) rests, with `below` processes left
-    below it: their command lines."""
+    """Once the project's agent (the top of its processes) rests, with `below` processes
+    left below it: their command lines."""
     deadline = time.monotonic() + 10
     while (found := _rest_and_below(uid)) is None or len(found) != below:
         assert time.monotonic() < deadline, processes_of(uid)
@@ -234,11 +234,10 @@ def _rest_and_below(uid: int) -> list[str] | None:
             if int(fields["Uid"].split()[0]) == uid and "Z" not in fields["State"]:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
                 found[pid] = (int(fields["PPid"]), command.decode().strip())
-    bwrap = [pid for pid, (_, command) in found.items() if command.startswith("bwrap")]
-    agent = [pid for pid, (parent, _) in found.items() if parent in bwrap]
-    if len(bwrap) != 1 or len(agent) != 1 or "rest_main" not in found[agent[0]][1]:
+    top = [pid for pid, (parent, _) in found.items() if parent not in found]
+    if len(top) != 1 or "rest_main" not in found[top[0]][1]:
         return None
-    return [command for pid, (_, command) in found.items() if pid not in (*bwrap, *agent)]
+    return [command for pid, (_, command) in found.items() if pid != top[0]]
 
 
 async def test_timeout_must_be_positive(runtime: LocalRuntime, project: ProjectSpec) -> None:

@@ -25,7 +25,15 @@ from calchub.runtime import (
     sandbox,
 )
 from calchub.runtime.base import MIB
-from tests.runtime.conftest import Projects, Shell, processes_of
+from tests.runtime.conftest import (
+    Projects,
+    Shell,
+    live_processes_of,
+    no_zombies_of,
+    outside_of,
+    processes_of,
+    zombies_of,
+)
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -51,10 +59,16 @@ async def test_start_status_stop(runtime: LocalRuntime, projects: Projects) -> N
     await runtime.start(spec)  # already running: nothing changes
     assert (await runtime.status(spec.project_id)).pid == status.pid
     assert processes_of(spec.uid)
+    # The project's processes are the agent's tree, whose top, the sandbox's PID 1, is
+    # this hub's child: bubblewrap's monitor, which only waited for it, has gone.
+    assert procfs.parent(status.pid) == os.getpid()
+    assert "agent/__main__.py serve" in live_processes_of(spec.uid)[status.pid]
+    assert outside_of(runtime, spec.project_id, spec.uid) == []
 
     await runtime.stop(spec.project_id)
     assert not (await runtime.status(spec.project_id)).running
     assert processes_of(spec.uid) == []
+    assert zombies_of(spec.uid) == []  # reaped by the stop itself
     assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
     # Nothing of it is left in the runtime folder.
     assert not (runtime.runtime_root / spec.project_id).exists()
@@ -132,6 +146,7 @@ async def test_idle_project_stops_itself(
         await asyncio.sleep(0.2)
     await asyncio.sleep(0.5)  # the exit watcher cleans up
     assert processes_of(spec.uid) == []
+    await no_zombies_of(spec.uid)  # and reaps the sandbox
     assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
 
 
@@ -154,6 +169,7 @@ async def test_a_killed_sandbox_is_noticed_and_restarted(
     while (await runtime.status(project.project_id)).running:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    await no_zombies_of(project.uid)
     result = await sh(project, "echo back")
     assert result.stdout == "back\n"
 
@@ -199,6 +215,7 @@ async def test_a_sandbox_that_ends_during_start_says_why(
         await runtime.start(spec)
     assert not (await runtime.status(spec.project_id)).running
     assert processes_of(spec.uid) == []
+    assert zombies_of(spec.uid) == []
     assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
 
 
@@ -211,6 +228,7 @@ async def test_a_sandbox_that_never_gets_ready_is_ended(
     with pytest.raises(RuntimeFailure, match="did not start within"):
         await runtime.start(spec)
     assert processes_of(spec.uid) == []
+    assert zombies_of(spec.uid) == []
     assert not any(d.exists() for d in cgroup_dirs(spec.project_id))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from calchub.runtime import LocalRuntime, NetworkRules, Quota, SandboxUnavailable
+from calchub.runtime import LocalRuntime, NetworkRules, Quota, SandboxUnavailable, procfs
 from calchub.runtime.network import host_addresses
 from tests.runtime.conftest import Projects, Shell
 
@@ -149,8 +150,9 @@ async def test_networked_project_reaches_out_but_not_the_host(
     assert "Operation not permitted" in tamper.stderr, tamper.stderr
     assert seen == _results((await sh(spec, probe, timeout=60)).stdout)
     await runtime.stop(spec.project_id)
-    # Its pasta ended with it.
+    # Its pasta ended with it, and was reaped by this hub, its subreaper.
     assert _ended(pasta)
+    assert procfs.parent(pasta) != os.getpid()
 
     # Without network, nothing at all.
     spec = projects.spec(runtime)

@@ -4,7 +4,6 @@ with a real sandbox behind it; the hub reaches it over TCP with TLS and the proj
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -18,9 +17,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from calchub.runtime import ExecRequest, ProjectSpec, Quota, RuntimeFailure, channel, sandbox
+from calchub.runtime import (
+    ExecRequest,
+    ProjectSpec,
+    Quota,
+    RuntimeFailure,
+    channel,
+    reaping,
+    sandbox,
+)
 from calchub.runtime.slurm import SlurmRuntime
-from tests.runtime.conftest import Projects, processes_of
+from tests.runtime.conftest import Projects, live_processes_of, processes_of, zombies_of
 from tests.scratch import scratch_folder
 
 
@@ -87,15 +94,21 @@ async def relayed(projects: Projects) -> AsyncIterator[Relayed]:
             running.proc.stderr.close()
         # A relay killed outright leaves its sandbox behind (on a node, Slurm ends the
         # job's processes); end it here so no test leaves a project running.
-        _kill_processes_of(spec.uid)
+        _end_processes_of(spec.uid)
 
 
-def _kill_processes_of(uid: int) -> None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
+def _end_processes_of(uid: int) -> None:
+    """Kill every process of `uid`, and reap those that are this process's children: a
+    relay killed outright leaves bubblewrap's monitor to the subreaper above it, which is
+    this test process once it has started a sandbox of its own."""
+    pidfds = []
+    for pid in [*live_processes_of(uid), *zombies_of(uid)]:
+        if (pidfd := reaping.pin(pid)) is not None:
+            pidfds.append(pidfd)
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    for pidfd in pidfds:
+        reaping.reap_when_ended(pidfd)
+        os.close(pidfd)
 
 
 def exec_header(script: str) -> dict[str, object]:

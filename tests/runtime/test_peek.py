@@ -11,7 +11,7 @@ import pytest
 from calchub.runtime import Busy, FileFailure, LocalRuntime, ProjectSpec
 from calchub.runtime import local as local
 from calchub.runtime.mounts import is_mount_point
-from tests.runtime.conftest import Projects, Shell
+from tests.runtime.conftest import Projects, Shell, zombies_of
 
 
 async def _stopped(
@@ -24,7 +24,10 @@ async def _stopped(
     return spec
 
 
-def _no_traces(runtime: LocalRuntime, project_id: str) -> None:
+def _no_traces(runtime: LocalRuntime, project_id: str, uid: int) -> None:
+    # The reader's sandbox ended and was reaped (its monitor's parent is this hub, and a
+    # subreaper inherits a reader that outlives its monitor).
+    assert zombies_of(uid) == []
     assert not is_mount_point(runtime.runtime_root / ".homes" / project_id)
     assert not (runtime.runtime_root / ".homes" / project_id).exists()
     assert not (runtime.runtime_root / project_id).exists()
@@ -43,7 +46,7 @@ async def test_read_and_list_a_stopped_project(
     assert [entry.name for entry in listing.entries] == ["d", "link"]
     assert listing.real_path == ""
     assert not (await runtime.status(spec.project_id)).running
-    _no_traces(runtime, spec.project_id)
+    _no_traces(runtime, spec.project_id, spec.uid)
 
 
 async def test_errors_caps_and_no_way_out(
@@ -76,7 +79,7 @@ async def test_errors_caps_and_no_way_out(
         await runtime.peek_file(spec, "theirs", 100)
     assert theirs.value.code == "ENOENT"
     assert (await runtime.peek_file(spec, "host", 1000)).real_path is None
-    _no_traces(runtime, spec.project_id)
+    _no_traces(runtime, spec.project_id, spec.uid)
 
 
 async def test_reads_never_overlap_a_start(
@@ -113,4 +116,4 @@ async def test_too_many_waiting_reads_are_refused(
     refused = [r for r in results if isinstance(r, Busy)]
     assert len(refused) == 2
     assert all(getattr(r, "data", None) == b"x" for r in results if r not in refused)
-    _no_traces(runtime, spec.project_id)
+    _no_traces(runtime, spec.project_id, spec.uid)

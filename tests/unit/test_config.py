@@ -48,3 +48,11 @@ def test_project_disk_mode() -> None:
     assert load_settings({"project_disk": "none"}, env={}).project_disk == "none"
     with pytest.raises(ValueError, match="project_disk must be one of auto, image, none"):
         load_settings(env={"CALCHUB_PROJECT_DISK": "xfs"})
+
+
+def test_project_quiet_after() -> None:
+    assert load_settings(env={}).project_quiet_after_s == 30.0
+    env = {"CALCHUB_PROJECT_QUIET_AFTER_S": "2.5"}
+    assert load_settings(env=env).project_quiet_after_s == 2.5
+    with pytest.raises(ValueError, match="project_quiet_after_s must not be negative"):
+        load_settings(env={"CALCHUB_PROJECT_QUIET_AFTER_S": "-1"})

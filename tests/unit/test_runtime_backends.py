@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calchub.runtime import LocalRuntime, RuntimeOptions, build_runtime
+from calchub.runtime import LocalRuntime, ProjectSpec, Quota, RuntimeOptions, build_runtime
 from calchub.runtime.backends import UnknownBackend, backend_class
 from calchub.runtime.fake import FakeRuntime
 
@@ -15,9 +15,10 @@ from calchub.runtime.fake import FakeRuntime
 def test_names_and_dotted_paths(tmp_path: Path) -> None:
     # Socket paths must stay short, so the runtime folder does not live in tmp_path.
     with tempfile.TemporaryDirectory(prefix="/tmp/crb-") as short:
-        options = RuntimeOptions(tmp_path, Path(short), sandbox=False)
+        options = RuntimeOptions(tmp_path, Path(short), sandbox=False, quiet_after_s=4.0)
         local = build_runtime("local", options)
     assert isinstance(local, LocalRuntime) and not local.sandboxed
+    assert local._agent_config(ProjectSpec("p", 1, Quota()), 3, frozenset())["quiet_s"] == 4.0
     assert isinstance(build_runtime("fake", options), FakeRuntime)
     assert backend_class("calchub.runtime.fake:FakeRuntime") is FakeRuntime
 

@@ -66,6 +66,8 @@ class RuntimeOptions:
     sandbox: bool = True
     # Homes as disk images ("image"), plain folders ("none"), or images where they work.
     disk: str = "none"
+    # Seconds without requests after which a project's agent rests (frees its workers).
+    quiet_after_s: float = 30.0
     # Where backends with agents on other machines record their addresses.
     addresses: AgentAddressBook | None = None
 

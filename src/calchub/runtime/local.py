@@ -15,7 +15,7 @@ Layout on the host:
                                    as the project's uid) can reach it; the runtime root
                                    must be traversable (o+x)
     runtime_root/<id>/sock         the agent's socket (root only)
-    runtime_root/<id>/state.json   pid and start time of the sandbox (root only)
+    runtime_root/<id>/state.json   pid and start time of the sandbox's PID 1 (root only)
     runtime_root/<id>/lock         serialises start/stop between hub processes
 
 The socket and state live in a root-only folder that is not mounted into the sandbox:
@@ -40,7 +40,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from calchub.runtime import channel, copy, disk_images, mounts, network, procfs, sandbox
+from calchub.runtime import (
+    channel,
+    copy,
+    disk_images,
+    mounts,
+    network,
+    procfs,
+    reaping,
+    sandbox,
+)
 from calchub.runtime.base import (
     MAX_LISTING_ENTRIES,
     MIB,
@@ -159,7 +168,11 @@ class LocalRuntime(ProjectRuntime):
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> LocalRuntime:
         return cls(
-            options.projects_root, options.runtime_root, sandbox=options.sandbox, disk=options.disk
+            options.projects_root,
+            options.runtime_root,
+            sandbox=options.sandbox,
+            disk=options.disk,
+            quiet_after_s=options.quiet_after_s,
         )
 
     # -- availability and layout
@@ -398,7 +411,8 @@ class LocalRuntime(ProjectRuntime):
         channel.close_kept()
         self._payloads.close()
         for pid in list(self._watched):
-            self._unwatch(pid)
+            if (watched := self._unwatch(pid)) is not None:
+                os.close(watched[0])
 
     async def clean_leftovers(self) -> None:
         """Unmount the homes of projects that ended while no hub watched them (a crash, an
@@ -428,6 +442,11 @@ class LocalRuntime(ProjectRuntime):
         project_id = spec.project_id
         home = self.projects_root / project_id
         sock_path = self._socket_path(project_id)
+        if self.sandboxed:
+            # Before anything is launched: what the start leaves running outside the
+            # sandbox (pasta), and the sandbox itself once its monitor goes, is then ours
+            # to reap (see reaping.py).
+            reaping.become_subreaper()
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -475,22 +494,48 @@ class LocalRuntime(ProjectRuntime):
             if started is None:
                 raise RuntimeFailure("the project exited right after starting")
         except BaseException:
-            procfs.kill(procfs.tree(proc.pid))
-            proc.wait()
+            reaping.end_launched(proc)
             await self._teardown(project_id, None)
             raise
+        pid1 = self._sandbox_pid1(proc) if self.sandboxed else None
+        pid, started = (pid1[0], pid1[1]) if pid1 is not None else (proc.pid, started)
         state = AgentState(
-            pid=proc.pid,
+            pid=pid,
             start_time=started,
             uid=spec.uid,
             started_at=datetime.now(UTC),
             sandboxed=self.sandboxed,
             cgroups=bool(join_files),
         )
+        # Recorded before the monitor goes: a hub that dies in between leaves a project the
+        # next one finds, not one that runs unknown.
         save(self._state_path(project_id), state)
         self._known[project_id] = state
-        self._watch(project_id, proc.pid, proc)
-        log.info("started project %s (pid %s, uid %s)", project_id, proc.pid, spec.uid)
+        if pid1 is None:
+            self._watch(project_id, proc.pid, proc)
+        else:
+            # bubblewrap's monitor only waits for the sandbox now: it goes (a SIGKILLed
+            # monitor is gone within a millisecond), and its child becomes this hub's.
+            proc.kill()
+            proc.wait()
+            self._watch(project_id, pid, None, pid1[2])
+        log.info("started project %s (pid %s, uid %s)", project_id, pid, spec.uid)
+
+    def _sandbox_pid1(self, proc: subprocess.Popen[bytes]) -> tuple[int, int, int] | None:
+        """The sandbox's PID 1 below bubblewrap's monitor `proc` (its only child): its pid,
+        start time and a pidfd on it. None where the monitor is to stay the project's
+        recorded process: this hub cannot be a subreaper (so could not reap the sandbox),
+        or the sandbox has already ended."""
+        if not reaping.become_subreaper():
+            return None
+        found = procfs.children(proc.pid)
+        if len(found) != 1 or (pidfd := reaping.pin(found[0], parent=proc.pid)) is None:
+            return None
+        started = procfs.start_time(found[0])
+        if started is None:
+            os.close(pidfd)
+            return None
+        return found[0], started, pidfd
 
     def _prepare_home(self, spec: ProjectSpec) -> Path:
         home = self.projects_root / spec.project_id
@@ -610,34 +655,44 @@ class LocalRuntime(ProjectRuntime):
         so that its end is noticed and cleaned up here too."""
         self._known[project_id] = state
         if state.pid not in self._watched:
-            self._watch(project_id, state.pid, None)
+            pidfd = reaping.pin(state.pid, started=state.start_time)
+            if pidfd is not None:
+                self._watch(project_id, state.pid, None, pidfd)
 
-    def _watch(self, project_id: str, pid: int, proc: subprocess.Popen[bytes] | None) -> None:
-        """Notice when the sandbox ends (idle timeout, crash) and clean up after it; one we
-        launched (`proc`) is also reaped."""
+    def _watch(
+        self,
+        project_id: str,
+        pid: int,
+        proc: subprocess.Popen[bytes] | None,
+        pidfd: int | None = None,
+    ) -> None:
+        """Notice when the sandbox ends (idle timeout, crash) and clean up after it; it is
+        also reaped, if it is this hub's child: by `proc`, or through its `pidfd` (which
+        this takes over)."""
         try:
-            pidfd = os.pidfd_open(pid)
+            if pidfd is None:
+                pidfd = os.pidfd_open(pid)
             loop = asyncio.get_running_loop()
-            loop.add_reader(pidfd, self._on_exit, project_id, pid, proc, pidfd)
+            loop.add_reader(pidfd, self._on_exit, project_id, pid)
         except (OSError, NotImplementedError, RuntimeError):
+            if pidfd is not None:
+                os.close(pidfd)
             return  # the next start or stop cleans up instead
         self._watched[pid] = (pidfd, proc)
 
-    def _unwatch(self, pid: int) -> subprocess.Popen[bytes] | None:
+    def _unwatch(self, pid: int) -> tuple[int, subprocess.Popen[bytes] | None] | None:
+        """Stop watching `pid`; its pidfd and process, whose reaping (and the closing of
+        the pidfd) is now the caller's."""
         watched = self._watched.pop(pid, None)
-        if watched is None:
-            return None
-        pidfd, proc = watched
-        asyncio.get_running_loop().remove_reader(pidfd)
-        os.close(pidfd)
-        return proc
+        if watched is not None:
+            asyncio.get_running_loop().remove_reader(watched[0])
+        return watched
 
-    def _on_exit(
-        self, project_id: str, pid: int, proc: subprocess.Popen[bytes] | None, pidfd: int
-    ) -> None:
-        self._unwatch(pid)
-        if proc is not None:
-            proc.poll()
+    def _on_exit(self, project_id: str, pid: int) -> None:
+        watched = self._unwatch(pid)
+        if watched is not None:
+            _reap(*watched)
+            os.close(watched[0])
         task = asyncio.get_running_loop().create_task(self._after_exit(project_id, pid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -658,29 +713,38 @@ class LocalRuntime(ProjectRuntime):
     async def _teardown(self, project_id: str, state: AgentState | None) -> None:
         """Kill whatever is left of the project's sandbox and remove its traces."""
         self._known.pop(project_id, None)
-        # A sandbox we launched is reaped here rather than by its exit watcher.
-        launched = self._unwatch(state.pid) if state is not None else None
+        # The sandbox is reaped here (if it is this hub's child) rather than by its exit
+        # watcher: through the watcher's pidfd, or one pinned now.
+        watched = self._unwatch(state.pid) if state is not None else None
+        if watched is None and state is not None:
+            pidfd = reaping.pin(state.pid, started=state.start_time)
+            watched = (pidfd, None) if pidfd is not None else None
         cgroups = (
             self._cgroups
             if self._cgroups is not None and self._cgroups.exists(project_id)
             else None
         )
         deadline = time.monotonic() + STOP_WAIT_S
-        while True:
-            alive = state is not None and state.alive()
-            if alive:
-                assert state is not None
-                # Killing the sandbox's PID 1 ends every process in its namespace.
-                procfs.kill(procfs.tree(state.pid))
-            if launched is not None:
-                launched.poll()
-            members = cgroups.kill(project_id) if cgroups is not None else 0
-            if not alive and not members and (cgroups is None or cgroups.remove(project_id)):
-                break
-            if time.monotonic() > deadline:
-                log.error("project %s: processes survived the stop", project_id)
-                break
-            await asyncio.sleep(0.01)
+        try:
+            while True:
+                alive = state is not None and state.alive()
+                if alive:
+                    assert state is not None
+                    # Killing the sandbox's PID 1 ends every process in its namespace.
+                    procfs.kill(procfs.tree(state.pid))
+                if watched is not None:
+                    _reap(*watched)
+                members = cgroups.kill(project_id) if cgroups is not None else 0
+                if not alive and not members and (cgroups is None or cgroups.remove(project_id)):
+                    break
+                if time.monotonic() > deadline:
+                    log.error("project %s: processes survived the stop", project_id)
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            if watched is not None:
+                _reap(*watched)
+                os.close(watched[0])
         for path in (self._state_path(project_id), self._socket_path(project_id)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -909,8 +973,7 @@ class LocalRuntime(ProjectRuntime):
                 except RuntimeFailure as exc:
                     raise RuntimeFailure(f"reading the stopped project failed: {exc}") from None
                 finally:
-                    procfs.kill(procfs.tree(proc.pid))
-                    await asyncio.to_thread(proc.wait)
+                    await asyncio.to_thread(reaping.end_launched, proc)
                     if proc.stderr is not None:
                         proc.stderr.close()
             finally:
@@ -1127,6 +1190,15 @@ def _spawn(argv: list[str], fds: tuple[int, ...], cwd: Path) -> subprocess.Popen
         umask=0o022,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
     )
+
+
+def _reap(pidfd: int, proc: subprocess.Popen[bytes] | None) -> None:
+    """Reap a sandbox that has ended, if it is this hub's child: a Popen's through the Popen
+    (whose status is its own), any other through its pidfd."""
+    if proc is not None:
+        proc.poll()
+    else:
+        reaping.reap(pidfd)
 
 
 def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:

@@ -15,12 +15,12 @@ import contextlib
 import ipaddress
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+from calchub.runtime import reaping
 from calchub.runtime.base import NetworkRules, RuntimeFailure, SandboxUnavailable
 
 NETNS_FILE = "netns"
@@ -102,7 +102,9 @@ def tear_down(rundir: Path) -> None:
         try:
             if Path(f"/proc/{pid}/comm").read_text().split(".")[0] in ("pasta", "passt"):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                select.select([pidfd], [], [], _TIMEOUT_S)  # readable once it has ended
+                # pasta runs in the background (its launcher exits): a subreaper hub that
+                # started it is its parent, and reaps it (see reaping.py).
+                reaping.reap_when_ended(pidfd, _TIMEOUT_S)
         finally:
             os.close(pidfd)
     with contextlib.suppress(FileNotFoundError):

@@ -26,6 +26,11 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def parent(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
 def is_alive(pid: int, started: int) -> bool:
     """True when `pid` is still the process that started at `started` and not a zombie."""
     fields = _stat_fields(pid)
@@ -33,21 +38,33 @@ def is_alive(pid: int, started: int) -> bool:
 
 
 def parent_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
+    found: dict[int, list[int]] = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
+            found.setdefault(int(fields[1]), []).append(int(entry.name))
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The children of single-threaded `pid`: the kernel's list of its main thread's
+    children, or a scan of /proc where the kernel keeps no such list."""
+    listed = PROC / str(pid) / "task" / str(pid) / "children"
+    try:
+        return [int(child) for child in listed.read_text().split()]
+    except FileNotFoundError:
+        return parent_map().get(pid, [])
+    except (OSError, ValueError):
+        return []
 
 
 def tree(root: int) -> list[int]:
     """`root` and all its descendants."""
-    children = parent_map()
+    by_parent = parent_map()
     found, stack = [], [root]
     while stack:
         pid = stack.pop()
         found.append(pid)
-        stack.extend(children.get(pid, []))
+        stack.extend(by_parent.get(pid, []))
     return found
 
 

@@ -115,6 +115,7 @@ class SlurmRuntime(LocalRuntime):
         nested_pidns: bool = True,
         disk: str = "none",
         addresses: AgentAddressBook | None = None,
+        quiet_after_s: float = 30.0,
     ) -> None:
         super().__init__(
             projects_root,
@@ -124,6 +125,7 @@ class SlurmRuntime(LocalRuntime):
             io_timeout_s=io_timeout_s,
             start_timeout_s=start_timeout_s,
             disk=disk,
+            quiet_after_s=quiet_after_s,
         )
         self.hub_address = hub_address
         self.partition = partition
@@ -153,6 +155,7 @@ class SlurmRuntime(LocalRuntime):
             slurm_conf=env.get("SLURM_CONF", ""),
             disk=options.disk,
             addresses=options.addresses,
+            quiet_after_s=options.quiet_after_s,
         )
 
     # -- availability and layout

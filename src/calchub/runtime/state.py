@@ -18,7 +18,9 @@ from calchub.runtime import procfs
 
 @dataclass(frozen=True)
 class AgentState:
-    pid: int  # the process the hub launched (bubblewrap's monitor, or the agent itself)
+    # The sandbox's PID 1 (the agent); where the hub keeps the process it launched, that one:
+    # an unsandboxed agent, or bubblewrap's monitor (a start by a hub that cannot reap).
+    pid: int
     start_time: int  # its start time in clock ticks, so a recycled pid is not mistaken for it
     uid: int
     started_at: datetime

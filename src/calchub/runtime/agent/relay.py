@@ -38,6 +38,7 @@ FRAME = struct.Struct(">I")
 AGENT_FD = 3  # where the sandbox finds its listening socket
 MAX_AUTH_FRAME = 1024
 HANDSHAKE_TIMEOUT_S = 10.0
+MONITOR_END_S = 5.0  # for bubblewrap's monitor to end once the sandbox has been killed
 # A hub keeps connections for reuse for less than this (calchub.runtime.channel).
 IDLE_CONNECTION_S = 30.0
 CHUNK = 1 << 16
@@ -162,12 +163,18 @@ class Relay:
 
     def _cleanup(self) -> None:
         if self.sandbox is not None and self.sandbox.poll() is None:
-            # Everything below the launcher: the sandbox makes a session of its own, and
-            # the death of its namespace's first process ends what the project started.
-            for pid in [*descendants_of(self.sandbox.pid), self.sandbox.pid]:
+            # Everything below the launcher (bubblewrap's monitor): the sandbox makes a
+            # session of its own, and the death of its namespace's first process ends what
+            # the project started. The monitor then reaps that process and ends; killed
+            # at the same time, it could leave it unreaped to the node's init.
+            for pid in descendants_of(self.sandbox.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            self.sandbox.wait()
+            try:
+                self.sandbox.wait(timeout=MONITOR_END_S)
+            except subprocess.TimeoutExpired:
+                self.sandbox.kill()
+                self.sandbox.wait()
         path = os.path.join(self.rundir, "address.json")
         with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
             if json.load(f).get("nonce") == self.config["nonce"]:
