@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import processes_of
+from calchub.runtime import reaping
+from tests.runtime.conftest import live_processes_of, processes_of, zombies_of
 from tests.scratch import remove_session, scratch_parent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,10 @@ def test_a_killed_sessions_leftovers_go_with_the_next_session(parent: Path) -> N
         killed.send_signal(signal.SIGKILL)
         killed.wait()
     report.unlink()
+    uid = int(str(facts["uid"]))
+    # The killed session's sandbox goes to the subreaper above it, which reaps it when it
+    # ends: this process, once it has started a sandbox of its own.
+    left = [pidfd for pid in live_processes_of(uid) if (pidfd := reaping.pin(pid)) is not None]
     home = Path(str(facts["home"]))
     assert home.exists()  # nothing could clean up after SIGKILL
     # The next session sweeps what the killed one left (and fails on purpose itself).
@@ -93,4 +98,8 @@ def test_a_killed_sessions_leftovers_go_with_the_next_session(parent: Path) -> N
     report.unlink()
     assert not home.exists()
     assert list(parent.iterdir()) == []
-    assert processes_of(int(str(facts["uid"]))) == []
+    assert processes_of(uid) == []
+    for pidfd in left:
+        reaping.reap_when_ended(pidfd)
+        os.close(pidfd)
+    assert zombies_of(uid) == []
