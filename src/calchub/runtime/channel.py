@@ -217,7 +217,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, path: str) -> _Received:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.setblocking(False)
     try:
-        await loop.sock_connect(sock, path)
+        await _connect_socket(sock, path)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise AgentUnreachable("project is not running") from exc
@@ -225,6 +225,20 @@ async def _connect(loop: asyncio.AbstractEventLoop, path: str) -> _Received:
         sock.close()
         raise
     return _Received(loop, sock)
+
+
+async def _connect_socket(sock: socket.socket, path: str) -> None:
+    """Connect the non-blocking `sock`. A Unix socket connects at once unless the agent's
+    backlog is full (it is busy, or does not accept): nothing signals room in a backlog, so
+    the connection is tried again shortly, until the caller's deadline."""
+    delay = 0.001
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 async def _unix_request(
@@ -246,13 +260,19 @@ async def _unix_request(
     try:
         if file_device is not None:
             header = {**header, "fd_device": file_device}
-        if passing is None:
-            await loop.sock_sendall(sock, encode(header))
-        else:
-            message = encode(header)
-            # A fresh connection's buffer is empty: a header this small goes at once.
+        message = encode(header)
+        # The connection's buffer is empty (it is new, or its last reply was read): a header
+        # this small goes at once.
+        if passing is not None:
             if socket.send_fds(sock, [message], [passing]) != len(message):
                 raise RuntimeFailure("the request did not fit the connection")
+        else:
+            try:
+                sent = sock.send(message)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(message):
+                await loop.sock_sendall(sock, message[sent:])
         if payload:
             await loop.sock_sendall(sock, payload)
         head = await received.exactly(FRAME.size)
