@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,6 +57,20 @@ async def test_writes_that_reuse_a_kept_file_hold_their_own_bytes(
         assert kept is not None and kept.size == size
     await runtime.stop(project.project_id)
     assert runtime._payloads.kept(project.project_id) is None
+
+
+async def test_a_project_that_ends_on_its_own_keeps_no_file(
+    runtime: LocalRuntime, project: ProjectSpec
+) -> None:
+    await runtime.write_file(project, "big.bin", os.urandom(MB))
+    assert runtime._payloads.kept(project.project_id) is not None
+    status = await runtime.status(project.project_id)
+    assert status.pid is not None
+    os.kill(status.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while runtime._payloads.kept(project.project_id) is not None:
+        assert time.monotonic() < deadline, "the ended project's file was kept"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_payload_file_must_hold_what_was_announced(

@@ -375,9 +375,9 @@ class LocalRuntime(ProjectRuntime):
 
     async def stop(self, project_id: str) -> None:
         _check_id(project_id)
+        self._payloads.forget(project_id)
         if not self._rundir(project_id).is_dir():
             return
-        self._payloads.forget(project_id)
         async with self._lock(project_id):
             await self._teardown(project_id, load(self._state_path(project_id)))
             self._forget(project_id)
@@ -713,6 +713,7 @@ class LocalRuntime(ProjectRuntime):
     async def _teardown(self, project_id: str, state: AgentState | None) -> None:
         """Kill whatever is left of the project's sandbox and remove its traces."""
         self._known.pop(project_id, None)
+        self._payloads.forget(project_id)
         # The sandbox is reaped here (if it is this hub's child) rather than by its exit
         # watcher: through the watcher's pidfd, or one pinned now.
         watched = self._unwatch(state.pid) if state is not None else None
