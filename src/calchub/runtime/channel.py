@@ -314,10 +314,9 @@ async def _kept_unix_exchange(
                 received, header, None, max_payload, None, reused=True
             )
         except _Stale:
-            received.sock.close()
+            received.close()
         except BaseException:
-            received.discard()
-            received.sock.close()
+            received.close()
             raise
         else:
             kept.give(path, received)
@@ -326,8 +325,7 @@ async def _kept_unix_exchange(
     try:
         reply, data = await _unix_request(received, header, None, max_payload, None)
     except BaseException:
-        received.discard()
-        received.sock.close()
+        received.close()
         raise
     kept.give(path, received)
     return reply, data
@@ -369,6 +367,10 @@ class _Received:
         self._buffer = bytearray()
         self._fds: list[int] = []
         self._truncated = False
+        # A kept connection stays registered with the loop (see `keep`).
+        self._kept = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended = False  # by the agent, while kept
 
     async def exactly(self, count: int) -> bytes:
         while len(self._buffer) < count:
@@ -398,6 +400,13 @@ class _Received:
             return data
 
     async def _readable(self) -> None:
+        if self._kept:
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+            return
         waiter = self.loop.create_future()
         fileno = self.sock.fileno()
         self.loop.add_reader(fileno, _wake, waiter)
@@ -419,6 +428,32 @@ class _Received:
         close_all(self._fds)
         self._fds = []
 
+    def keep(self) -> None:
+        """From now on the socket stays registered with the loop: a reply is awaited without
+        registering it each time, and an agent that ends the connection while it is kept is
+        noticed when it does."""
+        if not self._kept:
+            self._kept = True
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        if self._waiter is not None:
+            if not self._waiter.done():
+                self._waiter.set_result(None)
+            return
+        # Readable while no reply is awaited: the agent ended the connection (or sent
+        # something unasked). It is not used again.
+        self.ended = True
+        self.loop.remove_reader(self.sock.fileno())
+        self._kept = False
+
+    def close(self) -> None:
+        self.discard()
+        if self._kept:
+            self._kept = False
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
     def finished(self) -> bool:
         """Whether nothing is left over from the last reply."""
         return not (self._buffer or self._fds or self._truncated)
@@ -426,14 +461,7 @@ class _Received:
     def reusable(self) -> bool:
         """Whether the connection may carry another request: nothing left over from the
         last reply, nothing more sent, and not closed by the agent."""
-        if not self.finished():
-            return False
-        try:
-            return not self.sock.recv(1, socket.MSG_PEEK)  # something sent unasked: no
-        except BlockingIOError:
-            return True  # open, and quiet
-        except OSError:
-            return False
+        return self.finished() and not self.ended
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -516,15 +544,16 @@ class _KeptUnix:
             since, received = kept.pop()
             if time.monotonic() - since < UNIX_KEEP_IDLE_S and received.reusable():
                 return received
-            received.sock.close()
+            received.close()
         self._idle.pop(path, None)
         return None
 
     def give(self, path: str, received: _Received) -> None:
         kept = self._idle.setdefault(path, [])
-        if len(kept) >= UNIX_KEEP_PER_PATH or not received.finished():
-            received.sock.close()
+        if len(kept) >= UNIX_KEEP_PER_PATH or not received.reusable():
+            received.close()
             return
+        received.keep()
         kept.append((time.monotonic(), received))
         if self._sweep is None:
             self._sweep = received.loop.call_later(UNIX_KEEP_IDLE_S, self._expire)
@@ -535,7 +564,7 @@ class _KeptUnix:
         for path, kept in list(self._idle.items()):
             for since, received in kept:
                 if since < oldest:
-                    received.sock.close()
+                    received.close()
             kept[:] = [(since, received) for since, received in kept if since >= oldest]
             if not kept:
                 del self._idle[path]
@@ -549,7 +578,7 @@ class _KeptUnix:
             self._sweep = None
         for kept in self._idle.values():
             for _, received in kept:
-                received.sock.close()
+                received.close()
         self._idle.clear()
 
 
