@@ -53,7 +53,10 @@ from ping import ServerProcess, project_server, remove_project_server_folders
 ECHO: dict[str, object] = {"command": "echo", "args": ["hi"]}
 QUIET_AFTER_S = 2.0  # the servers' --project-quiet-after (see agent/rest.py)
 REST_WAIT_S = 60.0  # how long the agent may take to rest, on a loaded machine
-REST_SETTLE_S = 1.5  # after it rests, before its memory is read
+# How long the project must stay one process, its agent's interpreter the rest's, to count as
+# resting: a pool woken from rest keeps that command line, and may be alone for a moment
+# between retiring its workers and forking new ones.
+REST_HELD_S = 1.5
 
 
 @dataclass
@@ -151,14 +154,21 @@ def project_pids(runtime_root: Path, project_id: str) -> list[int]:
 
 
 def wait_resting(runtime_root: Path, project_id: str) -> None:
-    """Until the project is one process, its agent at rest (agent/rest.py)."""
+    """Until the project has been one process, its agent at rest (agent/rest.py), for
+    REST_HELD_S."""
     deadline = time.monotonic() + REST_WAIT_S
+    since = None
     while True:
         pids = project_pids(runtime_root, project_id)
+        alone = False
         with contextlib.suppress(OSError):
-            if len(pids) == 1 and b"rest_main" in Path(f"/proc/{pids[0]}/cmdline").read_bytes():
-                return
-        if time.monotonic() > deadline:
+            command = Path(f"/proc/{pids[0]}/cmdline").read_bytes()
+            alone = len(pids) == 1 and b"rest_main" in command
+        now = time.monotonic()
+        since = (since or now) if alone else None
+        if since is not None and now - since >= REST_HELD_S:
+            return
+        if now > deadline:
             raise RuntimeError(f"the project did not rest within {REST_WAIT_S:g} s: {pids}")
         time.sleep(0.05)
 
@@ -187,7 +197,6 @@ def measure(
             server, args.calls, lambda: post(client, "/api/v1/project_exec", body)
         )
         wait_resting(runtime_root, project)
-        time.sleep(REST_SETTLE_S)
         memory = memory_of(project_pids(runtime_root, project))
         interpreter = idle_interpreter()
         wakes = []
