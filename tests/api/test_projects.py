@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
+import os
+import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from calchub.db.tables import project_users, projects
+from tests.api.test_v2 import v2
 from tests.conftest import User
 from tests.harness import ApiClient, Database, Server
 
@@ -646,6 +651,71 @@ def test_exec_starts_a_stopped_project(
     assert _state(db, project) == "opened"
     assert _exec(api, owner.api_key, project, "true").event == "project_exec_output"
     assert _state(db, project) == "running"
+
+
+def _state_files(server: Server, project_id: str) -> list[Path]:
+    return list(Path(server.env["CALCHUB_RUNTIME_ROOT"]).glob(f"**/{project_id}/state.json"))
+
+
+def _sandbox_of(server: Server, project_id: str) -> tuple[int, int]:
+    """The running project's recorded process and uid, from its state.json."""
+    found = _state_files(server, project_id)
+    assert len(found) == 1, found
+    state = json.loads(found[0].read_text())
+    return int(state["pid"]), int(state["uid"])
+
+
+def _children_of(parent: int) -> list[tuple[int, str, int, str]]:
+    """(pid, state, uid, command name) of each child of `parent`."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                status = (entry / "status").read_text()
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if int(fields["PPid"]) == parent:
+                    uid = int(fields["Uid"].split()[0])
+                    name = fields["Name"].strip()
+                    children.append((int(entry.name), fields["State"].strip()[0], uid, name))
+    return children
+
+
+def _no_unreaped_child(hub: int, uid: int) -> None:
+    deadline = time.monotonic() + 10
+    while zombies := [c for c in _children_of(hub) if c[1] == "Z" and c[2] == uid]:
+        assert time.monotonic() < deadline, f"the hub left them unreaped: {zombies}"
+        time.sleep(0.1)
+
+
+def test_the_hub_is_its_sandboxes_parent_and_reaps_them(
+    api: ApiClient, project: str, owner: User, db: Database, server: Server
+) -> None:
+    """Once a project runs, bubblewrap's monitor has gone: the sandbox's first process is the
+    hub's child, and whichever way the project ends (stop, a crash, the idle timeout), the
+    hub reaps it."""
+    assert server.process is not None
+    hub = server.process.pid
+    for end in ("stop", "crash", "idle"):
+        assert _exec(api, owner.api_key, project, "true").event == "project_exec_output"
+        pid, uid = _sandbox_of(server, project)
+        assert (pid, "python3") in [(c[0], c[3]) for c in _children_of(hub)]
+        assert not [c for c in _children_of(hub) if c[2] == uid and c[3] == "bwrap"]
+        if end == "stop":
+            status, answer = v2(server, owner.api_key, "projects/stop", {"project_id": project})
+            assert status == 200 and answer == {"status": "ok"}, answer
+        elif end == "crash":
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10  # the hub's exit watcher cleans up after it
+            while _state_files(server, project):
+                assert time.monotonic() < deadline, "the hub did not notice the crash"
+                time.sleep(0.1)
+        else:
+            server.cli("admin", "setting", "default_quota_idle_timeout_s", "2")
+            try:
+                _wait_state(db, project, "opened", timeout=30)
+            finally:
+                server.cli("admin", "setting", "default_quota_idle_timeout_s", "--reset")
+        _no_unreaped_child(hub, uid)
 
 
 def test_action_requests(api: ApiClient, project: str, owner: User, db: Database) -> None:
