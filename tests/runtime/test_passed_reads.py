@@ -4,6 +4,7 @@ agents here send what a hostile project could."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -187,3 +188,51 @@ async def test_a_file_that_grows_is_read_up_to_the_limit_only(folder: Path) -> N
     assert got == MB + 1
     with pytest.raises(OSError):
         os.fstat(fd)  # closed by the reader
+
+
+async def test_a_connection_whose_agent_sent_more_than_its_reply_is_not_used_again(
+    folder: Path,
+) -> None:
+    """A kept connection carries the next request only when the last reply ended where the
+    hub stopped reading: anything beyond it is an agent out of step, and the next request
+    goes on a new connection."""
+    served: list[str] = []
+
+    def serve(listener: socket.socket) -> None:
+        for n in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                (length,) = struct.unpack(">I", conn.recv(4, socket.MSG_WAITALL))
+                conn.recv(length, socket.MSG_WAITALL)
+                fd = os.open(folder / "small.txt", os.O_RDONLY)
+                try:
+                    socket.send_fds(conn, [channel.encode(OK)], [fd])
+                finally:
+                    os.close(fd)
+                served.append(f"connection {n}")
+                if n == 0:
+                    conn.sendall(channel.encode({"ok": True, "fd": True}))  # out of turn
+                with contextlib.suppress(OSError):  # reset: closed with bytes unread
+                    conn.recv(1)  # held until the hub closes it
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(2)
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        try:
+            header = {"op": "read", "path": "f", "max_bytes": MB, "keep": True}
+            device = os.stat(folder).st_dev
+            for _ in range(2):
+                reply, data = await channel.call(
+                    path, header, wait_s=10, max_payload=MB, file_device=device
+                )
+                assert reply["ok"] and data == b"small"
+                await asyncio.sleep(0.05)  # the extra bytes arrive meanwhile
+            assert served == ["connection 0", "connection 1"]
+        finally:
+            channel.close_kept()
+            thread.join(timeout=10)
+            listener.close()

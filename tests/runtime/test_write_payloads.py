@@ -59,6 +59,25 @@ async def test_writes_that_reuse_a_kept_file_hold_their_own_bytes(
     assert runtime._payloads.kept(project.project_id) is None
 
 
+async def test_reads_and_large_writes_go_on_one_kept_connection(
+    runtime: LocalRuntime, project: ProjectSpec
+) -> None:
+    kept = channel._kept_unix_here()
+    path = str(runtime.runtime_root / project.project_id / "sock")
+
+    def connections() -> list[object]:
+        return [received for _, received in kept._idle.get(path, [])]
+
+    data = os.urandom(MB)
+    await runtime.write_file(project, "kept.bin", data)
+    [connection] = connections()
+    for n in range(3):
+        assert await runtime.read_file(project, "kept.bin", 2 * MB) == data
+        await runtime.write_file(project, "kept.bin", data[n:])
+        data = data[n:]
+        assert connections() == [connection]
+
+
 async def test_a_project_that_ends_on_its_own_keeps_no_file(
     runtime: LocalRuntime, project: ProjectSpec
 ) -> None:

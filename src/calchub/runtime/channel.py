@@ -38,9 +38,10 @@ CONNECT_TIMEOUT_S = 5.0  # a node that does not answer by then is taken for dead
 KEEP_IDLE_S = 10.0
 # ...and this many per project.
 KEEP_PER_ENDPOINT = 8
-# An exec asks the agent on this machine to keep its connection for the next exec (the
-# worker waits on it for 10 s: KEPT_S in calchub/runtime/agent/server.py); the hub reuses it
-# for less than that, and keeps this many per project.
+# An exec, a file read or a write asks the agent on this machine to keep its connection for
+# the project's next request (the worker waits on it for 10 s: KEPT_S in
+# calchub/runtime/agent/server.py); the hub reuses it for less than that, and keeps this many
+# per project.
 UNIX_KEEP_IDLE_S = 5.0
 UNIX_KEEP_PER_PATH = 2
 
@@ -169,6 +170,8 @@ async def call_passing(
     header (SCM_RIGHTS)."""
     try:
         async with asyncio.timeout(wait_s):
+            if header.get("keep") is True:
+                return await _kept_unix_exchange(socket_path, header, max_payload, passing=fd)
             return await _unix_exchange(socket_path, header, None, max_payload, None, passing=fd)
     except TimeoutError:
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
@@ -182,8 +185,8 @@ async def _call(
     file_device: int | None,
 ) -> tuple[dict[str, Any], bytes]:
     if isinstance(endpoint, str):
-        if header.get("keep") is True and payload is None and file_device is None:
-            return await _kept_unix_exchange(endpoint, header, max_payload)
+        if header.get("keep") is True and payload is None:
+            return await _kept_unix_exchange(endpoint, header, max_payload, file_device)
         return await _unix_exchange(endpoint, header, payload, max_payload, file_device)
     # A relay cannot forward descriptors: the bytes come inline.
     return await _network_call(endpoint, header, payload, max_payload)
@@ -301,7 +304,12 @@ async def _unix_request(
 
 
 async def _kept_unix_exchange(
-    path: str, header: dict[str, Any], max_payload: int
+    path: str,
+    header: dict[str, Any],
+    max_payload: int,
+    file_device: int | None = None,
+    *,
+    passing: int | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """`_unix_exchange` on a connection kept from an earlier request to the same agent when
     there is one, and the connection kept for the next afterwards (an agent started before
@@ -311,7 +319,7 @@ async def _kept_unix_exchange(
     if received is not None:
         try:
             reply, data = await _unix_request(
-                received, header, None, max_payload, None, reused=True
+                received, header, None, max_payload, file_device, passing=passing, reused=True
             )
         except _Stale:
             received.close()
@@ -323,7 +331,9 @@ async def _kept_unix_exchange(
             return reply, data
     received = await _connect(asyncio.get_running_loop(), path)
     try:
-        reply, data = await _unix_request(received, header, None, max_payload, None)
+        reply, data = await _unix_request(
+            received, header, None, max_payload, file_device, passing=passing
+        )
     except BaseException:
         received.close()
         raise

@@ -881,7 +881,8 @@ class LocalRuntime(ProjectRuntime):
         self, ask: _AgentAsk, spec: ProjectSpec, path: str, max_bytes: int
     ) -> FileContents:
         """A file read by `ask`: the running agent (which starts the project) or a peek."""
-        header = {"op": "read", "path": path, "max_bytes": max_bytes}
+        # The connection is kept for the project's next request (calchub.runtime.channel).
+        header = {"op": "read", "path": path, "max_bytes": max_bytes, "keep": True}
         reply, data = await ask(spec, header, max_payload=max_bytes)
         real = relative_to_home(reply.get("real_path"), self._real_home(spec.project_id))
         return FileContents(data, real)
@@ -1021,6 +1022,8 @@ class LocalRuntime(ProjectRuntime):
             "path": path,
             "size": len(data),
             "quota_bytes": spec.quota.disk_mb * MIB,
+            # As a large write goes (write_fd), the connection is kept for the next request.
+            "keep": True,
         }
         await self._call(spec, header, data)
 

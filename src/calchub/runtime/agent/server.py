@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .replies import Handler
 
 MIN_IDLE = 2  # idle workers kept ready while the project is in use
+# Requests after which a hub may ask for its connection to be kept for its next.
+KEEPABLE = ("exec", "read", "write_fd")
 MAX_IDLE = 6  # idle workers beyond this retire
 HEADER_READ_TIMEOUT_S = 10.0
 # How long a connection a hub asked to keep waits for its next request (a hub reuses one for
@@ -406,7 +408,7 @@ class Worker:
 
     def serve_kept(self, conn: socket.socket) -> None:
         """Serve the hub's next requests on the connection of its last, which it asked us to
-        keep, until it closes it or leaves it unused for KEPT_S: the next exec then costs
+        keep, until it closes it or leaves it unused for KEPT_S: the next request then costs
         neither side a connection, nor the pool a wake-up of one of us."""
         assert self.executor is not None
         try:
@@ -441,8 +443,9 @@ class Worker:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        # Execs only: their replies are one frame, with nothing to pass along.
-        return request is not None and request.get("op") == "exec" and request.get("keep") is True
+        # Requests whose replies end where the hub stops reading: one frame (with the file a
+        # read passes) or a frame and the bytes it announces.
+        return request is not None and request.get("op") in KEEPABLE and request.get("keep") is True
 
     def handle(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         op = request.get("op")
