@@ -771,7 +771,10 @@ class LocalRuntime(ProjectRuntime):
         watched = self._watched.get(state.pid)
         if watched is None:
             return state.alive()
-        return not select.select([watched[0]], [], [], 0)[0]
+        # poll, not select: a busy hub's descriptors go past select's 1024.
+        ended = select.poll()
+        ended.register(watched[0], select.POLLIN)
+        return not ended.poll(0)
 
     async def _endpoint(self, spec: ProjectSpec, *, fresh: bool = False) -> channel.Endpoint:
         """Where the running project's agent answers (starting the project if need be);
