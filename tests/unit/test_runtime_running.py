@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,11 +17,13 @@ from calchub.runtime.state import AgentState
 HIGH_FD = 1500
 
 
-def test_a_sandbox_watched_through_a_high_descriptor(tmp_path: Path) -> None:
+def test_a_sandbox_watched_through_a_high_descriptor() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft <= HIGH_FD:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, HIGH_FD + 100), hard))
-    runtime = LocalRuntime(tmp_path / "p", tmp_path / "r", sandbox=False)
+    # A short root: the runtime refuses one too long for its sockets' paths.
+    root = Path(tempfile.mkdtemp(prefix="/tmp/calchub-running-"))
+    runtime = LocalRuntime(root / "p", root / "r", sandbox=False)
     child = subprocess.Popen(["sleep", "30"])
     pidfd = os.pidfd_open(child.pid)
     try:
@@ -44,3 +48,4 @@ def test_a_sandbox_watched_through_a_high_descriptor(tmp_path: Path) -> None:
         child.kill()
         child.wait()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        shutil.rmtree(root, ignore_errors=True)
