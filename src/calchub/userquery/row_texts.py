@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from itertools import compress
 from typing import Any, cast
 
 from sqlalchemy import Select, Text, literal, select
@@ -70,12 +70,8 @@ class RowTexts:
             return [None] * len(rows)
         self._shapes.move_to_end(shape)
         found = list(map(texts.get, rows))
-        if None not in found:
-            deque(map(texts.move_to_end, rows), maxlen=0)  # a listing's rows, all at once
-            return found
-        for row, text in zip(rows, found, strict=True):
-            if text is not None:
-                texts.move_to_end(row)
+        # The rows found become the most recent, all at once (a text is never empty).
+        deque(map(texts.move_to_end, compress(rows, found)), maxlen=0)
         return found
 
     def put(self, shape: Any, row_id: Any, version: Any, text: bytes) -> None:
@@ -132,17 +128,23 @@ async def listing(
     if not kept.has(shape):
         # Nothing to reuse (this hub's first such listing): one statement writes every row.
         written = _ordered(written, order, limit)
-        return _array(await _write(conn, kept, shape, written, None, []))
+        return _array(list((await _write(conn, kept, shape, written)).values()))
     rows = await read_rows(conn, _ordered(select(*columns).where(*where), order, limit))
-    texts: Sequence[bytes | None] = kept.get(shape, rows)
-    if None in texts:
-        missing = [row_id for (row_id, _), text in zip(rows, texts, strict=True) if text is None]
+    texts = kept.get(shape, rows)
+    missing = [n for n, text in enumerate(texts) if text is None]
+    if missing:
         # A few rows are named; most of a listing without a limit is written whole.
         if len(missing) <= MAX_NAMED and (limit is not None or 2 * len(missing) <= len(rows)):
-            named = literal(json.dumps(missing), Text)
+            named = literal(json.dumps([rows[n][0] for n in missing]), Text)
             written = written.where(in_json_strings(columns[0], named))
-        texts = await _write(conn, kept, shape, written, rows, texts)
-    return _array(cast(Sequence[bytes], texts))
+        new = await _write(conn, kept, shape, written)
+        # The rows and their order are those read first. A row written again may have
+        # changed since (its new text is the one shown); one gone since is left out.
+        for n in missing:
+            texts[n] = new.get(rows[n][0])
+        if None in texts:
+            texts = [text for text in texts if text is not None]
+    return _array(cast(list[bytes], texts))
 
 
 def _ordered(statement: Select[Any], order: Any, limit: int | None) -> Select[Any]:
@@ -151,32 +153,17 @@ def _ordered(statement: Select[Any], order: Any, limit: int | None) -> Select[An
     return statement if limit is None else statement.limit(limit)
 
 
-def _array(texts: Sequence[bytes]) -> JsonText:
+def _array(texts: list[bytes]) -> JsonText:
     return JsonText(b"[" + b",".join(texts) + b"]")
 
 
 async def _write(
-    conn: AsyncConnection,
-    kept: RowTexts,
-    shape: Any,
-    written: Select[Any],
-    rows: list[tuple[Any, ...]] | None,
-    texts: Sequence[bytes | None],
-) -> list[bytes]:
-    """The texts of `rows`, those missing from `texts` as `written` writes them, each kept
-    with the version read beside it; with no `rows`, all that `written` writes, in order."""
+    conn: AsyncConnection, kept: RowTexts, shape: Any, written: Select[Any]
+) -> dict[Any, bytes]:
+    """The texts `written` writes by row id, in its order, each kept with the version read
+    beside it."""
     new: dict[Any, bytes] = {}
     for row_id, version, text in await read_rows(conn, written):
         new[row_id] = encoded = text.encode()
         kept.put(shape, row_id, version, encoded)
-    if rows is None:
-        return list(new.values())
-    # The rows and their order are those read first. A row written again may have changed
-    # since (its new text is the one shown); one gone since is left out.
-    out = []
-    for (row_id, _), text in zip(rows, texts, strict=True):
-        if text is None:
-            text = new.get(row_id)
-        if text is not None:
-            out.append(text)
-    return out
+    return new
