@@ -7,7 +7,8 @@ reads, in one statement with its scope and filters (so membership, hiding and de
 at once), the id and version of each of its rows; takes the text kept for each (id, version);
 and has the database write only the rows without one, reading each row's version in the
 same statement as its text. Writing a row's JSON is most of a long listing's statement;
-reading ids and versions is a few index lookups per row.
+reading ids and versions is a few index lookups per row. On a connection whose reads may
+not be kept (db/row_versions.py) the database writes every row, as without kept texts.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ MAX_ENTRIES = 200_000
 MAX_BYTES = 64 * 1024 * 1024
 # What an entry costs beyond its text (its key and its place in the map), roughly.
 ENTRY_OVERHEAD = 200
-# Rows to write again named one by one in the statement; beyond this (and with no limit to
-# the listing) the statement writes every row of the listing instead.
+# Rows to write again named in the statement (one JSON parameter); beyond this, or past
+# half of a listing without a limit, the statement writes every row of the listing instead.
 MAX_NAMED = 500
 
 
