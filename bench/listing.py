@@ -10,8 +10,7 @@ admin key there) and bench/bare_app.py. The projects (owned by the admin) and th
 are loaded straight into the database in one transaction: executemany on SQLite, COPY on
 PostgreSQL (followed by VACUUM ANALYZE, as autovacuum would do). Then, sequentially on one
 keep-alive connection per server, it times: ping on the bare server, ping on calchub, a
-`projects_all` get of every project (title, users, last_edited), the same get with one
-project's title set just before each (not timed), user_search for name
+`projects_all` get of every project (title, users, last_edited), user_search for name
 prefixes (each call a different prefix) and for email addresses (each a different account).
 A call's time runs until its whole reply has arrived; every reply is then parsed and checked
 (each listing: all the projects, each row with the fields asked for) with the clock stopped,
@@ -197,24 +196,6 @@ def timed(
     return samples
 
 
-def timed_after_changes(
-    client: httpx.Client, listing: dict[str, Any], calls: int, check: Check
-) -> list[float]:
-    """Each listing's latency when one project's title was set (through a query, not
-    timed) just before it: the server keeps each row's text while the row is unchanged, so
-    this is the listing that must write a row again."""
-    reply = client.post("/api/v1/query", json=listing).json()
-    ids = [row["project_id"] for row in reply["query"]["projects_all"]]
-    samples = []
-    for n in range(calls):
-        change = {"projects": {"project_id": ids[n % len(ids)], "title": f"Changed {n}"}}
-        changed = client.post("/api/v1/query", json={"query": change}).json()
-        if changed.get("event") != "query":
-            raise RuntimeError(f"setting a title failed: {changed}")
-        samples += timed(client, [("query", listing)], check)
-    return samples
-
-
 def listing_check(projects: int, fields: list[str]) -> Check:
     """Every row of a projects_all reply, all of them, with exactly the fields asked for
     (none of them is null in the loaded data)."""
@@ -292,9 +273,6 @@ def main() -> int:
                 "bare ping": percentiles(timed(bare_client, ping)),
                 "ping": percentiles(timed(client, ping)),
                 f"projects_all ({args.projects})": percentiles(timed(client, lists, listed)),
-                "projects_all, 1 changed": percentiles(
-                    timed_after_changes(client, listing, len(lists), listed)
-                ),
                 "user_search name prefix": percentiles(timed(client, names)),
                 "user_search email": percentiles(timed(client, emails)),
             }

@@ -26,7 +26,6 @@ from calchub.projects.aggregate import Aggregator
 from calchub.projects.quota_inputs import QuotaInputsStore
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
-from calchub.userquery.row_texts import RowTexts
 
 log = logging.getLogger("calchub")
 
@@ -62,8 +61,6 @@ class Hub:
     quota_inputs: QuotaInputsStore = field(init=False)
     # One-row reads without the engine's pool, for the checks every project call makes.
     loop_reads: LoopReads = field(init=False)
-    # Rows of listings as the database wrote them, reused while their version holds.
-    row_texts: RowTexts = field(default_factory=RowTexts)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -146,7 +143,6 @@ class Hub:
         await self.runtime.close()
         await self.mailer.close()
         self.key_cache.clear()
-        self.row_texts.clear()
         await self.counters.close()
         await self.loop_reads.close()
         await self.engine.dispose()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import insert, null, select, text, update
+from sqlalchemy import insert, null, select, update
 
 from calchub.api.responses import json_bytes
 from calchub.config import Settings
@@ -143,30 +143,15 @@ async def team(hub: Hub, make_person: MakePerson, make_project: MakeProject) -> 
 
 async def _both(hub: Hub, person: Person, query: Any, options: Any = None) -> tuple[Any, Any, bool]:
     """The answer with the database's JSON allowed and without, as a client reads each; and
-    whether the first came as JSON text. The first is asked for twice: with no row's text
-    kept, then with every row's kept; both must answer alike."""
-    hub.row_texts.clear()
-    fresh = await _fast(hub, person, query, options)
-    fast = await _fast(hub, person, query, options)
-    assert _unordered(json.loads(json_bytes(fresh))) == _unordered(json.loads(json_bytes(fast)))
+    whether the first came as JSON text."""
+    fast = await run_query(
+        hub, person.actor, copy.deepcopy(query), copy.deepcopy(options), None, None, True
+    )
     general = await run_query(
         hub, person.actor, copy.deepcopy(query), copy.deepcopy(options), None, None
     )
     written = any(isinstance(value, JsonText) for value in fast.values())
     return json.loads(json_bytes(fast)), json.loads(json_bytes(general)), written
-
-
-async def _fast(hub: Hub, person: Person, query: Any, options: Any = None) -> Any:
-    return await run_query(
-        hub, person.actor, copy.deepcopy(query), copy.deepcopy(options), None, None, True
-    )
-
-
-def _unordered(answer: dict[str, Any]) -> dict[str, Any]:
-    return {
-        table: sorted(json.dumps(row) for row in rows) if isinstance(rows, list) else rows
-        for table, rows in answer.items()
-    }
 
 
 def _same(fast: list[Any], general: list[Any], ordered: bool) -> None:
@@ -342,141 +327,3 @@ async def test_prebuilt_reads_take_each_statements_own_values(
 async def _read(hub: Hub, statement: Any) -> str | None:
     async with hub.engine.connect() as conn:
         return await read_text(conn, statement)
-
-
-async def _kept_and_general(hub: Hub, person: Person, query: Any) -> tuple[Any, Any]:
-    """The answer from the kept rows' texts as they are now, and the general path's."""
-    fast = await _fast(hub, person, query)
-    general = await run_query(hub, person.actor, copy.deepcopy(query), None, None, None)
-    return json.loads(json_bytes(fast)), json.loads(json_bytes(general))
-
-
-async def _sql(hub: Hub, statement: str, **values: Any) -> None:
-    """A change in plain SQL, as a tool beside calchub would make it."""
-    async with hub.engine.begin() as conn:
-        await conn.execute(text(statement), values)
-
-
-LISTINGS = [
-    {"projects_all": [dict.fromkeys(WRITTEN)]},
-    {"projects_all": [dict.fromkeys(["project_id", "title", "users", "last_edited"])]},
-    {"projects": [dict.fromkeys(["project_id", "users", "title", "deleted", "last_edited"])]},
-]
-
-
-async def test_every_change_to_a_row_or_its_members_shows_on_the_next_listing(
-    hub: Hub, team: dict[str, Any], make_person: MakePerson
-) -> None:
-    me, other, named = team["me"], team["other"], team["named"]
-    newcomer = await make_person()
-    mine = named
-    me_id, newcomer_id = me.actor.account_id, newcomer.actor.account_id
-
-    async def set_title() -> None:
-        query = {"projects": {"project_id": named, "title": "Set through a query"}}
-        await run_query(hub, me.actor, query, None, None, None)
-
-    # last_edited first: `projects` lists only projects edited lately.
-    changes: list[tuple[str, Any, str, Any]] = [
-        (
-            "last_edited",
-            lambda: _change(hub, named, last_edited=datetime.now(UTC)),
-            "last_edited",
-            lambda row: row["last_edited"].startswith(str(datetime.now(UTC).year)),
-        ),
-        (
-            "title set by a query",
-            set_title,
-            "title",
-            lambda row: row["title"] == "Set through a query",
-        ),
-        (
-            "collaborator added",
-            lambda: _member(hub, named, newcomer, "collaborator"),
-            "users",
-            lambda row: newcomer_id in row["users"],
-        ),
-        (
-            "hidden by its member",
-            lambda: _sql(
-                hub,
-                "UPDATE project_users SET hide = :hide WHERE account_id = :a AND project_id = :p",
-                hide=True,
-                a=me_id,
-                p=mine,
-            ),
-            "users",
-            lambda row: row["users"][me_id].get("hide") is True,
-        ),
-        (
-            "group in plain SQL",
-            lambda: _sql(
-                hub,
-                "UPDATE project_users SET \"group\" = 'viewer'"
-                " WHERE account_id = :a AND project_id = :p",
-                a=newcomer_id,
-                p=mine,
-            ),
-            "users",
-            lambda row: row["users"][newcomer_id]["group"] == "viewer",
-        ),
-        (
-            "title in plain SQL",
-            lambda: _sql(hub, "UPDATE projects SET title = 'plain' WHERE project_id = :p", p=mine),
-            "title",
-            lambda row: row["title"] == "plain",
-        ),
-        (
-            "member's account deleted in plain SQL",
-            lambda: _sql(hub, "DELETE FROM accounts WHERE account_id = :a", a=newcomer_id),
-            "users",
-            lambda row: newcomer_id not in row["users"],
-        ),
-        (
-            "deleted",
-            lambda: _change(hub, named, deleted=True),
-            "deleted",
-            lambda row: row.get("deleted") is True,
-        ),
-    ]
-    for query in LISTINGS:
-        await _kept_and_general(hub, me, query)  # every row's text kept
-    for what, change, field, shows in changes:
-        await change()
-        for query in LISTINGS:
-            ((table, fields),) = query.items()
-            fast, general = await _kept_and_general(hub, me, query)
-            _same(fast[table], general[table], ordered=False)
-            if field in fields[0]:
-                rows = {row["project_id"]: row for row in fast[table]}
-                assert shows(rows[named]), (what, table, rows[named])
-    # A collaborator removed, in plain SQL: gone from their next listing.
-    await _kept_and_general(hub, other, LISTINGS[0])
-    await _sql(
-        hub,
-        "DELETE FROM project_users WHERE account_id = :a AND project_id = :p",
-        a=other.actor.account_id,
-        p=next(iter(team["visible"] - {named, team["hers"]})),
-    )
-    fast, general = await _kept_and_general(hub, other, LISTINGS[0])
-    _same(fast["projects_all"], general["projects_all"], ordered=False)
-
-
-async def test_only_the_rows_that_changed_are_written_again(hub: Hub, team: dict[str, Any]) -> None:
-    query = LISTINGS[1]
-    hub.row_texts.clear()
-    first, _ = await _kept_and_general(hub, team["me"], query)
-    kept = len(hub.row_texts)
-    assert kept == len(first["projects_all"]) == len(team["visible"])
-    again, _ = await _kept_and_general(hub, team["me"], query)
-    assert len(hub.row_texts) == kept and again == first
-    await _change(hub, team["named"], title="Only this one")
-    fast, general = await _kept_and_general(hub, team["me"], query)
-    assert len(hub.row_texts) == kept + 1  # the new version; the old one ages out
-    _same(fast["projects_all"], general["projects_all"], ordered=False)
-    # Most of the rows changed: the statement writes the whole listing again.
-    for project_id in team["visible"]:
-        await _change(hub, project_id, description="changed")
-    fast, general = await _kept_and_general(hub, team["me"], query)
-    assert len(hub.row_texts) == kept + 1 + len(team["visible"])
-    _same(fast["projects_all"], general["projects_all"], ordered=False)

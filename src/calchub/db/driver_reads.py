@@ -1,5 +1,5 @@
-"""One text value (a listing the database wrote, userquery/json_rows.py), or a listing's rows,
-read by running the statement on the held connection's own driver.
+"""One text value (a listing the database wrote, userquery/json_rows.py) read by running the
+statement on the held connection's own driver.
 
 Through SQLAlchemy's execution such a read costs, besides the statement, its execution
 context and result set-up, and on SQLite four hops to aiosqlite's thread (cursor, execute,
@@ -51,19 +51,6 @@ async def read_text(conn: AsyncConnection, statement: Select[Any]) -> str | None
         return first
     value = await driver.fetchval(sql, *values)
     return None if value is None else str(value)
-
-
-async def read_rows(conn: AsyncConnection, statement: Select[Any]) -> list[tuple[Any, ...]]:
-    """Every row of the statement, each a tuple of its columns."""
-    dialect = conn.dialect
-    found = _prepare(statement, dialect)
-    if found is None:
-        return [tuple(row) for row in await conn.execute(statement)]
-    sql, values = found
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    if dialect.name == "sqlite":
-        return [tuple(row) for row in await driver.execute_fetchall(sql, values)]
-    return [tuple(record) for record in await driver.fetch(sql, *values)]
 
 
 def _prepare(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]] | None:

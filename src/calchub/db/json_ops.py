@@ -3,9 +3,7 @@
 Each is a SQL expression compiled per dialect, so callers stay free of dialect-specific SQL:
 `json_has_key(projects.c.site_license, license_id)` is true when the map has that key
 (whatever its value), `json_array_contains(site_licenses.c.managers, account_id)` when the
-array has that string as an element, `in_json_strings(projects.c.project_id, '["a","b"]')`
-when the column's value is one of the strings of a JSON array given as text: one parameter
-whatever the list's length, so the statement's text does not change with it.
+array has that string as an element.
 """
 
 from __future__ import annotations
@@ -28,12 +26,6 @@ class json_array_contains(FunctionElement[bool]):
     type = Boolean()
     inherit_cache = True
     name = "json_array_contains"
-
-
-class in_json_strings(FunctionElement[bool]):
-    type = Boolean()
-    inherit_cache = True
-    name = "in_json_strings"
 
 
 def _operands(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
@@ -72,15 +64,3 @@ def _contains_sqlite(element: json_array_contains, compiler: SQLCompiler, **kw: 
         f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value} "
         "AND json_each.type = 'text'))"
     )
-
-
-@compiles(in_json_strings, "postgresql")
-def _in_strings_postgresql(element: in_json_strings, compiler: SQLCompiler, **kw: Any) -> str:
-    column, strings = _operands(element, compiler, **kw)
-    return f"({column} IN (SELECT json_array_elements_text(CAST({strings} AS JSON))))"
-
-
-@compiles(in_json_strings, "sqlite")
-def _in_strings_sqlite(element: in_json_strings, compiler: SQLCompiler, **kw: Any) -> str:
-    column, strings = _operands(element, compiler, **kw)
-    return f"({column} IN (SELECT value FROM json_each({strings})))"

@@ -330,10 +330,6 @@ projects = Table(
     # the version whenever one of those rows changes (see projects/quota_inputs.py).
     Column("quota_version", Integer, nullable=False, default=0, server_default="0"),
     Column("quota_inputs", Json, nullable=True),
-    # A value no other state of the row has had or will have, which triggers give it on
-    # every change of the row or of its members (migration 0024): listings reuse the row's
-    # JSON while it holds (userquery/row_texts.py).
-    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
     Index("ix_projects_action_state", "action_state"),
     # The running-projects limit counts an owner's running projects at every start.

@@ -20,7 +20,6 @@ from calchub.userquery.errors import QueryError, admin_only, field_not_gettable,
 from calchub.userquery.json_rows import json_array, row_json
 from calchub.userquery.output import finish
 from calchub.userquery.parse import GetOptions, SingleQuery, get_options, with_defaults
-from calchub.userquery.row_texts import listing
 from calchub.userquery.schema import GetContext, Scope, TableSpec
 from calchub.userquery.values import to_column
 
@@ -203,12 +202,8 @@ async def run_get(
     if json_text and query.multi and not python_filters:
         row = row_json(spec, list(wanted), conn.dialect)
         if row is not None:
-            scope = [*where, *sql_filters]
-            kept = caller.hub.row_texts
-            reused = await listing(conn, kept, spec, list(wanted), row, scope, order, limit)
-            if reused is not None:
-                return {spec.name: reused}
-            written = select(row.label("row")).select_from(spec.storage).where(*scope)
+            written = select(row.label("row")).select_from(spec.storage)
+            written = written.where(*where, *sql_filters)
             return {spec.name: await _json_rows(conn, written, order, limit)}
     stmt = select(*_read_columns(spec, wanted)).where(*where, *sql_filters)
     if order is not None:

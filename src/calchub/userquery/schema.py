@@ -113,10 +113,6 @@ class TableSpec:
     # and the SQL of the edges it can write.
     json_rows: bool = False
     edge_json: dict[str, EdgeJson] = field(default_factory=dict)
-    # The column triggers move on every change that can alter a row the database writes,
-    # edges included (e.g. projects.version): the rows' texts are then reused while it holds
-    # (row_texts.py). The table's primary key must be one column.
-    row_version: str | None = None
     # Extra conditions on the storage table for this caller (e.g. hide withdrawn paths).
     where: Callable[[Table, Caller], list[Any]] | None = None
     # Fields whose text is silently cut to this length on set.

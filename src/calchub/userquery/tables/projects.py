@@ -169,8 +169,6 @@ PROJECTS = TableSpec(
     },
     json_rows=True,
     edge_json={"users": users_json, "state": state_json},
-    # The row and its members, all that users_json and state_json read (migration 0024).
-    row_version="version",
     on_set=_on_project_set,
 )
 
