@@ -92,5 +92,15 @@ def test_waiting_on_a_kept_connection_is_neither_idle_nor_a_request(board: Score
     slot.set("kept", 2.0)
     assert board.read()[index] == (KEPT, 1, 2.0, 2.0)
     assert idle_count(board.fd) == 0
-    slot.set("idle", 9.0)  # the hub let go of it
-    assert board.read()[index] == (IDLE, 1, 9.0, 2.0)
+    slot.set("idle", 9.0)  # the hub let go of it, or the worker retires
+    assert board.read()[index] == (IDLE, 1, 2.0, 2.0)
+
+
+def test_going_idle_without_a_request_is_not_a_request(board: Scoreboard) -> None:
+    index = board.take()
+    assert index is not None
+    slot = Slot(board.fd, index)
+    slot.set("busy", 1.0)
+    slot.set("idle", 2.0)
+    slot.set("idle", 7.0)
+    assert board.read()[index] == (IDLE, 1, 2.0, 2.0)

@@ -41,10 +41,15 @@ class Slot:
         code = STATES[state]
         if code == BUSY or self.state == BUSY:
             self.active = now
-        if code != BUSY and code != PING and self.state in (BUSY, PING):
+        serving = code in (BUSY, PING)
+        if serving or self.state in (BUSY, PING):
+            # Only a request's start and end: waiting on a kept connection, or ending that
+            # wait when the hub lets go or the worker retires, is no request, and must not
+            # keep the pool from going quiet (it would fork workers again, and rest later).
+            self.requested = now
+        if not serving and self.state in (BUSY, PING):
             self.answered += 1
         self.state = code
-        self.requested = now
         self._write()
 
     def leave(self) -> None:
