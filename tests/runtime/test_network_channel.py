@@ -225,12 +225,12 @@ async def test_a_networked_quota_gets_no_network_on_a_node(projects: Projects) -
 async def test_calls_share_one_kept_connection(relayed: Relayed) -> None:
     ping = {"op": "ping"}
     await channel.call(relayed.endpoint, ping, wait_s=30)
-    kept = channel._kept_here()._idle[relayed.endpoint]
+    kept = channel._kept.here()._idle[relayed.endpoint]
     assert len(kept) == 1
     writer = kept[0][1][1]
     for _ in range(5):
         await channel.call(relayed.endpoint, ping, wait_s=30)
-    kept = channel._kept_here()._idle[relayed.endpoint]
+    kept = channel._kept.here()._idle[relayed.endpoint]
     assert [conn[1] for _, conn in kept] == [writer]
     # Calls at once each get a connection; all are kept for later, up to a bound.
     replies = await asyncio.gather(
@@ -240,7 +240,7 @@ async def test_calls_share_one_kept_connection(relayed: Relayed) -> None:
         )
     )
     assert {reply["stdout"] for reply, _ in replies} == {"2\n"}
-    assert len(channel._kept_here()._idle[relayed.endpoint]) == channel.KEEP_PER_ENDPOINT
+    assert len(channel._kept.here()._idle[relayed.endpoint]) == channel.KEEP_PER_ENDPOINT
     channel.close_kept()
 
 

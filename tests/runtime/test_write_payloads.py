@@ -62,7 +62,7 @@ async def test_writes_that_reuse_a_kept_file_hold_their_own_bytes(
 async def test_reads_and_large_writes_go_on_one_kept_connection(
     runtime: LocalRuntime, project: ProjectSpec
 ) -> None:
-    kept = channel._kept_unix_here()
+    kept = channel._kept_unix.here()
     path = str(runtime.runtime_root / project.project_id / "sock")
 
     def connections() -> list[object]:

@@ -22,8 +22,9 @@ import ssl
 import struct
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from calchub.runtime.base import RuntimeFailure
 from calchub.runtime.passed_files import ReadFailed, TooLarge, malformed, read_passed_file
@@ -314,7 +315,7 @@ async def _kept_unix_exchange(
     """`_unix_exchange` on a connection kept from an earlier request to the same agent when
     there is one, and the connection kept for the next afterwards (an agent started before
     hubs kept connections closes it: it is found closed, and not used)."""
-    kept = _kept_unix_here()
+    kept = _kept_unix.here()
     received = kept.take(path)
     if received is not None:
         try:
@@ -485,6 +486,7 @@ class _Stale(Exception):
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_Pool = TypeVar("_Pool")
 
 
 class _KeptConnections:
@@ -519,24 +521,32 @@ class _KeptConnections:
         self._idle.clear()
 
 
-# Per event loop: a connection belongs to the loop it was made on.
-_kept: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptConnections] = (
-    weakref.WeakKeyDictionary()
-)
+class _PerLoop(Generic[_Pool]):
+    """One pool of kept connections per event loop: a connection belongs to the loop it was
+    made on."""
+
+    def __init__(self, make: Callable[[], _Pool]) -> None:
+        self._make = make
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def here(self) -> _Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = self._make()
+        return pool
 
 
-def _kept_here() -> _KeptConnections:
-    loop = asyncio.get_running_loop()
-    if loop not in _kept:
-        _kept[loop] = _KeptConnections()
-    return _kept[loop]
+_kept: _PerLoop[_KeptConnections] = _PerLoop(_KeptConnections)
 
 
 def close_kept() -> None:
     """Close this event loop's kept connections (a runtime that closes calls it)."""
     with contextlib.suppress(RuntimeError):
-        _kept_here().close()
-        _kept_unix_here().close()
+        _kept.here().close()
+        _kept_unix.here().close()
 
 
 class _KeptUnix:
@@ -592,22 +602,13 @@ class _KeptUnix:
         self._idle.clear()
 
 
-_kept_unix: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptUnix] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _kept_unix_here() -> _KeptUnix:
-    loop = asyncio.get_running_loop()
-    if loop not in _kept_unix:
-        _kept_unix[loop] = _KeptUnix()
-    return _kept_unix[loop]
+_kept_unix: _PerLoop[_KeptUnix] = _PerLoop(_KeptUnix)
 
 
 async def _network_call(
     endpoint: NetworkEndpoint, header: dict[str, Any], payload: bytes | None, max_payload: int
 ) -> tuple[dict[str, Any], bytes]:
-    kept = _kept_here()
+    kept = _kept.here()
     connection = kept.take(endpoint)
     if connection is not None:
         try:
