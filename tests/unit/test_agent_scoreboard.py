@@ -29,6 +29,13 @@ def board() -> Iterator[Scoreboard]:
         os.close(board.fd)
 
 
+def taken_slot(board: Scoreboard) -> tuple[int, Slot]:
+    """A slot taken as the pool takes one for a new worker, and the worker's view of it."""
+    index = board.take()
+    assert index is not None
+    return index, Slot(board.fd, index)
+
+
 def test_slots_start_free_and_a_taken_one_is_idle(board: Scoreboard) -> None:
     assert idle_count(board.fd) == 0
     assert {state for state, *_ in board.read()} == {FREE}
@@ -50,9 +57,7 @@ def test_there_are_only_so_many_slots(board: Scoreboard) -> None:
 
 
 def test_a_request_is_activity_from_its_start_to_its_end(board: Scoreboard) -> None:
-    index = board.take()
-    assert index is not None
-    slot = Slot(board.fd, index)
+    index, slot = taken_slot(board)
     slot.set("busy", 10.0)
     assert board.read()[index] == (BUSY, 0, 10.0, 10.0)
     assert idle_count(board.fd) == 0
@@ -61,9 +66,7 @@ def test_a_request_is_activity_from_its_start_to_its_end(board: Scoreboard) -> N
 
 
 def test_a_ping_is_a_request_but_not_activity(board: Scoreboard) -> None:
-    index = board.take()
-    assert index is not None
-    slot = Slot(board.fd, index)
+    index, slot = taken_slot(board)
     slot.set("ping", 3.0)
     assert board.read()[index] == (PING, 0, 3.0, 0.0)
     slot.set("idle", 4.0)
@@ -73,9 +76,7 @@ def test_a_ping_is_a_request_but_not_activity(board: Scoreboard) -> None:
 def test_a_retiring_worker_is_not_counted_idle_but_its_last_request_counts(
     board: Scoreboard,
 ) -> None:
-    index = board.take()
-    assert index is not None
-    slot = Slot(board.fd, index)
+    index, slot = taken_slot(board)
     slot.set("busy", 5.0)
     slot.leave()  # told to retire while serving: it finishes the request first
     slot.set("idle", 6.0)
@@ -84,9 +85,7 @@ def test_a_retiring_worker_is_not_counted_idle_but_its_last_request_counts(
 
 
 def test_waiting_on_a_kept_connection_is_neither_idle_nor_a_request(board: Scoreboard) -> None:
-    index = board.take()
-    assert index is not None
-    slot = Slot(board.fd, index)
+    index, slot = taken_slot(board)
     slot.set("busy", 1.0)
     slot.set("idle", 2.0)
     slot.set("kept", 2.0)
@@ -97,9 +96,7 @@ def test_waiting_on_a_kept_connection_is_neither_idle_nor_a_request(board: Score
 
 
 def test_going_idle_without_a_request_is_not_a_request(board: Scoreboard) -> None:
-    index = board.take()
-    assert index is not None
-    slot = Slot(board.fd, index)
+    index, slot = taken_slot(board)
     slot.set("busy", 1.0)
     slot.set("idle", 2.0)
     slot.set("idle", 7.0)
