@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from calchub import hosttools, installs
+from calchub import arrivals, hosttools, installs
 from calchub.accounts.key_cache import KeyCache
 from calchub.config import Settings
 from calchub.datafolder import make_private
@@ -118,8 +119,11 @@ class Hub:
         return problem
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        """Run work after the response is sent; keeps a reference so it is not collected."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        """Run work after the response is sent; keeps a reference so it is not collected.
+        It serves no request: its counter reads are fresh (calchub/arrivals.py)."""
+        context = contextvars.copy_context()
+        context.run(arrivals.serving, None)
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 

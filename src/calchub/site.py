@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import arrivals
 from calchub.config import Settings
 from calchub.db.counters import CounterReader, reader_if_triggers_exist
 from calchub.db.tables import server_settings
@@ -219,7 +220,8 @@ class SiteSettings:
             )
             self._checked = True
         # Read before the rows: a change committed in between leaves them under the old value.
-        epoch = await self._counters.read(COUNTER)
+        # A read begun after the served request arrived will do (calchub/arrivals.py).
+        epoch = await self._counters.read(COUNTER, arrivals.served())
         if epoch is not None and self._kept is not None and self._kept[0] == epoch:
             return self._kept[1]
         async with self._engine.connect() as conn:

@@ -48,7 +48,10 @@ async def authenticate(hub: Hub, request: Request, *, public: bool) -> Actor:
     key = key_from_header(request.headers.get("authorization"))
     if key == "" and public:
         return Actor.anonymous(ip)
-    found = await hub.key_cache.lookup(key, arrivals.arrival(request.scope))
+    arrival = arrivals.arrival(request.scope)
+    # Later counter reads for this request (site settings) may share the key check's read.
+    arrivals.serving(arrival)
+    found = await hub.key_cache.lookup(key, arrival)
     if found is None:
         raise ProtocolError(WRONG_KEY)
     if found.banned:
