@@ -24,6 +24,7 @@ from calchub.mail import Mailer, mailer_from_settings
 from calchub.metrics import CountingMailer
 from calchub.projects.agent_addresses import AgentAddressStore
 from calchub.projects.aggregate import Aggregator
+from calchub.projects.edits import ProjectEdits
 from calchub.projects.quota_inputs import QuotaInputsStore
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
@@ -62,6 +63,8 @@ class Hub:
     quota_inputs: QuotaInputsStore = field(init=False)
     # One-row reads without the engine's pool, for the checks every project call makes.
     loop_reads: LoopReads = field(init=False)
+    # Projects' `last_edited`, written at most every 30 s per project by this hub.
+    edits: ProjectEdits = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -69,6 +72,7 @@ class Hub:
         self.key_cache = KeyCache(self.engine, self.counters)
         self.quota_inputs = QuotaInputsStore(self.engine)
         self.loop_reads = LoopReads(self.engine)
+        self.edits = ProjectEdits(self.engine)
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -146,6 +150,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.runtime.close()
         await self.mailer.close()
+        await self.edits.close()
         self.key_cache.clear()
         await self.counters.close()
         await self.loop_reads.close()

@@ -1,9 +1,12 @@
-"""Per-key asyncio locks that do not outlive their use, and pulses to wait on."""
+"""Per-key asyncio locks that do not outlive their use, pulses to wait on, and per-key
+throttles that forget keys once they no longer hold anything back."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 
@@ -78,3 +81,37 @@ class KeyedCounts:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+
+class Throttle:
+    """At most one go per key every `interval_s` (on `clock`, monotonic seconds), in this
+    process. Keys are kept in the order of their last go, so the ones older than the
+    interval, which no longer hold anything back, are dropped from the front as new goes
+    come in: the table holds about as many keys as had a go within one interval, however
+    many keys there ever were."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: OrderedDict[str, float] = OrderedDict()
+
+    def claim(self, key: str) -> bool:
+        """Whether `key` may go now; if so, its go is counted from now."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        self._prune(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        while self._last:
+            key, last = next(iter(self._last.items()))
+            if now - last < self.interval_s:
+                return
+            del self._last[key]
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -1,12 +1,19 @@
-"""Projects through the domain: exec and text files, with the access rule, on both runtimes."""
+"""Projects through the domain: exec and text files, with the access rule, and the edit an
+allowed call records, on both runtimes."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import select, update
+
+from calchub.db.tables import projects
 from calchub.errors import Failed, Invalid, LimitExceeded, NotFound, Refused
 from calchub.hub import Hub
 from calchub.projects import files
+from calchub.projects.access import require_project
+from calchub.projects.edits import ProjectEdits
 from calchub.projects.execution import Command, run_command
 from tests.domain.conftest import MakePerson, Person, as_admin
 
@@ -80,3 +87,58 @@ async def test_the_access_rule_for_every_role(
         await files.read_text(hub, owner.actor, ghost, "a.txt")
     with pytest.raises(Invalid, match=r"invalid project_id -- \.\./etc"):
         await files.read_text(hub, owner.actor, "../etc", "a.txt")
+
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+async def _edited(hub: Hub, project_id: str) -> datetime | None:
+    async with hub.engine.connect() as conn:
+        return await conn.scalar(
+            select(projects.c.last_edited).where(projects.c.project_id == project_id)
+        )
+
+
+async def test_the_edit_does_not_wait_on_a_transaction_of_the_same_request(
+    hub: Hub, owner: Person, project: str
+) -> None:
+    """A check made while the request holds the write lock (SQLite) or the project's row
+    (PostgreSQL) in a transaction of its own: the edit's write waits for it, the check does
+    not (beyond the edits' short wait), and the write lands once the transaction ends."""
+    kept = hub.edits
+    hub.edits = ProjectEdits(hub.engine, wait_s=0.05)
+    try:
+        async with hub.engine.begin() as conn:
+            await conn.execute(
+                update(projects)
+                .where(projects.c.project_id == project)
+                .values(last_edited=LONG_AGO)
+            )
+            found = await require_project(hub, owner.actor, project, write=False)
+            assert found.project_id == project
+            assert hub.edits.under_way == 1  # the write waits for this transaction
+        await hub.edits.finished()
+        edited = await _edited(hub, project)
+        assert edited is not None and edited > LONG_AGO
+    finally:
+        await hub.edits.close()
+        hub.edits = kept
+
+
+async def test_a_deleted_project_is_not_edited(hub: Hub, owner: Person, project: str) -> None:
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            update(projects)
+            .where(projects.c.project_id == project)
+            .values(deleted=True, last_edited=LONG_AGO)
+        )
+    try:
+        # As when the project is deleted between the check and the write.
+        await hub.edits.write(project)
+        await hub.edits.finished()
+        assert await _edited(hub, project) == LONG_AGO
+    finally:
+        async with hub.engine.begin() as conn:
+            await conn.execute(
+                update(projects).where(projects.c.project_id == project).values(deleted=False)
+            )

@@ -42,7 +42,9 @@ async def _allowed(hub: Hub, actor: Actor, project_id: str, write: bool) -> Proj
 
 
 async def require_project(hub: Hub, actor: Actor, project_id: str, *, write: bool) -> ProjectRow:
-    """The get_project(read|write) check of project_exec and the file endpoints.
+    """The get_project(read|write) check of project_exec, the text files and the
+    collaborator calls, on every edge; on success it marks the project edited, as CoCalc's
+    does (at most every 30 s per project on this hub).
 
     A project that does not exist gets the same answer as one the caller may not use, so
     strangers learn nothing about which projects exist."""
@@ -54,6 +56,9 @@ async def require_project(hub: Hub, actor: Actor, project_id: str, *, write: boo
     if project is None:
         kind = "write" if write else "read"
         raise Refused(f"User {_who(actor)} does not have {kind} access to project {project_id}")
+    # Allowed: the project counts as edited now (projects/edits.py; mostly a lookup).
+    if hub.edits.due(project.project_id):
+        await hub.edits.write(project.project_id)
     return project
 
 
