@@ -4,6 +4,7 @@ and every route: success, refusals, bad input, other users' ids."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -490,3 +491,83 @@ def test_async_exec_jobs(server: Server, make_user: MakeUser) -> None:
         "too many exec jobs running in this project (at most 10)"
     )
     assert ok(server, owner.api_key, "projects/stop", {"project_id": project}) == {"status": "ok"}
+
+
+def _poll(server: Server, key: str, job_id: str, done: Callable[[Any], bool], **fields: Any) -> Any:
+    """Poll the job until `done` says so of its state; it must still be running meanwhile."""
+    deadline = time.monotonic() + 60
+    while True:
+        got = ok(server, key, "exec", {"async_get": job_id, **fields})
+        if done(got):
+            return got
+        assert got["status"] == "running" and time.monotonic() < deadline, got
+        time.sleep(0.05)
+
+
+def _waiting_for(name: str) -> str:
+    """Shell that waits until the test creates `name` in the home folder."""
+    return f"while [ ! -e {name} ]; do sleep 0.02; done"
+
+
+def test_async_exec_output_grows_while_it_runs(server: Server, user: User) -> None:
+    key, project = user.api_key, _project(server, user)
+    job = {
+        "project_id": project,
+        "command": f"echo first; echo oops >&2; {_waiting_for('go')}; echo second",
+        "bash": True,
+        "timeout": 60,
+        "async_call": True,
+    }
+    started = ok(server, key, "exec", job)
+    # The reply comes once the command started, with its pid.
+    assert isinstance(started["pid"], int) and started["pid"] > 0
+    assert (started["status"], started["stdout"]) == ("running", "")
+    job_id = started["job_id"]
+    partial = _poll(
+        server, key, job_id, lambda got: got["stdout"] == "first\n" and got["stderr"] == "oops\n"
+    )
+    assert partial["status"] == "running" and partial["pid"] == started["pid"]
+    ok(server, key, "exec", {"project_id": project, "command": "touch go", "bash": True})
+    done = ok(server, key, "exec", {"async_get": job_id, "async_await": True})
+    assert (done["status"], done["stdout"], done["stderr"], done["exit_code"]) == (
+        "completed",
+        "first\nsecond\n",
+        "oops\n",
+        0,
+    )
+    assert done["pid"] == started["pid"]
+
+    # Output beyond max_output is cut while the job runs as it is at its end.
+    job = {
+        **job,
+        "command": f"printf '%030d' 0; {_waiting_for('go2')}; echo more",
+        "max_output": 10,
+    }
+    job_id = ok(server, key, "exec", job)["job_id"]
+    cut = "0" * 10 + " (truncated at 10 characters)"
+    _poll(server, key, job_id, lambda got: got["stdout"] == cut)
+    ok(server, key, "exec", {"project_id": project, "command": "touch go2", "bash": True})
+    done = ok(server, key, "exec", {"async_get": job_id, "async_await": True})
+    assert (done["status"], done["stdout"]) == ("completed", cut)
+
+    # With async_stats, samples of the command's processes: the first a second after its
+    # start.
+    job = {**job, "command": _waiting_for("go3"), "max_output": None}
+    job_id = ok(server, key, "exec", job)["job_id"]
+    sampled = _poll(server, key, job_id, lambda got: got["stats"] != [], async_stats=True)
+    for sample in sampled["stats"]:
+        assert set(sample) == {"timestamp", "mem_rss", "cpu_pct", "cpu_secs"}
+        assert isinstance(sample["timestamp"], int) and sample["timestamp"] >= started["start"]
+        assert all(isinstance(sample[k], int | float) and sample[k] >= 0 for k in sample)
+    ok(server, key, "exec", {"project_id": project, "command": "touch go3", "bash": True})
+    done = ok(server, key, "exec", {"async_get": job_id, "async_await": True, "async_stats": True})
+    assert done["status"] == "completed" and len(done["stats"]) >= len(sampled["stats"])
+
+    # A command that cannot start answers without a pid, and ends in an error.
+    started = ok(
+        server, key, "exec", {"project_id": project, "command": "no-such-cmd", "async_call": True}
+    )
+    assert "pid" not in started
+    done = ok(server, key, "exec", {"async_get": started["job_id"], "async_await": True})
+    assert done["status"] == "error" and "pid" not in done
+    assert ok(server, key, "projects/stop", {"project_id": project}) == {"status": "ok"}

@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from calchub.runtime import ExecRequest, LocalRuntime, ProjectSpec
+from calchub.runtime import ExecRequest, ExecWatch, LocalRuntime, ProjectSpec
 from tests.runtime.conftest import Projects, Shell, processes_of
 
 
@@ -258,3 +259,60 @@ async def test_output_beyond_what_the_pipes_hold_arrives_whole(
     assert result.stdout == "a" * 3_000_000
     assert result.stderr == "b" * 1_000_000
     assert not (result.stdout_truncated or result.stderr_truncated)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Wait until `check` holds (what a watched exec reports arrives as the command runs)."""
+    async with asyncio.timeout(30):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_watched_exec_tells_its_start_output_and_use_as_it_runs(
+    runtime: LocalRuntime, project: ProjectSpec
+) -> None:
+    watch = ExecWatch(1000)
+    script = "echo first; echo oops >&2; while [ ! -e go ]; do sleep 0.02; done; echo second"
+    running = asyncio.ensure_future(runtime.exec(project, request(script, bash=True), watch))
+    try:
+        await asyncio.wait_for(watch.started.wait(), 30)
+        assert isinstance(watch.pid, int) and watch.pid > 0
+        await _until(lambda: (watch.stdout(), watch.stderr()) == ("first\n", "oops\n"))
+        # The first sample of its processes comes a second after its start.
+        await _until(lambda: len(watch.samples) > 0)
+        sample = watch.samples[0]
+        assert set(sample) == {"timestamp", "mem_rss", "cpu_pct", "cpu_secs"}
+        assert sample["mem_rss"] > 0 and sample["timestamp"] > time.time() * 1000 - 60_000
+        assert not running.done()
+        await runtime.write_file(project, "go", b"")
+        result = await running
+    finally:
+        running.cancel()
+    assert (result.stdout, result.stderr, result.exit_code) == ("first\nsecond\n", "oops\n", 0)
+
+
+async def test_a_watched_exec_keeps_to_its_output_limit(
+    runtime: LocalRuntime, project: ProjectSpec
+) -> None:
+    watch = ExecWatch(1000)
+    result = await runtime.exec(
+        project, request("yes | head -c 50000000", bash=True, max_output=1000), watch
+    )
+    assert result.stdout_truncated and len(result.stdout) == 1000
+    assert len(watch.stdout()) <= 1001
+
+
+async def test_a_watched_exec_ends_when_its_watcher_goes(
+    runtime: LocalRuntime, project: ProjectSpec
+) -> None:
+    watch = ExecWatch(100)
+    running = asyncio.ensure_future(
+        runtime.exec(project, request("echo up; sleep 1004", bash=True), watch)
+    )
+    await _until(lambda: watch.stdout() == "up\n")
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await _until(lambda: not [p for p in processes_of(project.uid) if "sleep 1004" in p])

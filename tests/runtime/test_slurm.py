@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from calchub.runtime import ExecRequest, ExecResult, ProjectSpec, Quota, RuntimeFailure
+from calchub.runtime import (
+    ExecRequest,
+    ExecResult,
+    ExecWatch,
+    ProjectSpec,
+    Quota,
+    RuntimeFailure,
+)
 from calchub.runtime.base import QuotaExceeded
 from calchub.runtime.slurm import SlurmRuntime
 from tests.runtime.conftest import Projects, processes_of
@@ -110,6 +117,19 @@ async def test_projects_run_on_different_nodes(
         home = hub.projects_root / spec.project_id
         assert (home / "notes" / "a.txt").stat().st_uid == spec.uid
         assert (await hub.status(spec.project_id)).running
+
+
+async def test_a_watched_exec_over_the_network_runs_as_a_plain_one(
+    hub: SlurmRuntime, projects: Projects
+) -> None:
+    """A relay passes no news before a reply: the command runs, its output comes at its
+    end, and its pid is not known."""
+    spec = projects.spec(hub)
+    watch = ExecWatch(100)
+    request = ExecRequest("echo on a node", [], "", 20, 100, True)
+    result = await hub.exec(spec, request, watch)
+    assert (result.stdout, result.exit_code) == ("on a node\n", 0)
+    assert watch.started.is_set() and watch.pid is None and watch.stdout() == ""
 
 
 async def test_peeks_never_start_a_project(

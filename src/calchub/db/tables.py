@@ -797,6 +797,10 @@ exec_jobs = Table(
     Column("finished", UtcDateTime, nullable=True),
     # When a running job counts as lost (its hub stopped): its timeout and some slack.
     Column("deadline", UtcDateTime, nullable=False),
+    # The command's pid, once started, where the runtime tells it.
+    Column("pid", Integer, nullable=True),
+    # Resource samples of its processes (the last 100), where the runtime takes them.
+    Column("stats", Json, nullable=True),
 )
 
 # Where a running project's agent answers over the network (runtimes whose agents run on

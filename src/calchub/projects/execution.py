@@ -14,7 +14,7 @@ from calchub.hub import Hub
 from calchub.projects.access import require_project
 from calchub.projects.lifecycle import ensure_running
 from calchub.projects.runtime_errors import domain_error
-from calchub.runtime import ExecRequest, ExecResult, RuntimeFailure
+from calchub.runtime import ExecRequest, ExecResult, ExecWatch, RuntimeFailure
 
 REFUSED = {
     "smc-jupyter": "do not run smc-jupyter directly",
@@ -64,8 +64,12 @@ class Command:
     env: dict[str, str] | None = None
 
 
-async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> ExecOutput:
-    """Run `cmd` in the project (started on demand) with CoCalc's semantics."""
+async def run_command(
+    hub: Hub, actor: Actor, project_id: str, cmd: Command, watch: ExecWatch | None = None
+) -> ExecOutput:
+    """Run `cmd` in the project (started on demand) with CoCalc's semantics; with `watch`,
+    the runtime reports there as it runs (and the run is its own, never shared by
+    `aggregate`: each watcher sees its own command)."""
     project = await require_project(hub, actor, project_id, write=True)
     site = await hub.site.all()
     limits = ExecLimits(
@@ -85,12 +89,12 @@ async def run_command(hub: Hub, actor: Actor, project_id: str, cmd: Command) -> 
     async def run() -> Any:
         spec = await ensure_running(hub, project, site)
         began = time.monotonic()
-        result = await hub.runtime.exec(spec, request)
+        result = await hub.runtime.exec(spec, request, watch)
         metrics.observe_exec(time.monotonic() - began, result.exit_code == 0)
         return result
 
     try:
-        if cmd.aggregate is None:
+        if cmd.aggregate is None or watch is not None:
             result = await run()
         else:
             key = (
@@ -160,6 +164,12 @@ def _limit(text: str, truncated: bool, limit: int) -> str:
     if truncated or len(text) >= limit:
         return text[:limit] + f" (truncated at {limit} characters)"
     return text
+
+
+def limited(text: str, limit: int) -> str:
+    """Output so far (at most `limit`+1 characters of it), noted as the final output is
+    when it reaches the limit."""
+    return _limit(text, len(text) > limit, limit)
 
 
 def exec_reply(

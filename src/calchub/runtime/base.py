@@ -4,8 +4,10 @@ today, perhaps Kubernetes pods later) implement `ProjectRuntime`."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -133,6 +135,75 @@ class ExecResult:
     stdout_truncated: bool
     stderr_truncated: bool
     script_path: str | None
+
+
+# Resource samples an ExecWatch keeps (the newest), and the largest pid it believes.
+MAX_EXEC_SAMPLES = 100
+MAX_PID = 1 << 22
+SAMPLE_FIELDS = ("timestamp", "mem_rss", "cpu_pct", "cpu_secs")
+
+
+class ExecWatch:
+    """What a command did so far, for a caller that looks before it ends (an asynchronous
+    job, polled while it runs): given to `ProjectRuntime.exec`, which reports here as the
+    command runs. The blocking path passes none and pays nothing.
+
+    What the runtime reports may come from inside the project, so this keeps it bounded
+    whatever arrives: at most `limit`+1 characters per stream (one more than kept, so that
+    truncation shows), a pid only when it is a plausible one, the last MAX_EXEC_SAMPLES
+    resource samples ({timestamp (ms), mem_rss (MiB), cpu_pct, cpu_secs}) of numbers only.
+    `changes` counts what changed, so a reader can tell whether to look again. `started` is
+    set by `begin`, once the command started (with `pid` when the backend knows it); a
+    command that could not start never sets it: its exec returns instead."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self.pid: int | None = None
+        self.started = asyncio.Event()
+        self.samples: deque[dict[str, float]] = deque(maxlen=MAX_EXEC_SAMPLES)
+        self.changes = 0
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._counts = [0, 0]
+
+    def begin(self, pid: object) -> None:
+        """The command started, as process `pid` (anything but a plausible pid: unknown)."""
+        if self.started.is_set():
+            return
+        if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID:
+            self.pid = pid
+        self.started.set()
+        self.changes += 1
+
+    def add_output(self, stdout: str, stderr: str) -> None:
+        """More of each stream, in order."""
+        for index, (parts, text) in enumerate(((self._out, stdout), (self._err, stderr))):
+            room = self.limit + 1 - self._counts[index]
+            if text and room > 0:
+                text = text[:room]
+                parts.append(text)
+                self._counts[index] += len(text)
+                self.changes += 1
+
+    def add_sample(self, sample: dict[str, object]) -> None:
+        """One resource sample; one with a missing or non-numeric field is dropped."""
+        values: dict[str, float] = {}
+        for name in SAMPLE_FIELDS:
+            value = sample.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return
+            if not math.isfinite(value) or not 0 <= value < 1e16:
+                return
+            values[name] = value
+        self.samples.append(values)
+        self.changes += 1
+
+    def stdout(self) -> str:
+        """The output so far (at most `limit`+1 characters)."""
+        return "".join(self._out)
+
+    def stderr(self) -> str:
+        return "".join(self._err)
 
 
 @dataclass
@@ -301,7 +372,12 @@ class ProjectRuntime(ABC):
         return {project_id: await self.status(project_id) for project_id in project_ids}
 
     @abstractmethod
-    async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult: ...
+    async def exec(
+        self, spec: ProjectSpec, request: ExecRequest, watch: ExecWatch | None = None
+    ) -> ExecResult:
+        """Run the command to its end. With `watch`, report to it as the command runs: its
+        start (and pid), its output as it comes, resource samples where the backend takes
+        them (each only as far as the backend can tell)."""
 
     @abstractmethod
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:

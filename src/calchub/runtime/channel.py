@@ -47,6 +47,14 @@ UNIX_KEEP_IDLE_S = 5.0
 UNIX_KEEP_PER_PATH = 2
 
 
+# Takes one header of news and its size in bytes (see `call`).
+EventHandler = Callable[[dict[str, Any], int], None]
+
+
+class NoEvents(RuntimeFailure):
+    """News before a reply was asked of a relay, which passes none (nothing was sent)."""
+
+
 class AgentUnreachable(RuntimeFailure):
     """Nothing answers on the project's socket: the project is not running."""
 
@@ -127,6 +135,7 @@ async def call(
     wait_s: float,
     max_payload: int = 0,
     file_device: int | None = None,
+    on_event: EventHandler | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Send one request and return the reply header and its payload (if any), giving up
     after `wait_s` seconds.
@@ -134,10 +143,14 @@ async def call(
     With `file_device` (a read, from an agent on this machine), the agent may pass the file
     it opened instead of sending its bytes, when the file is on that device (the home's
     file system): the hub then reads at most `max_payload` bytes of it itself, and the
-    payload returned is what it read."""
+    payload returned is what it read.
+
+    With `on_event` (a request to an agent on this machine that sends news before its
+    reply), each header with an "event" before the reply goes there, with its size; it may
+    raise to give up, which closes the connection. A relay passes no news: NoEvents."""
     try:
         async with asyncio.timeout(wait_s):
-            return await _call(endpoint, header, payload, max_payload, file_device)
+            return await _call(endpoint, header, payload, max_payload, file_device, on_event)
     except TimeoutError:
         raise RuntimeFailure(f"Timed out after {wait_s:g} seconds.") from None
 
@@ -184,11 +197,16 @@ async def _call(
     payload: bytes | None,
     max_payload: int,
     file_device: int | None,
+    on_event: EventHandler | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     if isinstance(endpoint, str):
         if header.get("keep") is True and payload is None:
             return await _kept_unix_exchange(endpoint, header, max_payload, file_device)
-        return await _unix_exchange(endpoint, header, payload, max_payload, file_device)
+        return await _unix_exchange(
+            endpoint, header, payload, max_payload, file_device, on_event=on_event
+        )
+    if on_event is not None:
+        raise NoEvents("a relay passes no news before a reply")
     # A relay cannot forward descriptors: the bytes come inline.
     return await _network_call(endpoint, header, payload, max_payload)
 
@@ -201,6 +219,7 @@ async def _unix_exchange(
     file_device: int | None,
     *,
     passing: int | None = None,
+    on_event: EventHandler | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """`_exchange` on the agent's Unix socket with the loop's socket calls: without a
     stream reader, writer and protocol per call, an exec costs the hub noticeably less.
@@ -209,7 +228,7 @@ async def _unix_exchange(
     received = await _connect(loop, path)
     try:
         return await _unix_request(
-            received, header, payload, max_payload, file_device, passing=passing
+            received, header, payload, max_payload, file_device, passing=passing, on_event=on_event
         )
     finally:
         received.discard()
@@ -254,6 +273,7 @@ async def _unix_request(
     *,
     passing: int | None = None,
     reused: bool = False,
+    on_event: EventHandler | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """One request and its reply on a connection to the agent's socket, which stays open.
     On a `reused` connection, a request the agent never read (it had closed the connection,
@@ -285,6 +305,8 @@ async def _unix_request(
         if length > MAX_REPLY_HEADER:
             raise RuntimeFailure("the project sent an oversized reply")
         reply = _decode(await received.exactly(length))
+        if on_event is not None:
+            reply = await _events(received, reply, length, on_event)
         fds = received.take_fds()
         if reply.get("fd") is True and reply.get("ok") is True:
             return await _passed_file(reply, fds, file_device, max_payload)
@@ -302,6 +324,23 @@ async def _unix_request(
         if reused and not replied:
             raise _Stale from exc
         raise RuntimeFailure("the project closed the connection (did it stop?)") from exc
+
+
+async def _events(
+    received: _Received, reply: dict[str, Any], length: int, on_event: EventHandler
+) -> dict[str, Any]:
+    """Pass on the news that comes before the reply (`reply`, of `length` bytes, is the
+    first header), and return the reply."""
+    while "event" in reply and "ok" not in reply:
+        if fds := received.take_fds():
+            close_all(fds)
+            raise malformed()
+        on_event(reply, length)
+        (length,) = FRAME.unpack(await received.exactly(FRAME.size))
+        if length > MAX_REPLY_HEADER:
+            raise RuntimeFailure("the project sent an oversized reply")
+        reply = _decode(await received.exactly(length))
+    return reply
 
 
 async def _kept_unix_exchange(

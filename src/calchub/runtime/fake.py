@@ -10,6 +10,7 @@ as the server's own user.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import errno
 import math
@@ -30,6 +31,7 @@ from calchub.runtime.base import (
     DirectoryListing,
     ExecRequest,
     ExecResult,
+    ExecWatch,
     FileContents,
     FileFailure,
     PathRefused,
@@ -137,7 +139,9 @@ class FakeRuntime(ProjectRuntime):
 
     # -- processes
 
-    async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult:
+    async def exec(
+        self, spec: ProjectSpec, request: ExecRequest, watch: ExecWatch | None = None
+    ) -> ExecResult:
         await self.start(spec)
         cwd = self._resolve(spec, request.path)
         limit = HARD_OUTPUT_CAP if request.max_output is None else request.max_output
@@ -158,7 +162,7 @@ class FakeRuntime(ProjectRuntime):
         else:
             argv = [request.command, *request.args]
         try:
-            return await self._run(spec, argv, cwd, env, request.timeout_s, limit, script)
+            return await self._run(spec, argv, cwd, env, request.timeout_s, limit, script, watch)
         finally:
             if script:
                 with contextlib.suppress(OSError):
@@ -173,6 +177,7 @@ class FakeRuntime(ProjectRuntime):
         timeout_s: float,
         limit: int,
         script: str | None,
+        watch: ExecWatch | None = None,
     ) -> ExecResult:
         try:
             process = await asyncio.create_subprocess_exec(
@@ -198,7 +203,11 @@ class FakeRuntime(ProjectRuntime):
             )
         self._running[spec.project_id].processes.add(process)
         assert process.stdout is not None and process.stderr is not None
-        reading = asyncio.gather(_read(process.stdout, limit), _read(process.stderr, limit))
+        if watch is not None:
+            watch.begin(process.pid)
+        reading = asyncio.gather(
+            _read(process.stdout, limit, watch, 0), _read(process.stderr, limit, watch, 1)
+        )
         timed_out = False
         try:
             await asyncio.wait_for(process.wait(), timeout_s)
@@ -425,11 +434,18 @@ class FakeRuntime(ProjectRuntime):
         return source, target, needed
 
 
-async def _read(stream: asyncio.StreamReader, limit: int) -> tuple[str, bool]:
-    """At most `limit` characters of the stream (the rest is read and dropped)."""
+async def _read(
+    stream: asyncio.StreamReader, limit: int, watch: ExecWatch | None = None, index: int = 0
+) -> tuple[str, bool]:
+    """At most `limit` characters of the stream (the rest is read and dropped); with
+    `watch`, its text also goes there as it comes (stream `index`: 0 stdout, 1 stderr)."""
     kept = bytearray()
     cut = False
+    decoder = None if watch is None else codecs.getincrementaldecoder("utf-8")("replace")
     while chunk := await stream.read(65536):
+        if watch is not None and decoder is not None:
+            text = decoder.decode(chunk)
+            watch.add_output(*((text, "") if index == 0 else ("", text)))
         room = limit * 4 - len(kept)  # characters are at most 4 bytes
         if room > 0:
             kept += chunk[:room]

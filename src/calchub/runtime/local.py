@@ -57,6 +57,7 @@ from calchub.runtime.base import (
     DirectoryListing,
     ExecRequest,
     ExecResult,
+    ExecWatch,
     FileContents,
     PathRefused,
     ProjectRuntime,
@@ -789,21 +790,28 @@ class LocalRuntime(ProjectRuntime):
         *,
         wait_s: float | None = None,
         max_payload: int = 0,
+        on_event: channel.EventHandler | None = None,
     ) -> tuple[dict[str, Any], bytes]:
+        """With `on_event`, news before the reply goes there (see channel.call), and the
+        reply of an agent that does not know the operation is returned, not raised."""
         _check_spec(spec, self.sandboxed)
         wait = self._io_timeout_s if wait_s is None else wait_s
         endpoint = await self._endpoint(spec)
         device = self._file_device(spec.project_id, header)
         kept = self._payloads, spec.project_id
         try:
-            reply, data = await _send(endpoint, header, payload, wait, max_payload, device, kept)
+            reply, data = await _send(
+                endpoint, header, payload, wait, max_payload, device, kept, on_event
+            )
         except channel.AgentUnreachable:
             # It ended between our check and the call (idle timeout): start it once more.
             self._known.pop(spec.project_id, None)
             endpoint = await self._endpoint(spec, fresh=True)
             device = self._file_device(spec.project_id, header)
-            reply, data = await _send(endpoint, header, payload, wait, max_payload, device, kept)
-        if not reply.get("ok"):
+            reply, data = await _send(
+                endpoint, header, payload, wait, max_payload, device, kept, on_event
+            )
+        if not reply.get("ok") and not (on_event is not None and unknown_operation(reply)):
             raise agent_error(reply, self._real_home(spec.project_id))
         return reply, data
 
@@ -821,7 +829,9 @@ class LocalRuntime(ProjectRuntime):
 
     # -- operations
 
-    async def exec(self, spec: ProjectSpec, request: ExecRequest) -> ExecResult:
+    async def exec(
+        self, spec: ProjectSpec, request: ExecRequest, watch: ExecWatch | None = None
+    ) -> ExecResult:
         if not request.timeout_s > 0:
             raise ValueError("timeout_s must be positive")
         header = {
@@ -836,7 +846,11 @@ class LocalRuntime(ProjectRuntime):
             # The connection is kept for the project's next exec (calchub.runtime.channel).
             "keep": True,
         }
-        reply, _ = await self._call(spec, header, wait_s=request.timeout_s + EXEC_GRACE_S)
+        wait_s = request.timeout_s + EXEC_GRACE_S
+        if watch is None:
+            reply, _ = await self._call(spec, header, wait_s=wait_s)
+        else:
+            reply = await self._watched_exec(spec, header, wait_s, watch)
         keep = request.max_output
         stdout, stderr = _text(reply, "stdout"), _text(reply, "stderr")
         script = reply.get("script_path")
@@ -850,6 +864,23 @@ class LocalRuntime(ProjectRuntime):
             stderr_truncated=reply.get("stderr_truncated") is True,
             script_path=script if isinstance(script, str) else None,
         )
+
+    async def _watched_exec(
+        self, spec: ProjectSpec, header: dict[str, Any], wait_s: float, watch: ExecWatch
+    ) -> dict[str, Any]:
+        """The exec's reply, its news on the way going to `watch`. An agent started before
+        it knew watched execs, or a relay (which passes no news), runs it as a plain exec:
+        its output then comes at its end, and its pid is not known."""
+        events = _ExecEvents(watch, float(header["timeout_s"]))
+        try:
+            watched = {**header, "op": "exec_watch", "keep": False}
+            reply, _ = await self._call(spec, watched, wait_s=wait_s, on_event=events)
+        except channel.NoEvents:
+            reply = None
+        if reply is None or unknown_operation(reply):
+            watch.begin(None)
+            reply, _ = await self._call(spec, header, wait_s=wait_s)
+        return reply
 
     async def read_file(self, spec: ProjectSpec, path: str, max_bytes: int) -> bytes:
         return (await self.read_file_located(spec, path, max_bytes)).data
@@ -1138,6 +1169,7 @@ async def _send(
     max_payload: int,
     file_device: int | None = None,
     kept: tuple[PayloadFiles, str] | None = None,
+    on_event: channel.EventHandler | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """`kept`: where the memory files of a project's writes are kept between its writes,
     and the project (None: a new file each time)."""
@@ -1167,8 +1199,40 @@ async def _send(
             return reply, data
         # An agent started before this hub knew memory files: send the bytes inline.
     return await channel.call(
-        endpoint, header, payload, wait_s=wait_s, max_payload=max_payload, file_device=file_device
+        endpoint,
+        header,
+        payload,
+        wait_s=wait_s,
+        max_payload=max_payload,
+        file_device=file_device,
+        on_event=on_event,
     )
+
+
+class _ExecEvents:
+    """Takes a watched exec's news from the agent, which is not trusted: what it says goes
+    through the watch's bounds, and all its news together may take no more than an honest
+    agent's could (every character kept, JSON-escaped, plus a little per event for as long
+    as the exec may run), or the exec is given up."""
+
+    def __init__(self, watch: ExecWatch, timeout_s: float) -> None:
+        self.watch = watch
+        self.left = 2 * 12 * (watch.limit + 1) + (1 << 20) + int(4096 * timeout_s)
+
+    def __call__(self, event: dict[str, Any], size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise RuntimeFailure("the project sent too much while the command ran")
+        kind = event.get("event")
+        if kind == "output":
+            out, err = event.get("stdout"), event.get("stderr")
+            self.watch.add_output(
+                out if isinstance(out, str) else "", err if isinstance(err, str) else ""
+            )
+        elif kind == "started":
+            self.watch.begin(event.get("pid"))
+        elif kind == "stats":
+            self.watch.add_sample(event)
 
 
 async def _in_order(*steps: Awaitable[Any]) -> Any:

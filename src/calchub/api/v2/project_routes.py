@@ -49,9 +49,10 @@ class ExecBody(Body):
     ExecBody,
     "Run a command in a project: `project_id`, `command`, `args`, `path` (relative to the "
     "home folder), `timeout` (s, default 60), `max_output`, `bash`, `err_on_exit`. With "
-    "`async_call` it answers a `job_id` at once; `async_get` (with `async_await` to wait up "
-    "to 60 s, `async_stats`) polls it. Jobs are kept an hour, 100 per project, at most 10 "
-    "running, with up to 1 MB of output per stream.",
+    "`async_call` it answers a `job_id` (and the command's `pid`) once the command started; "
+    "`async_get` (with `async_await` to wait up to 60 s, `async_stats` for samples of its "
+    "memory and CPU use) polls it, its output growing while it runs. Jobs are kept an hour, "
+    "100 per project, at most 10 running, with up to 1 MB of output per stream.",
     '{"type":"blocking","stdout","stderr","exit_code"}',
 )
 async def exec_route(call: V2Call, body: ExecBody) -> Any:

@@ -30,7 +30,7 @@ from .wire import CHUNK, hub_gone, recv_frame, send_frame
 # Imported for the checker only: typing would cost every project's start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output is None
@@ -39,6 +39,11 @@ HARD_OUTPUT_CAP = 10 * 1024 * 1024  # characters kept per stream when max_output
 # (pipe-user-pages-soft) even with a hundred execs at once.
 SETTLE_S = 0.01
 PIPE_BYTES = 256 * 1024
+# A watched exec (an asynchronous job) sends the hub its new output at most this often, and
+# a sample of its processes' resources 1 s after its start, then every sixth of the time it
+# has run (at least 1 s, at most STATS_MAX_S), as CoCalc does.
+FLUSH_S = 0.5
+STATS_MAX_S = 60.0
 
 
 class Executor:
@@ -89,7 +94,18 @@ class Executor:
         finally:
             become_subreaper()
 
-    def op_exec(self, conn: socket.socket, req: dict[str, Any], _fds: list[int]) -> None:
+    def op_exec_watch(self, conn: socket.socket, req: dict[str, Any], fds: list[int]) -> None:
+        """As op_exec, telling the hub as the command runs, before the reply: once it started
+        {"event": "started", "pid"} (its pid as it sees itself), then {"event": "output",
+        "stdout", "stderr"} with what it wrote since the last (within the output limit), and
+        {"event": "stats", "timestamp", "mem_rss", "cpu_pct", "cpu_secs"} of its processes.
+        A hub asks for this only for execs it looks at while they run: the plain exec's path
+        stays as it is."""
+        self.op_exec(conn, req, fds, watch=True)
+
+    def op_exec(
+        self, conn: socket.socket, req: dict[str, Any], _fds: list[int], watch: bool = False
+    ) -> None:
         init = self._started_init([conn.fileno()])
         if init is None:
             raise ValueError("no exec init in this worker")
@@ -111,7 +127,10 @@ class Executor:
                 argv = ["bash", script]
             else:
                 argv = [command, *(str(a) for a in req.get("args") or [])]
-            result = init.run({"argv": argv, "cwd": cwd, "env": env}, timeout, limit, conn)
+            job: dict[str, Any] = {"argv": argv, "cwd": cwd, "env": env}
+            if watch:
+                job["report"] = True
+            result = init.run(job, timeout, limit, conn, watch)
         finally:
             if script:
                 with contextlib.suppress(OSError):
@@ -201,7 +220,12 @@ class ExecInit:
         self.channel.close()
 
     def run(
-        self, job: dict[str, Any], timeout: float, limit: int, conn: socket.socket
+        self,
+        job: dict[str, Any],
+        timeout: float,
+        limit: int,
+        conn: socket.socket,
+        watch: bool = False,
     ) -> dict[str, Any]:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -213,13 +237,19 @@ class ExecInit:
             os.close(out_w)
             os.close(err_w)
         try:
-            return self._collect(out_r, err_r, timeout, limit, conn)
+            return self._collect(out_r, err_r, timeout, limit, conn, Watch(conn) if watch else None)
         finally:
             os.close(out_r)
             os.close(err_r)
 
     def _collect(
-        self, out_r: int, err_r: int, timeout: float, limit: int, conn: socket.socket
+        self,
+        out_r: int,
+        err_r: int,
+        timeout: float,
+        limit: int,
+        conn: socket.socket,
+        watcher: Watch | None = None,
     ) -> dict[str, Any]:
         captures = {out_r: Capture(limit), err_r: Capture(limit)}
         pipes = {out_r, err_r}
@@ -243,20 +273,29 @@ class ExecInit:
             if waiting:
                 watch.append(self.channel)
             wait = min(remaining, settled - now) if settling else remaining
+            if watcher is not None and waiting:
+                wait = max(0.0, min(wait, watcher.due(now, captures[out_r], captures[err_r])))
             ready = select.select(watch, [], [], wait)[0]
             if conn in ready and hub_gone(conn):
                 self.kill()
                 raise EOFError("the hub went away")
             if self.channel in ready:
-                status = self._receive()
-                waiting = False
-                self.reusable = status is not None and status.get("free") is True
+                report = self._receive()
+                if watcher is not None and report is not None and "pid" in report:
+                    # The command started (asked for by a watched exec); its end comes next.
+                    self._tell(watcher.started, report["pid"], self.pid)
+                else:
+                    status = report
+                    waiting = False
+                    self.reusable = status is not None and status.get("free") is True
             for fd in pipes & set(ready):
                 chunk = os.read(fd, CHUNK)
                 if chunk:
                     captures[fd].feed(chunk)
                 else:
                     pipes.discard(fd)
+            if watcher is not None and waiting:
+                self._tell(watcher.tell, time.monotonic(), captures[out_r], captures[err_r])
         if timed_out:
             self.kill()
             # Every writer is dead now; collect what is still buffered in the pipes.
@@ -264,6 +303,14 @@ class ExecInit:
                 while chunk := os.read(fd, CHUNK):
                     captures[fd].feed(chunk)
         return exec_result(captures[out_r], captures[err_r], status, timed_out)
+
+    def _tell(self, what: Callable[..., None], *args: Any) -> None:
+        """Send the hub news of a watched exec; a hub that is gone ends the command."""
+        try:
+            what(*args)
+        except OSError:
+            self.kill()
+            raise EOFError("the hub went away") from None
 
     def _receive(self) -> dict[str, Any] | None:
         """The init's report, or None when it is gone."""
@@ -363,6 +410,8 @@ def run_job(channel: socket.socket) -> bool:
     finally:
         os.close(out_w)
         os.close(err_w)
+    if job.get("report"):
+        send_frame(channel, {"pid": pid})
     while True:
         done, status = os.wait()
         if done == pid:
@@ -418,6 +467,88 @@ def spawn_error(exc: OSError, command: str, cwd: str) -> dict[str, Any]:
     return {"error": message, "errno": exc.errno}
 
 
+class Watch:
+    """What a watched exec tells the hub while its command runs (see op_exec_watch)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.begun = time.monotonic()
+        self.flush_at = self.begun  # the first output goes at once
+        self.root = 0  # the init, whose processes below it are sampled
+        self.sample_at = math.inf
+        self.last: tuple[float, float] | None = None  # (when, cpu seconds) of the last sample
+
+    def started(self, pid: object, init: int) -> None:
+        self.root = init
+        self.sample_at = self.begun + 1.0
+        self.last = (self.begun, 0.0)
+        send_frame(self.conn, {"event": "started", "pid": pid})
+
+    def due(self, now: float, out: Capture, err: Capture) -> float:
+        """How long until there is something to tell."""
+        wait = self.sample_at - now
+        if out.pending() or err.pending():
+            wait = min(wait, self.flush_at - now)
+        return wait
+
+    def tell(self, now: float, out: Capture, err: Capture) -> None:
+        if now >= self.flush_at and (out.pending() or err.pending()):
+            send_frame(self.conn, {"event": "output", "stdout": out.take(), "stderr": err.take()})
+            self.flush_at = now + FLUSH_S
+        if now >= self.sample_at:
+            self.sample(now)
+            elapsed = now - self.begun
+            self.sample_at = now + min(STATS_MAX_S, max(1.0, float(int(elapsed / 6))))
+
+    def sample(self, now: float) -> None:
+        rss, cpu = tree_usage(self.root)
+        when, before = self.last or (self.begun, 0.0)
+        self.last = (now, cpu)
+        pct = 100.0 * max(0.0, cpu - before) / max(now - when, 1e-3)
+        send_frame(
+            self.conn,
+            {
+                "event": "stats",
+                "timestamp": int(time.time() * 1000),
+                "mem_rss": round(rss / 1048576, 1),
+                "cpu_pct": round(pct, 1),
+                "cpu_secs": round(cpu, 2),
+            },
+        )
+
+
+def tree_usage(root: int) -> tuple[int, float]:
+    """Resident memory (bytes) and CPU time (seconds, with that of their ended children) of
+    the processes below `root`, from one pass over /proc."""
+    below: dict[int, list[int]] = {}
+    usage: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            pid, parent = int(entry), int(fields[1])
+            ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+            usage[pid] = (int(fields[21]), ticks)
+        except (OSError, IndexError, ValueError):
+            continue
+        below.setdefault(parent, []).append(pid)
+    pages = ticks_total = 0
+    stack = list(below.get(root, ()))
+    seen = set(stack)
+    while stack:
+        pid = stack.pop()
+        rss, ticks = usage[pid]
+        pages += rss
+        ticks_total += ticks
+        for child in below.get(pid, ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return pages * os.sysconf("SC_PAGE_SIZE"), ticks_total / os.sysconf("SC_CLK_TCK")
+
+
 class Capture:
     """Keeps the first `limit`+1 characters of a stream; the rest is read and dropped so
     the writer never blocks."""
@@ -429,6 +560,7 @@ class Capture:
         self.count = 0
         self.full = False
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.taken = 0  # parts already sent on (a watched exec)
 
     def feed(self, data: bytes) -> None:
         if not self.full:
@@ -441,6 +573,15 @@ class Capture:
             self.full = True
         self.parts.append(text)
         self.count += len(text)
+
+    def pending(self) -> bool:
+        return self.taken < len(self.parts)
+
+    def take(self) -> str:
+        """What was kept since the last take."""
+        new = self.parts[self.taken :]
+        self.taken = len(self.parts)
+        return "".join(new)
 
     def finish(self) -> tuple[str, bool]:
         if not self.full:

@@ -353,6 +353,7 @@ class Worker:
             self.executor = Executor(self.project, self.project.config.nested_pidns, inherited)
             self.handlers = {
                 "exec": self.executor.op_exec,
+                "exec_watch": self.executor.op_exec_watch,
                 "read": functools.partial(files.op_read, self.project),
                 "write": functools.partial(files.op_write, self.project),
                 "write_fd": functools.partial(files.op_write_fd, self.project),
