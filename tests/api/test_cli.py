@@ -747,6 +747,7 @@ def test_json_logs_with_an_access_log_that_keeps_query_strings_out(site: Site) -
             assert serve.api_key is not None
             assert api.call("ping", serve.api_key).event == "pong"
             api.http.get("/auth/verify", params={"email": "a@b.c", "token": "secret-token"})
+            api.http.post("/auth/verify", data={"email": "a@b.c", "token": "secret-token"})
         finally:
             api.close()
     finally:
@@ -759,6 +760,7 @@ def test_json_logs_with_an_access_log_that_keeps_query_strings_out(site: Site) -
     assert [(r["method"], r["path"], r["status"]) for r in access] == [
         ("POST", "/api/v1/ping", 200),
         ("GET", "/auth/verify", 400),
+        ("POST", "/auth/verify", 403),
     ]
     assert all(r["level"] == "info" for r in access)
     assert "secret-token" not in "".join(lines)

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
 from calchub.db.tables import (
     account_creation_actions,
+    accounts,
     project_invite_tokens,
     project_users,
     projects,
@@ -25,6 +27,7 @@ from tests.api.expect import assert_invalid
 from tests.conftest import User
 from tests.harness import ApiClient, Database
 from tests.smtp_sink import Received, SmtpSink
+from tests.web.helpers import verify_through
 
 MakeUser = Callable[..., User]
 
@@ -89,8 +92,8 @@ def _invites_to(smtp: SmtpSink, address: str) -> list[Received]:
     ]
 
 
-def verify_address(api: ApiClient, smtp: SmtpSink, address: str) -> None:
-    """Follow the newest verification link mailed to `address`, as its owner would."""
+def verification_link(smtp: SmtpSink, address: str) -> str:
+    """The newest verification link mailed to `address`."""
     deadline = time.monotonic() + 10
     links: list[str] = []
     while not links and time.monotonic() < deadline:
@@ -102,7 +105,14 @@ def verify_address(api: ApiClient, smtp: SmtpSink, address: str) -> None:
         if not links:
             time.sleep(0.05)
     assert links, f"no verification link was mailed to {address}"
-    assert api.http.get(links[-1]).status_code == 200
+    return links[-1]
+
+
+def verify_address(smtp: SmtpSink, address: str) -> None:
+    """Follow the newest verification link mailed to `address` and press the page's button,
+    as its owner would."""
+    done = verify_through(verification_link(smtp, address))
+    assert done.status_code == 200 and "Email address verified" in done.text, done.text
 
 
 def _html(received: Received) -> str:
@@ -801,7 +811,7 @@ def test_noncloud_invite_then_sign_up(
     newcomer = make_user(email=first)
     # Signing up with the address is not enough: its owner must follow the mailed link.
     assert newcomer.account_id not in _members(db, project)
-    verify_address(api, smtp, first)
+    verify_address(smtp, first)
     assert _members(db, project)[newcomer.account_id] == "collaborator"
     left = db.execute(
         select(account_creation_actions).where(account_creation_actions.c.email_address == first)
@@ -809,10 +819,53 @@ def test_noncloud_invite_then_sign_up(
     assert left == []
 
 
+def test_opening_the_verification_link_alone_changes_nothing(
+    api: ApiClient,
+    owner: User,
+    project: str,
+    smtp: SmtpSink,
+    db: Database,
+    make_user: MakeUser,
+) -> None:
+    """Mail gateways open (prefetch) every link of a message: opening the link must neither
+    verify the address nor hand its invitations to whoever signed up with it."""
+    address = _fresh_address()
+    reply = _noncloud(api, owner.api_key, project, address)
+    assert reply.event == "invite_noncloud_collaborators_resp", reply.body
+    newcomer = make_user(email=address)
+    link = verification_link(smtp, address)
+    with httpx.Client(timeout=60) as scanner:
+        for method in ("GET", "HEAD", "GET"):
+            assert scanner.request(method, link).status_code == 200
+        page = scanner.get(link, headers={"Accept": "text/html"})
+    assert f">{address}</strong>" in page.text and "Verify this address" in page.text
+    (row,) = db.execute(
+        select(accounts.c.email_address_verified).where(
+            accounts.c.account_id == newcomer.account_id
+        )
+    )
+    assert row.email_address_verified in (None, {})
+    assert newcomer.account_id not in _members(db, project)
+    pending = db.execute(
+        select(account_creation_actions).where(account_creation_actions.c.email_address == address)
+    )
+    assert len(pending) == 1
+    # The button does it, once.
+    verify_address(smtp, address)
+    assert _members(db, project)[newcomer.account_id] == "collaborator"
+    (row,) = db.execute(
+        select(accounts.c.email_address_verified).where(
+            accounts.c.account_id == newcomer.account_id
+        )
+    )
+    assert set(row.email_address_verified) == {address}
+    assert verify_through(link).status_code == 400
+
+
 def test_noncloud_existing_account_added_directly(
     api: ApiClient, owner: User, project: str, user: User, smtp: SmtpSink, db: Database
 ) -> None:
-    verify_address(api, smtp, user.email)
+    verify_address(smtp, user.email)
     other = _fresh_address()
     reply = api.call(
         "invite_noncloud_collaborators",
@@ -850,7 +903,7 @@ def test_noncloud_email_change_claims_invitation_once_confirmed(
     )
     assert reply.event == "changed_email_address" and not reply.get("error"), reply.body
     assert user.account_id not in _members(db, project)
-    verify_address(api, smtp, address)
+    verify_address(smtp, address)
     assert _members(db, project)[user.account_id] == "collaborator"
 
 
@@ -915,7 +968,7 @@ def test_expired_invitation_is_not_applied(
         .values(expire=utcnow() - timedelta(minutes=1))
     )
     newcomer = make_user(email=address)
-    verify_address(api, smtp, address)
+    verify_address(smtp, address)
     assert newcomer.account_id not in _members(db, project)
 
 

@@ -13,7 +13,7 @@ from tests.api.test_v2 import error, ok, v2
 from tests.conftest import User
 from tests.harness import ApiClient, Server
 from tests.smtp_sink import SmtpSink
-from tests.web.helpers import browser_client, link_in, mail_to, sign_in, sign_up
+from tests.web.helpers import browser_client, link_in, mail_to, sign_in, sign_up, verify_through
 
 MakeUser = Callable[..., User]
 
@@ -331,6 +331,8 @@ def test_send_verification_email(server: Server, make_user: MakeUser, smtp: Smtp
     assert len(received) == before + 1
     link = link_in(received[-1], r"\S*/auth/verify\?\S+")
     assert "token=" in link
+    done = verify_through(link)
+    assert done.status_code == 200 and "Email address verified" in done.text
     assert error(server, None, "accounts/send-verification-email", {}) == "must be signed in"
 
 

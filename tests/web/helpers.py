@@ -8,9 +8,11 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -49,6 +51,45 @@ def csrf_of(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]*)"', page)
     assert match, page
     return match.group(1)
+
+
+@dataclass
+class Form:
+    action: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(Form(named.get("action", "")))
+        elif tag == "input" and self.forms and "name" in named:
+            self.forms[-1].fields[named["name"]] = named.get("value", "")
+
+
+def form_to(page: str, action: str) -> Form:
+    """The page's one form that posts to a path ending in `action`, with the values a browser
+    would send (the inputs' values as they stand)."""
+    parser = _Forms()
+    parser.feed(page)
+    (found,) = [f for f in parser.forms if f.action.endswith(action)]
+    return found
+
+
+def verify_through(link: str) -> httpx.Response:
+    """Verify an address as its owner does: open the mailed link in a browser of its own and
+    press the page's button. The answer is the page that opening or pressing ended on."""
+    with httpx.Client(headers={"Accept": "text/html"}, timeout=60) as client:
+        shown = client.get(link)
+        if shown.status_code != 200:
+            return shown
+        form = form_to(shown.text, "/auth/verify")
+        return client.post(urljoin(link, form.action), data=form.fields)
 
 
 def mail_to(smtp: SmtpSink, address: str, count: int = 1, timeout: float = 10) -> list[Any]:

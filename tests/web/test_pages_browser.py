@@ -14,7 +14,7 @@ import pytest
 from tests.browser import headless_chromium
 from tests.harness import ApiClient, Server
 from tests.smtp_sink import SmtpSink
-from tests.web.helpers import link_in, mail_to, screenshot_dir, sign_up
+from tests.web.helpers import link_in, mail_to, screenshot_dir, sign_up, verify_through
 
 pytest.importorskip("selenium")
 
@@ -159,7 +159,17 @@ def test_sign_up_verify_sign_in_and_manage_keys(
     account = sign_up(api, admin_key)
     (welcome,) = mail_to(smtp, account.email)
     page.get(link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+"))
+    assert heading(page) == "Verify your email address"
+    assert account.email in page.find_element(By.TAG_NAME, "main").text
+    nothing_from_elsewhere(page, server)
+    page.set_window_size(*PHONE)
+    assert fits_the_width(page)
+    page.set_window_size(*DESKTOP)
+    shoot(page, "verify")
+    press(page, "Verify this address")
     assert heading(page) == "Email address verified"
+    # The token is no longer in the address bar (nor in the history's newest entry).
+    assert page.current_url == server.url + "/auth/verify"
     shoot(page, "verified")
 
     sign_in(page, server, account.email, "not the password")
@@ -305,8 +315,20 @@ def test_a_form_without_its_csrf_token_is_refused(
     assert "forged" not in page.page_source
 
 
-def test_wrong_or_used_verification_links(page: WebDriver, server: Server) -> None:
+def test_wrong_or_used_verification_links(
+    page: WebDriver, server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink
+) -> None:
     page.get(server.url + "/auth/verify?email=someone%40example.com&token=wrong")
     assert heading(page) == "This link does not work"
     shoot(page, "verify-refused")
-
+    # Used elsewhere while this page was open: the button says so.
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+")
+    page.get(link)
+    assert heading(page) == "Verify your email address"
+    assert verify_through(link).status_code == 200
+    press(page, "Verify this address")
+    assert heading(page) == "This link does not work"
+    page.get(link)
+    assert heading(page) == "This link does not work"

@@ -7,10 +7,11 @@ import hashlib
 import re
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select, update
 
-from calchub.db.tables import password_reset, sign_in_failures, web_sessions
+from calchub.db.tables import accounts, password_reset, sign_in_failures, web_sessions
 from calchub.db.types import utcnow
 from tests.harness import ApiClient, Database, Server
 from tests.smtp_sink import SmtpSink
@@ -19,6 +20,7 @@ from tests.web.helpers import (
     browser_client,
     client_ip,
     csrf_of,
+    form_to,
     link_in,
     mail_to,
     sign_in,
@@ -260,19 +262,113 @@ def test_reset_codes_are_single_use_and_expire(
         assert sign_in(client, account.email, "new password 1").status_code == 303
 
 
-def test_verification_link_page(
-    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink
+def _verified(db: Database, account_id: str) -> dict[str, str]:
+    (row,) = db.execute(
+        select(accounts.c.email_address_verified).where(accounts.c.account_id == account_id)
+    )
+    return dict(row.email_address_verified or {})
+
+
+def test_verification_link_asks_and_its_button_verifies(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
 ) -> None:
     account = sign_up(api, admin_key)
     (welcome,) = mail_to(smtp, account.email)
-    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+")
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    token = parse_qs(urlsplit(link).query)["token"][0]
     with browser_client(server) as client:
-        shown = client.get(link.removeprefix(server.url))
-        assert shown.status_code == 200 and "Email address verified" in shown.text
-        assert account.email in shown.text
-        again = client.get(link.removeprefix(server.url))
-        assert again.status_code == 400 and "not valid" in again.text
-        assert client.get("/auth/verify?email=" + "a" * 300 + "&token=x").status_code == 400
+        # Opening the link (as often as a mail gateway likes) only asks.
+        for _ in range(2):
+            shown = client.get(link)
+            assert shown.status_code == 200 and "Verify your email address" in shown.text
+        assert client.head(link).status_code == 200
+        assert _verified(db, account.account_id) == {}
+        assert f">{account.email}</strong>" in shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        assert shown.headers["referrer-policy"] == "no-referrer"
+        # The form posts to the bare address: the token travels in the body, in no other URL.
+        form = form_to(shown.text, "/auth/verify")
+        assert form.action == "/auth/verify"
+        assert form.fields == {
+            "csrf_token": client.cookies["calchub_csrf"], "email": account.email, "token": token,
+        }
+        assert shown.text.count(token) == 1
+
+        done = client.post("/auth/verify", data=form.fields)
+        assert done.status_code == 200 and "Email address verified" in done.text
+        assert account.email in done.text and token not in done.text
+        assert 'href="/app/sign-in"' in done.text
+        assert set(_verified(db, account.account_id)) == {account.email}
+        # Used: neither the link nor the form works again.
+        again = client.post("/auth/verify", data=form.fields)
+        assert again.status_code == 400 and "This link does not work" in again.text
+        assert "not valid" in client.get(link).text
+
+
+def test_verification_form_needs_its_csrf_token_and_the_right_token(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    with browser_client(server) as client:
+        fields = form_to(client.get(link).text, "/auth/verify").fields
+        for sent in ("", "x" * 32):
+            refused = client.post("/auth/verify", data={**fields, "csrf_token": sent})
+            assert refused.status_code == 403 and "not sent from this site" in refused.text
+        # Another site's form: the browser sends the CSRF cookie along with none of it.
+        with browser_client(server) as stranger:
+            assert stranger.post("/auth/verify", data=fields).status_code == 403
+        assert _verified(db, account.account_id) == {}
+        # A wrong token, or the token for another address: the same refusal, and the right
+        # token still works afterwards.
+        for wrong in (
+            {"token": fields["token"][:-1] + ("a" if fields["token"][-1] != "a" else "b")},
+            {"token": ""},
+            {"email": "someone-else@example.com"},
+            {"email": ""},
+        ):
+            bad = client.post("/auth/verify", data={**fields, **wrong})
+            assert bad.status_code == 400 and "This link does not work" in bad.text, wrong
+        assert _verified(db, account.account_id) == {}
+        # Signed in (here as the account itself), the form carries the session's token.
+        assert sign_in(client, account.email, account.password).status_code == 303
+        signed_in = form_to(client.get(link).text, "/auth/verify").fields
+        assert signed_in["csrf_token"] != fields["csrf_token"]
+        assert client.post("/auth/verify", data=fields).status_code == 403
+        done = client.post("/auth/verify", data=signed_in)
+        assert done.status_code == 200 and "Email address verified" in done.text
+        assert 'href="/app/sign-in"' not in done.text
+    assert set(_verified(db, account.account_id)) == {account.email}
+
+
+def test_verification_refuses_oversized_and_odd_input(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    with browser_client(server) as client:
+        fields = form_to(client.get(link).text, "/auth/verify").fields
+        odd = [
+            {"email": "a" * 300 + "@example.com"},
+            {"token": token + "x" * 200},
+            {"email": "a\x00b@example.com"},
+            {},
+            {"email": account.email},
+            {"token": token},
+        ]
+        for query in odd:
+            opened = client.get("/auth/verify", params=query)
+            assert opened.status_code == 400 and "This link does not work" in opened.text, query
+        for change in odd[:3]:
+            posted = client.post("/auth/verify", data={**fields, **change})
+            assert posted.status_code == 400 and "This link does not work" in posted.text
+        huge = client.post("/auth/verify", data={**fields, "email": "x" * 20000})
+        assert huge.status_code == 413
+        assert _verified(db, account.account_id) == {}
+        assert client.post("/auth/verify", data=fields).status_code == 200
 
 
 def test_ticket_address_answers_keys_in_json_and_sessions_in_html(

@@ -4,12 +4,14 @@ cookies carry the prefix, and cookies are Secure."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.harness import ApiClient, Server
-from tests.web.helpers import client_ip, csrf_of, sign_up
+from tests.smtp_sink import SmtpSink
+from tests.web.helpers import client_ip, csrf_of, form_to, link_in, mail_to, sign_up
 
 PREFIX = "/hub"
 
@@ -66,3 +68,27 @@ def test_links_redirects_and_cookies_carry_the_prefix(
         assert "https://calchub.example.org/hub/api/v1/ping" in made.text
         signed_out = client.get("/app/keys")
         assert signed_out.headers["location"] == f"{PREFIX}/app/sign-in?next=/app/keys"
+
+
+def test_verification_page_posts_under_the_prefix(
+    prefixed: Server, api: ApiClient, admin_key: str, smtp: SmtpSink
+) -> None:
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    query = urlsplit(link_in(welcome, r"\S+/auth/verify\?\S+")).query
+    headers = {"Accept": "text/html", "X-Forwarded-For": client_ip()}
+    with httpx.Client(base_url=prefixed.url + PREFIX, headers=headers, timeout=60) as client:
+        shown = client.get("/auth/verify?" + query)
+        assert shown.status_code == 200, shown.text
+        csrf_cookie = shown.headers["set-cookie"]
+        assert f"Path={PREFIX}" in csrf_cookie and "Secure" in csrf_cookie
+        form = form_to(shown.text, "/auth/verify")
+        assert form.action == f"{PREFIX}/auth/verify"
+        # A Secure cookie is not sent back over plain http: the test hands it over itself.
+        done = client.post(
+            "/auth/verify",
+            data=form.fields,
+            headers={"Cookie": f"calchub_csrf={form.fields['csrf_token']}"},
+        )
+        assert done.status_code == 200 and "Email address verified" in done.text
+        assert f'href="{PREFIX}/app/sign-in"' in done.text

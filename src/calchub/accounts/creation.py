@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.accounts.keys import create_api_key
 from calchub.accounts.passwords import hash_password, password_problem
-from calchub.accounts.secret import digest, random_base62
-from calchub.accounts.store import email_taken, is_valid_email
+from calchub.accounts.secret import digest, random_base62, same
+from calchub.accounts.store import MAX_EMAIL_LENGTH, email_taken, is_valid_email
 from calchub.db.tables import accounts, registration_tokens
 from calchub.db.types import utcnow
 from calchub.errors import Invalid
@@ -32,6 +32,8 @@ log = logging.getLogger("calchub.accounts")
 THROTTLE_WINDOW = timedelta(minutes=30)
 # Longer names are cut to what an account name may hold, as CoCalc does.
 NAME_MAX_LENGTH = 254
+# The verification token is 16 characters; a link's longer token is not even looked up.
+VERIFY_TOKEN_MAX_LENGTH = 200
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|org|net|io|de|ru|cn|info|xyz)\b", re.I)
 _EMAIL_IN_TEXT = re.compile(r"\S+@\S+\.\S+")
 
@@ -272,10 +274,44 @@ async def send_verification(hub: Hub, email: str, verify_token: str) -> None:
         log.exception("could not send an address verification email")
 
 
+def _challenge_met(challenge: dict[str, Any] | None, email: str, token: str) -> bool:
+    """Whether `token` is the one mailed for `email`, the account's address now."""
+    challenge = challenge or {}
+    stored = challenge.get("token_hash")
+    return (
+        challenge.get("email") == email and isinstance(stored, str) and same(stored, digest(token))
+    )
+
+
+def _verifiable(email: str, token: str) -> bool:
+    """Inputs worth a query: the link's size limits, and no control characters (PostgreSQL
+    cannot even compare a string holding NUL)."""
+    return (
+        0 < len(email) <= MAX_EMAIL_LENGTH
+        and 0 < len(token) <= VERIFY_TOKEN_MAX_LENGTH
+        and not has_control_characters(email)
+    )
+
+
+async def verification_link_works(hub: Hub, email: str, token: str) -> bool:
+    """Whether verify_email would accept this link, changing nothing: opening a link must not
+    verify anything (mail gateways open every link of a message)."""
+    email = email.lower()
+    if not _verifiable(email, token):
+        return False
+    async with hub.engine.connect() as conn:
+        challenge = await conn.scalar(
+            select(accounts.c.email_address_challenge).where(accounts.c.email_address == email)
+        )
+    return _challenge_met(challenge, email, token)
+
+
 async def verify_email(hub: Hub, email: str, token: str) -> bool:
     """Confirm an address with the token from the welcome (or change) email, then carry out
     what invitations to that address promised."""
     email = email.lower()
+    if not _verifiable(email, token):
+        return False
     async with hub.engine.begin() as conn:
         row = (
             await conn.execute(
@@ -288,12 +324,7 @@ async def verify_email(hub: Hub, email: str, token: str) -> bool:
                 .with_for_update()
             )
         ).first()
-        challenge: dict[str, Any] = (row.email_address_challenge or {}) if row else {}
-        if (
-            row is None
-            or challenge.get("email") != email
-            or challenge.get("token_hash") != digest(token)
-        ):
+        if row is None or not _challenge_met(row.email_address_challenge, email, token):
             return False
         verified = dict(row.email_address_verified or {})
         verified[email] = utcnow().isoformat()

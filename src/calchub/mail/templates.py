@@ -105,7 +105,7 @@ def welcome_email(
     text = (
         f"Welcome to {site_name}!\n\n"
         f"Your account at {dns} has been created.\n\n"
-        "Please verify your email address by opening this link:\n"
+        "To verify your email address, open this link and press the button on its page:\n"
         f"{verify_url}\n\n"
         f"-- {site_name}\n"
     )
@@ -113,7 +113,8 @@ def welcome_email(
         [
             f"<p>Welcome to {escape(site_name)}!</p>",
             f"<p>Your account at {escape(dns)} has been created.</p>",
-            f"<p>Please verify your email address by opening this link:<br>{_link(verify_url)}</p>",
+            "<p>To verify your email address, open this link and press the button on its page:"
+            f"<br>{_link(verify_url)}</p>",
             f"<p>&mdash; {escape(site_name)}</p>",
         ]
     )
@@ -139,7 +140,7 @@ def verify_address_email(
     """Sent to an address an account has just switched to, to confirm the account owns it."""
     text = (
         f"Your {site_name} account now uses this email address.\n\n"
-        "Please confirm it by opening this link:\n"
+        "To confirm it, open this link and press the button on its page:\n"
         f"{verify_url}\n\n"
         "If you did not ask for this, ignore this message: the address stays unconfirmed.\n\n"
         f"-- {site_name}\n"
@@ -147,7 +148,8 @@ def verify_address_email(
     html = _document(
         [
             f"<p>Your {escape(site_name)} account now uses this email address.</p>",
-            f"<p>Please confirm it by opening this link:<br>{_link(verify_url)}</p>",
+            "<p>To confirm it, open this link and press the button on its page:"
+            f"<br>{_link(verify_url)}</p>",
             "<p>If you did not ask for this, ignore this message: the address stays "
             "unconfirmed.</p>",
             f"<p>&mdash; {escape(site_name)}</p>",

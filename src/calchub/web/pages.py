@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from calchub.accounts import api_keys, reset
-from calchub.accounts.creation import verify_email
+from calchub.accounts.creation import verification_link_works, verify_email
 from calchub.accounts.passwords import LENGTH_RULE
 from calchub.accounts.sessions import Session, session_for, sign_in, sign_out
 from calchub.actor import Actor
@@ -338,27 +338,9 @@ async def reset_submit(request: Request) -> Response:
 # -- email verification ------------------------------------------------------------------------
 
 
-async def verify_page(request: Request) -> Response:
-    """The welcome (or address change) email's link. Verifying the address carries out the
-    invitations that were waiting for it."""
-    session = await current_session(request)
-    email = request.query_params.get("email", "")
-    token = request.query_params.get("token", "")
-    if (
-        email
-        and token
-        and len(email) <= 254
-        and len(token) <= 200
-        and await verify_email(_hub(request), email, token)
-    ):
-        return await message(
-            request,
-            session=session,
-            title="Email address verified",
-            text=f"Thank you: {email.lower()} is verified. Invitations to projects that were "
-            "sent to it are now yours.",
-            link=None if session else ("/app/sign-in", "Sign in"),
-        )
+async def _link_refused(request: Request, session: Session | None) -> Response:
+    # Said the same way for every reason (no such address, a wrong or used token), so the
+    # page tells nobody without the token anything about the address.
     return await message(
         request,
         session=session,
@@ -366,6 +348,44 @@ async def verify_page(request: Request) -> Response:
         title="This link does not work",
         text="This verification link is not valid (any more). It works once, and only for "
         "the address the account has now.",
+    )
+
+
+async def verify_page(request: Request) -> Response:
+    """The welcome (or address change) email's link: it only asks. Mail gateways open every
+    link of a message, so opening it must not verify anything: the button (a POST) does."""
+    session = await current_session(request)
+    email = request.query_params.get("email", "")
+    token = request.query_params.get("token", "")
+    if not await verification_link_works(_hub(request), email, token):
+        return await _link_refused(request, session)
+    return await page(
+        request,
+        "verify.html",
+        session=session,
+        title="Verify your email address",
+        email=email.lower(),
+        token=token,
+    )
+
+
+async def verify_submit(request: Request) -> Response:
+    """The verification page's button. Verifying the address carries out the invitations that
+    were waiting for it."""
+    session = await current_session(request)
+    form = await _posted(request, session)
+    if isinstance(form, Response):
+        return form
+    email = form.get("email", "")
+    if not await verify_email(_hub(request), email, form.get("token", "")):
+        return await _link_refused(request, session)
+    return await message(
+        request,
+        session=session,
+        title="Email address verified",
+        text=f"Thank you: {email.lower()} is verified. Invitations to projects that were "
+        "sent to it are now yours.",
+        link=None if session else ("/app/sign-in", "Sign in"),
     )
 
 

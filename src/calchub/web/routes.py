@@ -42,6 +42,7 @@ def web_routes(index_json: Endpoint) -> list[Route]:
         Route("/app/forgot", pages.forgot_submit, methods=["POST"]),
         Route("/app/reset-password", pages.reset_submit, methods=["POST"]),
         Route("/auth/verify", pages.verify_page, methods=["GET"]),
+        Route("/auth/verify", pages.verify_submit, methods=["POST"]),
         Route(
             "/support/tickets/{ticket_id}",
             negotiated(pages.ticket_page, support_page.ticket_page),
