@@ -106,3 +106,20 @@ async def test_an_in_memory_database_is_read_through_the_pool() -> None:
     finally:
         await reads.close()
         await engine.dispose()
+
+
+async def test_a_statement_whose_parameters_need_more_is_refused(database_url: str) -> None:
+    engine = create_engine(database_url)
+    reads = LoopReads(engine)
+    converted = select(projects.c.project_id).where(
+        projects.c.deleted == bindparam("deleted", type_=projects.c.deleted.type)
+    )
+    expanded = select(projects.c.project_id).where(projects.c.project_id.in_(["a", "b"]))
+    try:
+        with pytest.raises(TypeError, match="'deleted'"):
+            await reads.read(converted, {"deleted": False})
+        with pytest.raises(TypeError):
+            await reads.read(expanded, {})
+    finally:
+        await reads.close()
+        await engine.dispose()

@@ -3,34 +3,30 @@ statement on the held connection's own driver.
 
 Through SQLAlchemy's execution such a read costs, besides the statement, its execution
 context and result set-up, and on SQLite four hops to aiosqlite's thread (cursor, execute,
-fetch, close) where the driver needs one. Here each statement shape is compiled once, keyed
-as SQLAlchemy's own cache keys it, and each run takes its parameter values from the new
-statement, through the same bind processing SQLAlchemy applies. It runs on the connection
-the caller holds: the same transaction if one is open, else a statement of its own, which
-sees everything committed before it, as any read does. Nothing but the SQL text is kept.
-A statement whose parameters need more (a list expanded at execution) and any backend but
-SQLite and PostgreSQL go through SQLAlchemy as before.
+fetch, close) where the driver needs one. Here each statement shape is compiled once
+(calchub/db/prepared.py), keyed as SQLAlchemy's own cache keys it, and each run takes its
+parameter values from the new statement, through the same bind processing SQLAlchemy
+applies. It runs on the connection the caller holds: the same transaction if one is open,
+else a statement of its own, which sees everything committed before it, as any read does.
+Nothing but the compiled shapes is kept. A statement whose parameters need more (a list
+expanded at execution) and any backend but SQLite and PostgreSQL go through SQLAlchemy as
+before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.cache_key import CacheKey
-from sqlalchemy.sql.compiler import SQLCompiler
 
-# A compiled statement, and its positional parameters' names with each one's bind
-# processor (None: the value goes to the driver as it is).
-_Prepared = tuple[SQLCompiler, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+from calchub.db.prepared import Prepared, prepare
 
-# Compiled statements by (dialect, cache key); None for a shape SQLAlchemy must run. Shapes
+# Prepared statements by (dialect, cache key); None for a shape SQLAlchemy must run. Shapes
 # come from the query tables' fields and options, so there are few; the bound only keeps a
 # caller trying every combination from growing it.
-_PREPARED: dict[tuple[str, Any], _Prepared | None] = {}
+_PREPARED: dict[tuple[str, Any], Prepared | None] = {}
 _MAX_PREPARED = 512
 _DRIVERS = frozenset({"sqlite", "postgresql"})
 
@@ -67,27 +63,8 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]] 
     if index not in _PREPARED:
         if len(_PREPARED) >= _MAX_PREPARED:
             _PREPARED.clear()
-        _PREPARED[index] = _compile(statement, key, dialect)
+        _PREPARED[index] = prepare(statement, dialect, key)
     prepared = _PREPARED[index]
     if prepared is None:
         return None
-    compiled, processors = prepared
-    named = compiled.construct_params(extracted_parameters=key.bindparams)
-    values = []
-    for name, process in processors:
-        value = named[name]
-        values.append(value if process is None else process(value))
-    return compiled.string, values
-
-
-def _compile(statement: Select[Any], key: CacheKey, dialect: Dialect) -> _Prepared | None:
-    compiled = statement.compile(dialect=dialect, cache_key=key)
-    if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
-        return None
-    if compiled.literal_execute_params or compiled.post_compile_params:
-        return None
-    processors = []
-    for name in compiled.positiontup:
-        kind = compiled.binds[name].type.dialect_impl(dialect)
-        processors.append((name, kind.bind_processor(dialect)))
-    return compiled, tuple(processors)
+    return prepared.sql, prepared.arguments_of(key)

@@ -5,7 +5,7 @@ Through the async engine, a read of one indexed row costs more than the read its
 SQLite the hop to aiosqlite's thread and the greenlet around it, on PostgreSQL the pool's
 ping when a connection is taken and its rollback when it is given back (three round trips
 for one). Here each statement is compiled by SQLAlchemy once, with its columns' result
-conversions, and runs on the driver's connection directly:
+conversions (calchub/db/prepared.py), and runs on the driver's connection directly:
 
 - SQLite: a synchronous connection to the same file, on the loop (WAL readers never wait for
   writers);
@@ -24,8 +24,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -34,6 +33,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from calchub.db.prepared import Prepared, prepare
 
 log = logging.getLogger("calchub.db")
 
@@ -48,38 +49,6 @@ class LoopReadUnavailable(Exception):
     """This read cannot be made this way now: read through the engine."""
 
 
-class _Prepared:
-    """A SELECT in a dialect's SQL, the order of its parameters, and what turns a raw row
-    into one whose columns are attributes holding what SQLAlchemy would have given."""
-
-    def __init__(self, statement: Executable, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        self.sql = compiled.string
-        self.names = list(compiled.positiontup or [])
-        for name in self.names:
-            # Parameters are passed as given: a type that would convert them is not for here.
-            if compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect):
-                raise TypeError(f"parameter {name!r} needs a conversion loop reads do not make")
-        # A statement of plain SQL has no typed columns: its rows are taken as they come.
-        columns = list(getattr(statement, "selected_columns", []))
-        self.convert: list[Callable[[Any], Any] | None] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
-        self.row: Any = namedtuple("Row", [column.key for column in columns]) if columns else None
-
-    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
-
-    def make_row(self, raw: Sequence[Any], names: Callable[[], list[str]]) -> Any:
-        if self.row is None:
-            plain: Any = namedtuple("Row", names())  # type: ignore[misc]
-            return plain._make(raw)
-        return self.row._make(
-            value if convert is None else convert(value)
-            for convert, value in zip(self.convert, raw, strict=True)
-        )
-
-
 class LoopReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._path: str | None = None
@@ -87,7 +56,7 @@ class LoopReads:
         self._dsn: str | None = None
         self._pool: Any = None
         self._opening = asyncio.Lock()
-        self._prepared: dict[tuple[int, str], tuple[Executable, _Prepared]] = {}
+        self._prepared: dict[tuple[int, str], tuple[Executable, Prepared]] = {}
         url = engine.url
         if url.get_backend_name() == "postgresql":
             self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -153,13 +122,21 @@ class LoopReads:
                 )
             return self._pool
 
-    def _prepare(self, statement: Executable, dialect: Dialect) -> _Prepared:
-        # Keyed by identity (statements are built once, at import); the statement is kept
-        # alongside so that its id cannot be reused by another.
+    def _prepare(self, statement: Executable, dialect: Dialect) -> Prepared:
+        # Keyed by identity (statements are built once, at import, so there are few); the
+        # statement is kept alongside so that its id cannot be reused by another.
         key = (id(statement), dialect.name)
         found = self._prepared.get(key)
         if found is None:
-            found = self._prepared[key] = (statement, _Prepared(statement, dialect))
+            prepared = prepare(statement, dialect)
+            # These reads take ids and names, which the driver takes as given: a statement
+            # whose parameters would need more is refused at its first read, not run here.
+            if prepared is None:
+                raise TypeError("parameters worked out at execution are not for loop reads")
+            if prepared.converted:
+                name = prepared.converted[0]
+                raise TypeError(f"parameter {name!r} needs a conversion loop reads do not make")
+            found = self._prepared[key] = (statement, prepared)
         return found[1]
 
     async def close(self) -> None:
