@@ -95,6 +95,11 @@ def test_project_client(server: Server, user: User, make_user: Callable[..., Use
         project.system.exec("echo 'test error message' >&2; exit 42", bash=True)
     assert "exited with nonzero code 42" in str(failed.value)
     assert "stderr='test error message" in str(failed.value)
+    # An asynchronous job through the client's own argument, polled through call().
+    started = project.system.exec("echo async-$((6*7))", async_call=True)
+    assert started["type"] == "async" and isinstance(started["pid"], int)
+    polled = project.call("system.exec", [{"async_get": started["job_id"], "async_await": True}])
+    assert (polled["status"], polled["stdout"]) == ("completed", "async-42\n")
 
     # A project key: its own project, nothing else.
     key = new_key(server, user.account_id, "--project", project_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from tests.api.bridge import call, hub, new_key, project
 from tests.conftest import User
@@ -105,7 +106,10 @@ def test_exec(server: Server, user: User) -> None:
         {"command": "ls", "args": "x"},
         {"command": "ls", "timeout": "x"},
         {"command": "ls", "bash": "yes"},
-        {"command": "ls", "async_call": True},
+        {"command": "ls", "async_call": "yes"},
+        {"async_get": 5},
+        {"async_get": "x" * 101},
+        {"async_get": str(uuid.uuid4()), "async_await": "yes"},
         {"command": "env", "env": {"A": 1}},
         {"command": "env", "env": {"A=B": "1"}},
         {"command": "env", "env": ["A"]},
@@ -168,3 +172,35 @@ def test_jupyter_is_answered(server: Server, user: User) -> None:
 def test_unknown_project(server: Server, user: User) -> None:
     answer = project(server, user.api_key, str(uuid.uuid4()), "system.ping")
     assert answer == {"error": "Error: user must be a collaborator on the project"}
+
+
+def test_async_exec_jobs(server: Server, user: User, make_user: Callable[..., User]) -> None:
+    key, project_id = user.api_key, _project(server, user)
+
+    def run(**opts: object) -> Any:
+        return project(server, key, project_id, "system.exec", opts)
+
+    started = run(command="echo $GREETING; echo oops >&2", env={"GREETING": "hi"}, async_call=True)
+    assert started["type"] == "async" and started["status"] in ("running", "completed")
+    assert isinstance(started["pid"], int) and started["pid"] > 0
+    job_id = started["job_id"]
+    done = run(async_get=job_id, async_await=True, async_stats=True)
+    assert (done["status"], done["stdout"], done["stderr"]) == ("completed", "hi\n", "oops\n")
+    assert done["exit_code"] == 0 and done["job_id"] == job_id and done["stats"] == []
+    # err_on_exit holds, as for a blocking exec: the error keeps stderr only.
+    failing = run(command="echo out; echo bad >&2; exit 3", async_call=True)
+    failed = run(async_get=failing["job_id"], async_await=True)
+    assert (failed["status"], failed["stdout"], failed["stderr"]) == ("error", "", "bad\n")
+    assert failed["exit_code"] == 1
+
+    missing = "Async operation '{}' does not exist."
+    unknown = str(uuid.uuid4())
+    assert run(async_get=unknown)["error"].endswith(missing.format(unknown))
+    # Only this project's jobs, even for a caller who may use the other project too.
+    other = _project(server, user)
+    elsewhere = project(server, key, other, "system.exec", {"async_get": job_id})
+    assert elsewhere["error"].endswith(missing.format(job_id))
+    # Someone else's key cannot reach the project at all.
+    poll = {"async_get": job_id}
+    stranger = project(server, make_user().api_key, project_id, "system.exec", poll)
+    assert "error" in stranger and "hi" not in str(stranger)

@@ -417,6 +417,18 @@ def test_routes_answer_json_objects_for_empty_bodies(server: Server, user: User,
     assert status == 200 and isinstance(answer, dict), answer
 
 
+def test_exec_env(server: Server, user: User) -> None:
+    project = _project(server, user)
+    body = {"project_id": project, "command": "echo $TEST_ENV-$HOME", "bash": True}
+    got = ok(server, user.api_key, "exec", {**body, "env": {"TEST_ENV": "123"}})
+    assert got["stdout"] == f"123-/projects/{project}\n"
+    # Merged over the project's environment, as CoCalc merges it.
+    got = ok(server, user.api_key, "exec", {**body, "env": {"HOME": "/elsewhere"}})
+    assert got["stdout"] == "-/elsewhere\n"
+    for bad in ({"A": 1}, {"A=B": "1"}, ["A"], "A=1", {"A": "x\u0000"}, {"V": "x" * 1_000_001}):
+        assert "env" in error(server, user.api_key, "exec", {**body, "env": bad})
+
+
 def test_async_exec_jobs(server: Server, make_user: MakeUser) -> None:
     owner, stranger = make_user(), make_user()
     project = _project(server, owner)

@@ -220,13 +220,20 @@ async def _load(hub: Hub, job_id: str) -> Any:
 
 
 async def get_job(
-    hub: Hub, actor: Actor, job_id: str, *, wait: bool = False, stats: bool = False
+    hub: Hub,
+    actor: Actor,
+    job_id: str,
+    *,
+    wait: bool = False,
+    stats: bool = False,
+    project_id: str | None = None,
 ) -> dict[str, Any]:
-    """The job's state; with `wait`, once it ended (or after AWAIT_MAX_S)."""
+    """The job's state; with `wait`, once it ended (or after AWAIT_MAX_S). With
+    `project_id` (a project's own API), only that project's jobs are found."""
     if not is_valid_uuid(job_id):
         raise _missing(job_id)
     row = await _load(hub, job_id.lower())
-    if row is None:
+    if row is None or (project_id is not None and row.project_id != project_id.lower()):
         raise _missing(job_id)
     try:
         await require_project(hub, actor, row.project_id, write=True)

@@ -124,6 +124,27 @@ async def run_command(
     )
 
 
+MAX_ENV_VARIABLES = 1000
+MAX_ENV_CHARS = 1_000_000
+
+
+def checked_env(value: Any) -> dict[str, str]:
+    """Variables a caller sets over the project's environment for one command: names and
+    values are strings, without NUL, and names without `=`; bounded in number and size."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_ENV_VARIABLES:
+        raise Invalid(f"env must be an object of at most {MAX_ENV_VARIABLES} strings")
+    size = 0
+    for name, text in value.items():
+        if not isinstance(text, str) or not name or "=" in name or "\0" in name + text:
+            raise Invalid(f"env: invalid variable {name!r}")
+        size += len(name) + len(text)
+    if size > MAX_ENV_CHARS:
+        raise Invalid(f"env may hold at most {MAX_ENV_CHARS} characters")
+    return dict(value)
+
+
 def plan_exec(
     *,
     command: str,

@@ -7,10 +7,11 @@ from typing import Any
 
 from calchub.api.conat.registry import BridgeCall, first_arg, project_method
 from calchub.errors import Invalid
-from calchub.projects import control, files
-from calchub.projects.execution import Command, run_command
+from calchub.projects import control, exec_jobs, files
+from calchub.projects.execution import Command, checked_env, run_command
 
 DEFAULT_EXEC_TIMEOUT_S = 60
+MAX_JOB_ID = 100
 
 
 def _project(call: BridgeCall) -> str:
@@ -53,31 +54,11 @@ def _number(value: Any, key: str) -> float | None:
     return float(value)
 
 
-MAX_ENV_VARIABLES = 1000
-MAX_ENV_CHARS = 1_000_000
-
-
-def _env(value: Any) -> dict[str, str]:
-    """Variables for a command: names and values are strings, without NUL or `=` in names."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or len(value) > MAX_ENV_VARIABLES:
-        raise Invalid(f"env must be an object of at most {MAX_ENV_VARIABLES} strings")
-    size = 0
-    for name, text in value.items():
-        if not isinstance(text, str) or not name or "=" in name or "\0" in name + text:
-            raise Invalid(f"env: invalid variable {name!r}")
-        size += len(name) + len(text)
-    if size > MAX_ENV_CHARS:
-        raise Invalid(f"env may hold at most {MAX_ENV_CHARS} characters")
-    return dict(value)
-
-
 @project_method("system.exec")
 async def exec_(call: BridgeCall, args: list[Any]) -> Any:
     opts = first_arg(args)
-    if opts.get("async_call") or opts.get("async_get"):
-        raise Invalid("async exec jobs are not supported by this server's project API")
+    if opts.get("async_get") is not None:
+        return await _poll_job(call, opts)
     command = opts.get("command")
     if not isinstance(command, str) or not command:
         raise Invalid("command must be given")
@@ -89,28 +70,51 @@ async def exec_(call: BridgeCall, args: list[Any]) -> Any:
     bash = opts.get("bash", False)
     if not isinstance(bash, bool):
         raise Invalid("bash must be true or false")
-    env = _env(opts.get("env"))
-    await control.open_for_call(call.hub, call.actor, _project(call))
-    output = await run_command(
-        call.hub,
-        call.actor,
-        _project(call),
-        Command(
-            command=command,
-            args=_strings(opts.get("args"), "args"),
-            path=path,
-            timeout=DEFAULT_EXEC_TIMEOUT_S if timeout is None else timeout,
-            max_output=None if max_output is None else int(max_output),
-            bash=bash,
-            env=env,
-        ),
+    async_call = _flag(opts, "async_call")
+    command_to_run = Command(
+        command=command,
+        args=_strings(opts.get("args"), "args"),
+        path=path,
+        timeout=DEFAULT_EXEC_TIMEOUT_S if timeout is None else timeout,
+        max_output=None if max_output is None else int(max_output),
+        bash=bash,
+        env=checked_env(opts.get("env")),
     )
+    await control.open_for_call(call.hub, call.actor, _project(call))
+    if async_call:
+        return await exec_jobs.start_job(call.hub, call.actor, _project(call), command_to_run)
+    output = await run_command(call.hub, call.actor, _project(call), command_to_run)
     return {
         "type": "blocking",
         "stdout": output.stdout,
         "stderr": output.stderr,
         "exit_code": output.exit_code,
     }
+
+
+def _flag(opts: dict[str, Any], key: str) -> bool:
+    value = opts.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise Invalid(f"{key} must be true or false")
+    return value
+
+
+async def _poll_job(call: BridgeCall, opts: dict[str, Any]) -> Any:
+    """`async_get`: a job started through this project's API or REST v2, as §3.1 answers it;
+    only this project's jobs are found here."""
+    job_id = opts["async_get"]
+    if not isinstance(job_id, str) or len(job_id) > MAX_JOB_ID:
+        raise Invalid("async_get must be a job id")
+    return await exec_jobs.get_job(
+        call.hub,
+        call.actor,
+        job_id,
+        wait=_flag(opts, "async_await"),
+        stats=_flag(opts, "async_stats"),
+        project_id=_project(call),
+    )
 
 
 @project_method("system.listing")

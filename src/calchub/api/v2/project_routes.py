@@ -22,7 +22,7 @@ from calchub.ids import is_valid_uuid
 from calchub.projects import control, exec_jobs, files, membership
 from calchub.projects.collaborators import add_collaborators, add_request, remove_collaborator
 from calchub.projects.creation import create_project
-from calchub.projects.execution import Command, run_command
+from calchub.projects.execution import Command, checked_env, run_command
 from calchub.userquery.engine import run_query
 
 # --- exec ----------------------------------------------------------------------------------
@@ -38,6 +38,7 @@ class ExecBody(Body):
     bash: bool = False
     aggregate: Any = None
     err_on_exit: bool = True
+    env: Any = None
     async_call: bool = False
     async_get: str | None = Field(default=None, max_length=100)
     async_await: bool = False
@@ -48,7 +49,8 @@ class ExecBody(Body):
     "exec",
     ExecBody,
     "Run a command in a project: `project_id`, `command`, `args`, `path` (relative to the "
-    "home folder), `timeout` (s, default 60), `max_output`, `bash`, `err_on_exit`. With "
+    "home folder), `timeout` (s, default 60), `max_output`, `bash`, `err_on_exit`, `env` "
+    "(variables set over the project's environment). With "
     "`async_call` it answers a `job_id` (and the command's `pid`) once the command started; "
     "`async_get` (with `async_await` to wait up to 60 s, `async_stats` for samples of its "
     "memory and CPU use) polls it, its output growing while it runs. Jobs are kept an hour, "
@@ -73,6 +75,7 @@ async def exec_route(call: V2Call, body: ExecBody) -> Any:
         bash=body.bash,
         err_on_exit=body.err_on_exit,
         aggregate=body.aggregate,
+        env=checked_env(body.env),
     )
     if body.async_call:
         return await _worded(
