@@ -125,7 +125,7 @@ def test_running_projects_and_the_copy_queue_are_read_from_the_database(
 
 def test_commands_run_in_projects_are_counted_by_outcome(api: ApiClient, user: User) -> None:
     project = create_project(api, user.api_key)
-    key = "calchub_project_exec_duration_seconds_count{{outcome=\"{}\"}}"
+    key = 'calchub_project_exec_duration_seconds_count{{outcome="{}"}}'
     before = scrape(api)
     assert sh(api, user.api_key, project, "echo hi") == "hi\n"
     failed = api.call(

@@ -98,9 +98,7 @@ def test_a_project_deleted_on_one_hub_is_refused_on_the_other(
 
 
 @pytest.fixture
-def small_disks(
-    server: Server, hubs: list[ApiClient], project: tuple[str, User]
-) -> Iterator[None]:
+def small_disks(server: Server, hubs: list[ApiClient], project: tuple[str, User]) -> Iterator[None]:
     """The project runs (its sandbox started with the default quota, which limits the size
     of a file), then the site's default disk quota drops to 2 MB: each write checks the
     quota as it is now."""

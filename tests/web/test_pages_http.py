@@ -221,10 +221,15 @@ def test_reset_codes_are_single_use_and_expire(
     account = sign_up(api, admin_key)
     with browser_client(server) as client:
         for _ in range(2):
-            assert api.call(
-                "forgot_password", admin_key, {"email_address": account.email},
-                headers={"X-Forwarded-For": client_ip()},
-            )["error"] is False
+            assert (
+                api.call(
+                    "forgot_password",
+                    admin_key,
+                    {"email_address": account.email},
+                    headers={"X-Forwarded-For": client_ip()},
+                )["error"]
+                is False
+            )
         first, second = mail_to(smtp, account.email, count=3)[1:]
         links = [link_in(m, re.escape(server.url) + r"/app\?forgot=\S+") for m in (first, second)]
         page = client.get(links[0].removeprefix(server.url))
@@ -290,7 +295,9 @@ def test_verification_link_asks_and_its_button_verifies(
         form = form_to(shown.text, "/auth/verify")
         assert form.action == "/auth/verify"
         assert form.fields == {
-            "csrf_token": client.cookies["calchub_csrf"], "email": account.email, "token": token,
+            "csrf_token": client.cookies["calchub_csrf"],
+            "email": account.email,
+            "token": token,
         }
         assert shown.text.count(token) == 1
 
@@ -377,7 +384,9 @@ def test_ticket_address_answers_keys_in_json_and_sessions_in_html(
     user = make_user()  # type: ignore[operator]
     stranger = make_user()  # type: ignore[operator]
     ticket = {
-        "email_address": user.email, "subject": "Kernel died <b>", "body": "It & stopped",
+        "email_address": user.email,
+        "subject": "Kernel died <b>",
+        "body": "It & stopped",
     }
     url = api.call("create_support_ticket", user.api_key, ticket)["url"]
     path = url.removeprefix(server.url)
@@ -430,9 +439,7 @@ def test_keys_page_input_errors(server: Server, api: ApiClient, admin_key: str) 
             secret = re.search(r'id="secret" type="text" value="([^"]+)"', made.text)
             revoke = re.search(r'action="/app/keys/(\d+)/revoke"', made.text)
             assert secret and revoke
-        silent = client.post(
-            f"/app/keys/{revoke.group(1)}/revoke", data={"csrf_token": token}
-        )
+        silent = client.post(f"/app/keys/{revoke.group(1)}/revoke", data={"csrf_token": token})
         assert silent.status_code == 200
         assert api.call("ping", secret.group(1)).event == "pong"
         listing = client.get("/app/keys")
