@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
+from calchub.accounts.creation import VERIFY_LIFETIME
 from calchub.db.tables import (
     account_creation_actions,
     accounts,
@@ -24,10 +25,11 @@ from calchub.db.tables import (
 )
 from calchub.db.types import utcnow
 from tests.api.expect import assert_invalid
+from tests.api.test_v2 import ok
 from tests.conftest import User
-from tests.harness import ApiClient, Database
+from tests.harness import ApiClient, Database, Server
 from tests.smtp_sink import Received, SmtpSink
-from tests.web.helpers import verify_through
+from tests.web.helpers import set_challenge_time, verify_through
 
 MakeUser = Callable[..., User]
 
@@ -859,6 +861,49 @@ def test_opening_the_verification_link_alone_changes_nothing(
         )
     )
     assert set(row.email_address_verified) == {address}
+    assert verify_through(link).status_code == 400
+
+
+def test_an_expired_verification_link_leaves_invitations_pending(
+    api: ApiClient,
+    server: Server,
+    owner: User,
+    project: str,
+    smtp: SmtpSink,
+    db: Database,
+    make_user: MakeUser,
+) -> None:
+    """A leaked old welcome mail must not verify the address nor hand over its invitations;
+    a new verification email does, for the address's owner."""
+    address = _fresh_address()
+    reply = _noncloud(api, owner.api_key, project, address)
+    assert reply.event == "invite_noncloud_collaborators_resp", reply.body
+    newcomer = make_user(email=address)
+    link = verification_link(smtp, address)
+    set_challenge_time(
+        db, newcomer.account_id, (utcnow() - VERIFY_LIFETIME - timedelta(minutes=1)).isoformat()
+    )
+    refused = verify_through(link)
+    assert refused.status_code == 400 and "This link does not work" in refused.text
+    (row,) = db.execute(
+        select(accounts.c.email_address_verified).where(
+            accounts.c.account_id == newcomer.account_id
+        )
+    )
+    assert row.email_address_verified in (None, {})
+    assert newcomer.account_id not in _members(db, project)
+    pending = db.execute(
+        select(account_creation_actions).where(account_creation_actions.c.email_address == address)
+    )
+    assert len(pending) == 1
+    # A new verification email, and its link works.
+    assert ok(server, newcomer.api_key, "accounts/send-verification-email", {}) == {
+        "status": "success"
+    }
+    fresh = verification_link(smtp, address)
+    assert fresh != link
+    verify_address(smtp, address)
+    assert _members(db, project)[newcomer.account_id] == "collaborator"
     assert verify_through(link).status_code == 400
 
 

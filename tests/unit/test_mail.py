@@ -18,6 +18,7 @@ from calchub.mail import (
     list_messages,
     mailer_from_settings,
     password_reset_email,
+    verify_address_email,
     welcome_email,
 )
 from tests.smtp_sink import SmtpSink
@@ -375,6 +376,24 @@ def test_welcome_email() -> None:
     assert "Welcome" in email.text
     assert "https://calc.example.com/verify?token=abc&x=1" in email.text
     assert 'href="https://calc.example.com/verify?token=abc&amp;x=1"' in html_of(email)
+    for body in (email.text, html_of(email)):
+        assert "valid for 24 hours" in body
+
+
+def test_verify_address_email() -> None:
+    email = verify_address_email(
+        to="moved@example.com",
+        site_name="CalcHub",
+        verify_url="https://calc.example.com/auth/verify?token=abc",
+        from_addr=FROM,
+        from_name=None,
+    )
+    assert email.subject == "Confirm your email address for CalcHub"
+    assert email.category == "verify_address"
+    for body in (email.text, html_of(email)):
+        assert "https://calc.example.com/auth/verify?token=abc" in body
+        assert "valid for 24 hours" in body
+        assert "ignore this message" in body
 
 
 def test_password_reset_email() -> None:

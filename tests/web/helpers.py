@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from sqlalchemy import select, update
 
-from tests.harness import ApiClient, Server, backend
+from calchub.db.tables import accounts
+from tests.harness import ApiClient, Database, Server, backend
 from tests.smtp_sink import SmtpSink
 
 PASSWORD = "correct horse battery"
@@ -90,6 +92,23 @@ def verify_through(link: str) -> httpx.Response:
             return shown
         form = form_to(shown.text, "/auth/verify")
         return client.post(urljoin(link, form.action), data=form.fields)
+
+
+def set_challenge_time(db: Database, account_id: str, time: object) -> None:
+    """Rewrite when the account's pending verification link was mailed (None: the challenge
+    says nothing about it), as an old link or an old row would have it."""
+    (row,) = db.execute(
+        select(accounts.c.email_address_challenge).where(accounts.c.account_id == account_id)
+    )
+    challenge = dict(row.email_address_challenge)
+    challenge.pop("time", None)
+    if time is not None:
+        challenge["time"] = time
+    db.execute(
+        update(accounts)
+        .where(accounts.c.account_id == account_id)
+        .values(email_address_challenge=challenge)
+    )
 
 
 def mail_to(smtp: SmtpSink, address: str, count: int = 1, timeout: float = 10) -> list[Any]:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select, update
 
+from calchub.accounts.creation import VERIFY_LIFETIME
 from calchub.db.tables import accounts, password_reset, sign_in_failures, web_sessions
 from calchub.db.types import utcnow
 from tests.harness import ApiClient, Database, Server
@@ -23,6 +24,7 @@ from tests.web.helpers import (
     form_to,
     link_in,
     mail_to,
+    set_challenge_time,
     sign_in,
     sign_up,
 )
@@ -376,6 +378,42 @@ def test_verification_refuses_oversized_and_odd_input(
         assert huge.status_code == 413
         assert _verified(db, account.account_id) == {}
         assert client.post("/auth/verify", data=fields).status_code == 200
+
+
+def test_verification_links_expire(
+    server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    (welcome,) = mail_to(smtp, account.email)
+    assert "valid for 24 hours" in str(welcome.message.get_body(("plain",)).get_content())
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    now = utcnow()
+    with browser_client(server) as client:
+        fields = form_to(client.get(link).text, "/auth/verify").fields
+        # Past its day, or of no readable age (an old row, a time it cannot parse, one far
+        # ahead): the same refusal on opening and on pressing, and nothing verified.
+        for time_ in (
+            (now - VERIFY_LIFETIME - timedelta(seconds=1)).isoformat(),
+            (now - timedelta(days=90)).isoformat(),
+            None,
+            "yesterday",
+            1700000000000,
+            (now + VERIFY_LIFETIME + timedelta(minutes=1)).isoformat(),
+        ):
+            set_challenge_time(db, account.account_id, time_)
+            opened = client.get(link)
+            assert opened.status_code == 400 and "This link does not work" in opened.text, time_
+            assert "accounts/send-verification-email" in opened.text
+            pressed = client.post("/auth/verify", data=fields)
+            assert pressed.status_code == 400 and "This link does not work" in pressed.text
+            assert _verified(db, account.account_id) == {}
+        # Within its day (a time without an offset is UTC), the same link still works.
+        almost = (now - VERIFY_LIFETIME + timedelta(minutes=5)).replace(tzinfo=None)
+        set_challenge_time(db, account.account_id, almost.isoformat())
+        assert client.get(link).status_code == 200
+        done = client.post("/auth/verify", data=fields)
+        assert done.status_code == 200 and "Email address verified" in done.text
+    assert set(_verified(db, account.account_id)) == {account.email}
 
 
 def test_ticket_address_answers_keys_in_json_and_sessions_in_html(

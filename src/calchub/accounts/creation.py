@@ -6,7 +6,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +34,11 @@ THROTTLE_WINDOW = timedelta(minutes=30)
 NAME_MAX_LENGTH = 254
 # The verification token is 16 characters; a link's longer token is not even looked up.
 VERIFY_TOKEN_MAX_LENGTH = 200
+# How long a verification link works after it was mailed: CoCalc's 24 hours. A mail that
+# leaks later (an old inbox, a forwarded message) no longer proves the address; its owner
+# asks for a new link (REST v2 accounts/send-verification-email). The emails and the refused
+# link's page say "24 hours".
+VERIFY_LIFETIME = timedelta(days=1)
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b\S+\.(?:com|org|net|io|de|ru|cn|info|xyz)\b", re.I)
 _EMAIL_IN_TEXT = re.compile(r"\S+@\S+\.\S+")
 
@@ -274,12 +279,38 @@ async def send_verification(hub: Hub, email: str, verify_token: str) -> None:
         log.exception("could not send an address verification email")
 
 
-def _challenge_met(challenge: dict[str, Any] | None, email: str, token: str) -> bool:
-    """Whether `token` is the one mailed for `email`, the account's address now."""
+def _issued(challenge: dict[str, Any]) -> datetime | None:
+    """When the challenge's link was mailed, or None if it does not say (in a form we read)."""
+    stored = challenge.get("time")
+    if not isinstance(stored, str):
+        return None
+    try:
+        issued = datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+    # Every challenge calchub writes carries its offset; one without is read as UTC.
+    return issued if issued.tzinfo is not None else issued.replace(tzinfo=UTC)
+
+
+def _challenge_current(challenge: dict[str, Any], now: datetime) -> bool:
+    """Whether the challenge's link is still within its lifetime. A challenge without a
+    readable time counts as expired: its age is unknown, so it might be any age, and refusing
+    it costs its owner only a new link, while accepting it would let an old leaked mail
+    verify forever. A time more than a lifetime ahead is as unreadable as none."""
+    issued = _issued(challenge)
+    return issued is not None and abs(now - issued) < VERIFY_LIFETIME
+
+
+def _challenge_met(challenge: dict[str, Any] | None, email: str, token: str, now: datetime) -> bool:
+    """Whether `token` is the one mailed for `email`, the account's address now, within the
+    link's lifetime."""
     challenge = challenge or {}
     stored = challenge.get("token_hash")
     return (
-        challenge.get("email") == email and isinstance(stored, str) and same(stored, digest(token))
+        challenge.get("email") == email
+        and isinstance(stored, str)
+        and same(stored, digest(token))
+        and _challenge_current(challenge, now)
     )
 
 
@@ -303,7 +334,7 @@ async def verification_link_works(hub: Hub, email: str, token: str) -> bool:
         challenge = await conn.scalar(
             select(accounts.c.email_address_challenge).where(accounts.c.email_address == email)
         )
-    return _challenge_met(challenge, email, token)
+    return _challenge_met(challenge, email, token, utcnow())
 
 
 async def verify_email(hub: Hub, email: str, token: str) -> bool:
@@ -324,7 +355,7 @@ async def verify_email(hub: Hub, email: str, token: str) -> bool:
                 .with_for_update()
             )
         ).first()
-        if row is None or not _challenge_met(row.email_address_challenge, email, token):
+        if row is None or not _challenge_met(row.email_address_challenge, email, token, utcnow()):
             return False
         verified = dict(row.email_address_verified or {})
         verified[email] = utcnow().isoformat()

@@ -17,6 +17,8 @@ INVITE_CATEGORY = "invite"
 WELCOME_CATEGORY = "welcome"
 VERIFY_CATEGORY = "verify_address"
 SUPPORT_TICKET_CATEGORY = "support_ticket"
+# Verification links expire after a day (calchub.accounts.creation.VERIFY_LIFETIME).
+VERIFY_VALIDITY = "The link is valid for 24 hours and can be used only once."
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BLOCK_TAGS = _HEADINGS | {
@@ -107,6 +109,7 @@ def welcome_email(
         f"Your account at {dns} has been created.\n\n"
         "To verify your email address, open this link and press the button on its page:\n"
         f"{verify_url}\n\n"
+        f"{VERIFY_VALIDITY}\n\n"
         f"-- {site_name}\n"
     )
     html = _document(
@@ -115,6 +118,7 @@ def welcome_email(
             f"<p>Your account at {escape(dns)} has been created.</p>",
             "<p>To verify your email address, open this link and press the button on its page:"
             f"<br>{_link(verify_url)}</p>",
+            f"<p>{VERIFY_VALIDITY}</p>",
             f"<p>&mdash; {escape(site_name)}</p>",
         ]
     )
@@ -142,6 +146,7 @@ def verify_address_email(
         f"Your {site_name} account now uses this email address.\n\n"
         "To confirm it, open this link and press the button on its page:\n"
         f"{verify_url}\n\n"
+        f"{VERIFY_VALIDITY}\n\n"
         "If you did not ask for this, ignore this message: the address stays unconfirmed.\n\n"
         f"-- {site_name}\n"
     )
@@ -150,6 +155,7 @@ def verify_address_email(
             f"<p>Your {escape(site_name)} account now uses this email address.</p>",
             "<p>To confirm it, open this link and press the button on its page:"
             f"<br>{_link(verify_url)}</p>",
+            f"<p>{VERIFY_VALIDITY}</p>",
             "<p>If you did not ask for this, ignore this message: the address stays "
             "unconfirmed.</p>",
             f"<p>&mdash; {escape(site_name)}</p>",

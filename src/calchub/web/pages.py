@@ -339,15 +339,18 @@ async def reset_submit(request: Request) -> Response:
 
 
 async def _link_refused(request: Request, session: Session | None) -> Response:
-    # Said the same way for every reason (no such address, a wrong or used token), so the
-    # page tells nobody without the token anything about the address.
+    # Said the same way for every reason (no such address, a wrong, used or expired token),
+    # so the page tells nobody without the token anything about the address. These pages
+    # cannot send a new link; the API can, for the account's own key.
     return await message(
         request,
         session=session,
         status=400,
         title="This link does not work",
-        text="This verification link is not valid (any more). It works once, and only for "
-        "the address the account has now.",
+        text="This verification link is not valid (any more). It works once, for 24 hours "
+        "after it was sent, and only for the address the account has now. To get a new "
+        "link, ask for a new verification email: the REST API call "
+        "accounts/send-verification-email, made with the account's API key, sends one.",
     )
 
 
