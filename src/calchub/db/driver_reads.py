@@ -1,5 +1,5 @@
-"""One text value (a listing the database wrote, userquery/json_rows.py) read by running the
-statement on the held connection's own driver.
+"""Reads run on the held connection's own driver: one text value (a listing the database
+wrote, userquery/json_rows.py), or the rows of a query table's get.
 
 Through SQLAlchemy's execution such a read costs, besides the statement, its execution
 context and result set-up, and on SQLite four hops to aiosqlite's thread (cursor, execute,
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.cache_key import CacheKey
 
 from calchub.db.prepared import Prepared, prepare
 
@@ -49,9 +50,41 @@ async def read_text(conn: AsyncConnection, statement: Select[Any]) -> str | None
     return None if value is None else str(value)
 
 
+async def read_rows(conn: AsyncConnection, statement: Select[Any]) -> list[Any]:
+    """The statement's rows, each with its columns as attributes holding what SQLAlchemy
+    would have given (calchub/db/prepared.py)."""
+    dialect = conn.dialect
+    found = _prepared(statement, dialect)
+    if found is None:
+        return list(await conn.execute(statement))
+    prepared, key = found
+    values = prepared.arguments_of(key)
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if dialect.name == "sqlite":
+        raw: Any = await driver.execute_fetchall(prepared.sql, values)
+    else:
+        raw = await driver.fetch(prepared.sql, *values)
+    return [prepared.make_row(row, _no_plain_names) for row in raw]
+
+
+def _no_plain_names() -> list[str]:
+    # Only statements built from tables come here: their columns are always known.
+    raise TypeError("read_rows takes statements with typed columns")
+
+
 def _prepare(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]] | None:
     """The statement's SQL text and its parameter values in order, or None when
     SQLAlchemy must run it."""
+    found = _prepared(statement, dialect)
+    if found is None:
+        return None
+    prepared, key = found
+    return prepared.sql, prepared.arguments_of(key)
+
+
+def _prepared(statement: Select[Any], dialect: Dialect) -> tuple[Prepared, CacheKey] | None:
+    """The statement's shape prepared, with the cache key its values come from, or None
+    when SQLAlchemy must run it."""
     if dialect.name not in _DRIVERS:
         return None
     # The key SQLAlchemy's own statement cache uses (as in its caching examples): equal for
@@ -67,4 +100,4 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]] 
     prepared = _PREPARED[index]
     if prepared is None:
         return None
-    return prepared.sql, prepared.arguments_of(key)
+    return prepared, key

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.access import member_projects
 from calchub.db import json_sql
-from calchub.db.driver_reads import read_text
+from calchub.db.driver_reads import read_rows, read_text
 from calchub.db.tables import project_users, public_paths
 from calchub.json_text import JsonText
 from calchub.userquery.access import check_read
@@ -210,7 +210,7 @@ async def run_get(
         stmt = stmt.order_by(order)
     if limit is not None and not python_filters:
         stmt = stmt.limit(limit)
-    raw = list(await conn.execute(stmt))
+    raw = await read_rows(conn, stmt)
     rows = [
         row
         for row in await _shape(conn, caller, spec, wanted, raw)
@@ -228,8 +228,8 @@ async def _json_rows(conn: AsyncConnection, rows: Any, order: Any, limit: int | 
     if order is not None:
         # The rows one by one, in order: neither backend promises an aggregate its input
         # in the order of a subquery.
-        found = (await conn.execute(rows.order_by(order))).scalars().all()
-        return JsonText(json_array(list(found)))
+        found = await read_rows(conn, rows.order_by(order))
+        return JsonText(json_array([row[0] for row in found]))
     # In no particular order, as the general path's: joined by the database, one value to
     # fetch instead of a row per project.
     inner = rows.subquery()
