@@ -14,7 +14,15 @@ import pytest
 from tests.browser import headless_chromium
 from tests.harness import ApiClient, Server
 from tests.smtp_sink import SmtpSink
-from tests.web.helpers import link_in, mail_to, screenshot_dir, sign_up, verify_through
+from tests.web.helpers import (
+    browser_client,
+    link_in,
+    mail_to,
+    screenshot_dir,
+    sign_up,
+    verify_through,
+)
+from tests.web.helpers import sign_in as sign_in_over_http
 
 pytest.importorskip("selenium")
 
@@ -233,6 +241,45 @@ def test_sign_up_verify_sign_in_and_manage_keys(
     assert heading(page) == "calchub"
     page.get(server.url + "/app/keys")
     assert heading(page) == "Sign in"
+
+
+def test_sign_a_lost_laptop_out_from_the_sessions_page(
+    page: WebDriver, server: Server, api: ApiClient, admin_key: str
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server, "10.251.0.7") as laptop:
+        sign_in_over_http(laptop, account.email, account.password)
+        assert laptop.get("/app/keys").status_code == 200
+        sign_in(page, server, account.email, account.password)
+        follow(page, "Sessions")
+        assert heading(page) == "Where you are signed in"
+        assert page.current_url == server.url + "/app/sessions"
+        rows = page.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(rows) == 2
+        # Newest first: this browser signed in last.
+        assert "This browser" in rows[0].text and "This browser" not in rows[1].text
+        assert "10.251.0.7" in rows[1].text
+        nothing_from_elsewhere(page, server)
+        page.set_window_size(*PHONE)
+        assert fits_the_width(page)
+        shoot(page, "sessions-phone")
+        page.set_window_size(*DESKTOP)
+        shoot(page, "sessions")
+
+        other = rows[1].find_element(By.TAG_NAME, "button")
+        assert other.text == "Sign out"
+        navigates(page, other.click)
+        assert page.find_element(By.CSS_SELECTOR, "[role=status]").text == (
+            "That browser is signed out."
+        )
+        rows = page.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(rows) == 1 and "This browser" in rows[0].text
+        assert "10.251.0.7" not in page.page_source
+        shoot(page, "sessions-ended")
+        # The laptop's cookie signs nobody in any more; this browser is still signed in.
+        assert laptop.get("/app/keys").status_code == 303
+        page.get(server.url + "/app/keys")
+        assert heading(page) == "API keys"
 
 
 def test_reset_a_forgotten_password_through_the_mailed_link(

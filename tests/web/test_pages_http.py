@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select, update
@@ -534,3 +535,168 @@ def test_banning_an_account_suspends_its_sessions(
             server.cli("admin", "unban", account.account_id)
         # As with its API keys, lifting the ban gives the account its sessions back.
         assert client.get("/app/keys").status_code == 200
+
+
+def _session_ids(page: str) -> list[str]:
+    return re.findall(r'action="/app/sessions/([A-Za-z0-9]+)/end"', page)
+
+
+def _session_row(db: Database, client: object) -> Any:
+    token = client.cookies["calchub_session"]  # type: ignore[attr-defined]
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    rows = db.execute(select(web_sessions).where(web_sessions.c.token_hash == digest))
+    return rows[0] if rows else None
+
+
+def test_sessions_page_lists_the_accounts_own_sessions_newest_first(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account, stranger = sign_up(api, admin_key), sign_up(api, admin_key)
+    with (
+        browser_client(server, "10.250.1.1") as old,
+        browser_client(server, "10.250.1.2") as new,
+        browser_client(server) as theirs,
+    ):
+        sign_in(old, account.email, account.password)
+        sign_in(new, account.email, account.password)
+        sign_in(theirs, stranger.email, stranger.password)
+        # Signed in a minute apart, as far as the rows say.
+        db.execute(
+            update(web_sessions)
+            .where(web_sessions.c.id == _session_row(db, old).id)
+            .values(created=utcnow() - timedelta(minutes=1))
+        )
+        page = new.get("/app/sessions")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        mine, before = _session_row(db, new), _session_row(db, old)
+        assert _session_ids(page.text) == [mine.id, before.id]
+        assert page.text.index("10.250.1.2") < page.text.index("10.250.1.1")
+        # The current one is marked, and only it.
+        assert page.text.count("This browser</strong>") == 1
+        row = page.text.split(f'id="session-{mine.id}"', 1)[1].split("</tr>", 1)[0]
+        assert "This browser</strong>" in row
+        # Nothing of the other account's, and no token or digest of any session.
+        assert _session_row(db, theirs).id not in page.text
+        for client in (old, new, theirs):
+            assert client.cookies["calchub_session"] not in page.text
+            assert _session_row(db, client).token_hash not in page.text
+        assert 'href="/app/sessions"' in new.get("/app/keys").text
+        # The id is random: no part of it comes from the token or its digest.
+        assert mine.id not in mine.token_hash and len(mine.id) == 20
+
+
+def test_ending_a_session_signs_that_browser_out(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as laptop, browser_client(server) as here:
+        sign_in(laptop, account.email, account.password)
+        sign_in(here, account.email, account.password)
+        lost = _session_row(db, laptop).id
+        page = here.get("/app/sessions")
+        ended = here.post(f"/app/sessions/{lost}/end", data={"csrf_token": csrf_of(page.text)})
+        assert ended.status_code == 200 and "That browser is signed out." in ended.text
+        assert _session_ids(ended.text) == [_session_row(db, here).id]
+        gone = laptop.get("/app/keys")
+        assert gone.status_code == 303
+        assert gone.headers["location"] == "/app/sign-in?next=/app/keys"
+        assert here.get("/app/keys").status_code == 200
+        # Ended once, it is not there to end again.
+        again = here.post(f"/app/sessions/{lost}/end", data={"csrf_token": csrf_of(page.text)})
+        assert again.status_code == 404 and "There is no such session." in again.text
+
+
+def test_ending_this_browsers_session_signs_out(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client, browser_client(server) as other:
+        sign_in(client, account.email, account.password)
+        sign_in(other, account.email, account.password)
+        token = client.cookies["calchub_session"]
+        mine = _session_row(db, client).id
+        page = client.get("/app/sessions")
+        out = client.post(f"/app/sessions/{mine}/end", data={"csrf_token": csrf_of(page.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/app/sign-in"
+        assert "calchub_session" not in client.cookies
+        assert other.get("/app/keys").status_code == 200
+    with browser_client(server) as replay:
+        replay.cookies.set("calchub_session", token)
+        assert replay.get("/app/sessions").status_code == 303
+
+
+def test_ending_every_other_session_keeps_this_one(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account, stranger = sign_up(api, admin_key), sign_up(api, admin_key)
+    with (
+        browser_client(server) as first,
+        browser_client(server) as second,
+        browser_client(server) as here,
+        browser_client(server) as theirs,
+    ):
+        for client in (first, second, here):
+            sign_in(client, account.email, account.password)
+        sign_in(theirs, stranger.email, stranger.password)
+        page = here.get("/app/sessions")
+        assert len(_session_ids(page.text)) == 3
+        done = here.post("/app/sessions/end-others", data={"csrf_token": csrf_of(page.text)})
+        assert done.status_code == 200 and "Every other browser is signed out." in done.text
+        assert _session_ids(done.text) == [_session_row(db, here).id]
+        assert "/app/sessions/end-others" not in done.text
+        assert first.get("/app/keys").status_code == 303
+        assert second.get("/app/keys").status_code == 303
+        assert here.get("/app/keys").status_code == 200
+        assert theirs.get("/app/keys").status_code == 200
+        alone = here.post("/app/sessions/end-others", data={"csrf_token": csrf_of(page.text)})
+        assert "You were not signed in anywhere else." in alone.text
+
+
+def test_another_accounts_session_cannot_be_ended(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account, stranger = sign_up(api, admin_key), sign_up(api, admin_key)
+    with browser_client(server) as client, browser_client(server) as theirs:
+        sign_in(client, account.email, account.password)
+        sign_in(theirs, stranger.email, stranger.password)
+        their_row = _session_row(db, theirs)
+        token = csrf_of(client.get("/app/sessions").text)
+        # One answer for them all: the page does not tell whether the id exists elsewhere,
+        # and the digest (the table's key) is no name for a session.
+        for session_id in (their_row.id, "A" * 20, "x" * 200, "not-an-id", their_row.token_hash):
+            refused = client.post(f"/app/sessions/{session_id}/end", data={"csrf_token": token})
+            assert refused.status_code == 404, session_id
+            assert "There is no such session." in refused.text
+            assert their_row.id not in refused.text
+        assert _session_row(db, theirs) == their_row
+        assert theirs.get("/app/keys").status_code == 200
+        assert client.get("/app/keys").status_code == 200
+
+
+def test_sessions_forms_need_their_csrf_token(
+    server: Server, api: ApiClient, admin_key: str, db: Database
+) -> None:
+    account = sign_up(api, admin_key)
+    with browser_client(server) as client, browser_client(server) as other:
+        sign_in(client, account.email, account.password)
+        sign_in(other, account.email, account.password)
+        target = _session_row(db, other).id
+        # Another session's token (valid there) is no good here.
+        elsewhere = csrf_of(other.get("/app/sessions").text)
+        for data in ({}, {"csrf_token": "x" * 64}, {"csrf_token": elsewhere}):
+            for path in (f"/app/sessions/{target}/end", "/app/sessions/end-others"):
+                refused = client.post(path, data=data)
+                assert refused.status_code == 403 and "not sent from this site" in refused.text
+        assert other.get("/app/keys").status_code == 200
+        assert _session_row(db, other).id == target
+
+
+def test_sessions_page_needs_signing_in(server: Server) -> None:
+    with browser_client(server) as client:
+        page = client.get("/app/sessions")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/app/sign-in?next=/app/sessions"
+        for path in ("/app/sessions/" + "A" * 20 + "/end", "/app/sessions/end-others"):
+            refused = client.post(path, data={"csrf_token": "x" * 32})
+            assert refused.status_code == 303
+            assert refused.headers["location"].startswith("/app/sign-in?next=")

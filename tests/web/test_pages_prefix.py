@@ -66,6 +66,22 @@ def test_links_redirects_and_cookies_carry_the_prefix(
         )
         assert made.status_code == 200
         assert "https://calchub.example.org/hub/api/v1/ping" in made.text
+        assert f'href="{PREFIX}/app/sessions"' in made.text
+        sessions = client.get("/app/sessions", headers={"Cookie": session})
+        assert sessions.status_code == 200
+        assert f'action="{PREFIX}/app/sessions/end-others"' not in sessions.text
+        ended = form_to(sessions.text, "/end")
+        assert ended.action.startswith(f"{PREFIX}/app/sessions/")
+        out = client.post(
+            ended.action.removeprefix(PREFIX), data=ended.fields, headers={"Cookie": session}
+        )
+        assert out.status_code == 303 and out.headers["location"] == f"{PREFIX}/app/sign-in"
+        assert f"Path={PREFIX}" in out.headers["set-cookie"]
+        assert client.get("/app/keys", headers={"Cookie": session}).status_code == 303
+        signed_out_sessions = client.get("/app/sessions")
+        assert signed_out_sessions.headers["location"] == (
+            f"{PREFIX}/app/sign-in?next=/app/sessions"
+        )
         signed_out = client.get("/app/keys")
         assert signed_out.headers["location"] == f"{PREFIX}/app/sign-in?next=/app/keys"
 

@@ -22,6 +22,7 @@ from calchub.hub import Hub
 from calchub.logs import log_event
 
 TOKEN_LENGTH = 40
+ID_LENGTH = 20
 SESSION_LIFETIME = timedelta(days=7)
 MAX_PASSWORD_LENGTH = 1024
 # CoCalc's sign-in limits, counted in the database so that every hub sees every attempt.
@@ -51,6 +52,7 @@ async def _stand_in_hash() -> str:
 
 @dataclass(frozen=True)
 class Session:
+    id: str
     account_id: str
     email_address: str | None
     first_name: str | None
@@ -135,6 +137,7 @@ async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str,
     if row.banned:
         raise Refused(BANNED.format(help_email=await hub.site.get("help_email")))
     token = random_base62(TOKEN_LENGTH)
+    session_id = random_base62(ID_LENGTH)
     expire = now + SESSION_LIFETIME
     async with hub.engine.begin() as conn:
         await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.id == attempt))
@@ -153,6 +156,7 @@ async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str,
         await conn.execute(
             insert(web_sessions).values(
                 token_hash=digest(token),
+                id=session_id,
                 account_id=row.account_id,
                 created=now,
                 expire=expire,
@@ -161,6 +165,7 @@ async def sign_in(hub: Hub, *, email: str, password: str, ip: str) -> tuple[str,
         )
         await log_event(conn, "sign_in", {"account_id": row.account_id, "ip_address": ip})
     session = Session(
+        id=session_id,
         account_id=row.account_id,
         email_address=email,
         first_name=row.first_name,
@@ -180,6 +185,7 @@ async def session_for(hub: Hub, token: str) -> Session | None:
         row = (
             await conn.execute(
                 select(
+                    s.id,
                     s.account_id,
                     s.expire,
                     a.email_address,
@@ -199,6 +205,7 @@ async def session_for(hub: Hub, token: str) -> Session | None:
     if row is None:
         return None
     return Session(
+        id=row.id,
         account_id=row.account_id,
         email_address=row.email_address,
         first_name=row.first_name,
@@ -211,6 +218,51 @@ async def session_for(hub: Hub, token: str) -> Session | None:
 async def sign_out(hub: Hub, token: str) -> None:
     async with hub.engine.begin() as conn:
         await conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == digest(token)))
+
+
+@dataclass(frozen=True)
+class SessionListing:
+    """What is stored about one of an account's sessions (never its token or digest)."""
+
+    id: str
+    created: datetime
+    expire: datetime
+    ip_address: str
+
+
+async def live_sessions(hub: Hub, account_id: str) -> list[SessionListing]:
+    """The account's sessions that have not run out, newest first."""
+    s = web_sessions.c
+    async with hub.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(s.id, s.created, s.expire, s.ip_address)
+                .where(s.account_id == account_id, s.expire > utcnow())
+                .order_by(s.created.desc(), s.id)
+            )
+        ).all()
+    return [SessionListing(r.id, r.created, r.expire, r.ip_address) for r in rows]
+
+
+async def end_session(hub: Hub, account_id: str, session_id: str) -> bool:
+    """Sign one of the account's browsers out; False when the account has no such session
+    (another account's session is left alone, and said about the same way)."""
+    s = web_sessions.c
+    async with hub.engine.begin() as conn:
+        result = await conn.execute(
+            delete(web_sessions).where(s.account_id == account_id, s.id == session_id)
+        )
+    return bool(result.rowcount)
+
+
+async def end_other_sessions(hub: Hub, account_id: str, keep_id: str) -> int:
+    """Sign every browser of the account out but the one whose session is `keep_id`."""
+    s = web_sessions.c
+    async with hub.engine.begin() as conn:
+        result = await conn.execute(
+            delete(web_sessions).where(s.account_id == account_id, s.id != keep_id)
+        )
+    return int(result.rowcount or 0)
 
 
 async def end_all_sessions(conn: AsyncConnection, account_id: str) -> None:

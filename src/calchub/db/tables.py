@@ -179,6 +179,8 @@ web_sessions = Table(
     Column("created", UtcDateTime, nullable=False),
     Column("expire", UtcDateTime, nullable=False, index=True),
     Column("ip_address", String(64), nullable=False),
+    # What the sessions page names a session by: random, it tells nothing about the token.
+    Column("id", String(24), nullable=False, unique=True, index=True),
 )
 
 # Failed (and in-flight) password sign-ins of the web pages, counted per address and per IP.

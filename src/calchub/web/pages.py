@@ -13,7 +13,16 @@ from starlette.responses import Response
 from calchub.accounts import api_keys, reset
 from calchub.accounts.creation import verification_link_works, verify_email
 from calchub.accounts.passwords import LENGTH_RULE
-from calchub.accounts.sessions import Session, session_for, sign_in, sign_out
+from calchub.accounts.sessions import (
+    ID_LENGTH,
+    Session,
+    end_other_sessions,
+    end_session,
+    live_sessions,
+    session_for,
+    sign_in,
+    sign_out,
+)
 from calchub.actor import Actor
 from calchub.api.auth import client_ip
 from calchub.api.bodies import read_body
@@ -250,6 +259,69 @@ async def keys_revoke(request: Request) -> Response:
     except DomainError as exc:
         return await _keys_page(request, session, status=400, error=str(exc))
     return await _keys_page(request, session, notice="The key is revoked.")
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+async def _sessions_page(
+    request: Request, session: Session, *, status: int = 200, **context: Any
+) -> Response:
+    return await page(
+        request,
+        "sessions.html",
+        session=session,
+        status=status,
+        title="Where you are signed in",
+        sessions=await live_sessions(_hub(request), session.account_id),
+        current=session.id,
+        **context,
+    )
+
+
+async def sessions_page(request: Request) -> Response:
+    session = await current_session(request)
+    if session is None:
+        return _to_sign_in(request)
+    return await _sessions_page(request, session)
+
+
+async def sessions_end(request: Request) -> Response:
+    """End one of the account's sessions; ending this browser's own is signing out."""
+    session = await current_session(request)
+    if session is None:
+        return _to_sign_in(request)
+    form = await _posted(request, session)
+    if isinstance(form, Response):
+        return form
+    hub = _hub(request)
+    raw = request.path_params["session_id"]
+    if raw == session.id:
+        await sign_out(hub, session_token(request))
+        response = redirect(request, "/app/sign-in")
+        clear_session_cookie(hub, request, response)
+        return response
+    if (
+        not raw.isalnum()
+        or len(raw) > ID_LENGTH
+        or not await end_session(hub, session.account_id, raw)
+    ):
+        return await _sessions_page(request, session, status=404, error="There is no such session.")
+    return await _sessions_page(request, session, notice="That browser is signed out.")
+
+
+async def sessions_end_others(request: Request) -> Response:
+    session = await current_session(request)
+    if session is None:
+        return _to_sign_in(request)
+    form = await _posted(request, session)
+    if isinstance(form, Response):
+        return form
+    ended = await end_other_sessions(_hub(request), session.account_id, session.id)
+    notice = (
+        "Every other browser is signed out." if ended else "You were not signed in anywhere else."
+    )
+    return await _sessions_page(request, session, notice=notice)
 
 
 # -- forgotten passwords ---------------------------------------------------------------------
