@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub import arrivals
 from calchub.db.engine import create_engine
 from tests.scratch import scratch_folder
 
@@ -30,6 +31,16 @@ T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get(
     "CALCHUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def arriving() -> int:
+    """A request's number as the HTTP protocol gives it when its head arrives
+    (calchub/arrivals.py)."""
+    scope: dict[str, object] = {}
+    arrivals.stamp(scope)
+    number = arrivals.arrival(scope)
+    assert number is not None
+    return number
 
 
 def free_port() -> int:

@@ -8,9 +8,9 @@ import asyncio
 
 from sqlalchemy import text
 
-from calchub import arrivals
 from calchub.db.counters import PostgresCounterReader, counter_reader_for
 from calchub.db.engine import create_engine, migrate
+from tests.harness import arriving
 
 BUMP = text("UPDATE counters SET value = value + 1 WHERE name = 'auth_epoch'")
 
@@ -37,20 +37,12 @@ async def test_each_read_sees_every_change_committed_before_it(database_url: str
     assert await reader.read("auth_epoch") is None
 
 
-def _arriving() -> int:
-    scope: dict[str, object] = {}
-    arrivals.stamp(scope)
-    number = arrivals.arrival(scope)
-    assert number is not None
-    return number
-
-
 async def test_a_read_answers_the_requests_that_arrived_before_it_began(database_url: str) -> None:
     engine = create_engine(database_url)
     await migrate(engine)
     reader = counter_reader_for(engine)
     try:
-        early = _arriving()
+        early = arriving()
         first = await reader.read("auth_epoch", early)
         assert first is not None
         async with engine.begin() as conn:
@@ -59,7 +51,7 @@ async def test_a_read_answers_the_requests_that_arrived_before_it_began(database
         assert await reader.read("auth_epoch", early) == first
         # One that arrives after it gets a read that began after it arrived; so does one
         # without a number.
-        assert await reader.read("auth_epoch", _arriving()) == first + 1
+        assert await reader.read("auth_epoch", arriving()) == first + 1
         async with engine.begin() as conn:
             await conn.execute(BUMP)
         assert await reader.read("auth_epoch") == first + 2

@@ -14,17 +14,10 @@ from calchub.config import Settings
 from calchub.db.counters import counter_reader_for
 from calchub.db.engine import create_engine, migrate
 from calchub.site import SiteSettings
+from tests.harness import arriving
 
 SET_HELP = text("UPDATE server_settings SET value = :value WHERE name = 'help_email'")
 ADD_HELP = text("INSERT INTO server_settings (name, value) VALUES ('help_email', :value)")
-
-
-def _arriving() -> int:
-    scope: dict[str, object] = {}
-    arrivals.stamp(scope)
-    number = arrivals.arrival(scope)
-    assert number is not None
-    return number
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +37,14 @@ async def test_a_request_shares_its_read_and_the_next_one_sees_the_change(
     try:
         async with engine.begin() as conn:
             await conn.execute(ADD_HELP, {"value": "first@example.org"})
-        arrivals.serving(_arriving())
+        arrivals.serving(arriving())
         assert await site.get("help_email") == "first@example.org"
         async with engine.begin() as conn:
             await conn.execute(SET_HELP, {"value": "second@example.org"})
         # Committed after this request arrived: it may or may not see it; it reuses its read.
         assert await site.get("help_email") == "first@example.org"
         # The next request arrived after the commit: it sees it.
-        arrivals.serving(_arriving())
+        arrivals.serving(arriving())
         assert await site.get("help_email") == "second@example.org"
         async with engine.begin() as conn:
             await conn.execute(SET_HELP, {"value": "third@example.org"})

@@ -18,11 +18,13 @@ from . import signals as signal
 from . import sockets as socket
 from .kernel import (
     become_subreaper,
+    below,
     exit_code_of,
     has_children,
     keep_only_sys_admin,
     kill_tree,
     own_user_namespace,
+    process_stats,
 )
 from .project import DEFAULT_PATH, Project
 from .wire import CHUNK, hub_gone, recv_frame, send_frame
@@ -520,33 +522,15 @@ class Watch:
 def tree_usage(root: int) -> tuple[int, float]:
     """Resident memory (bytes) and CPU time (seconds, with that of their ended children) of
     the processes below `root`, from one pass over /proc."""
-    below: dict[int, list[int]] = {}
-    usage: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            pid, parent = int(entry), int(fields[1])
-            ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-            usage[pid] = (int(fields[21]), ticks)
-        except (OSError, IndexError, ValueError):
-            continue
-        below.setdefault(parent, []).append(pid)
-    pages = ticks_total = 0
-    stack = list(below.get(root, ()))
-    seen = set(stack)
-    while stack:
-        pid = stack.pop()
-        rss, ticks = usage[pid]
-        pages += rss
-        ticks_total += ticks
-        for child in below.get(pid, ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return pages * os.sysconf("SC_PAGE_SIZE"), ticks_total / os.sysconf("SC_CLK_TCK")
+    stats = dict(process_stats())
+    pages = ticks = 0
+    for pid in below(stats.items(), root):
+        fields = stats[pid]
+        with contextlib.suppress(IndexError, ValueError):
+            # utime, stime, cutime, cstime; then rss (pages).
+            ticks += sum(int(x) for x in fields[11:15])
+            pages += int(fields[21])
+    return pages * os.sysconf("SC_PAGE_SIZE"), ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Capture:

@@ -11,6 +11,11 @@ import time
 
 from . import signals as signal
 
+# Imported for the checker only: typing would cost every project's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
@@ -107,8 +112,9 @@ def apply_rlimits(limits: dict[str, int]) -> None:
             resource.setrlimit(names[name], (int(value), int(value)))
 
 
-def _children_of(parent: int) -> list[int]:
-    found = []
+def process_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """Each process's pid and the fields of its /proc/<pid>/stat after the command name
+    (the first is its state, the second its parent), from one pass over /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -117,19 +123,30 @@ def _children_of(parent: int) -> list[int]:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == parent:
-            found.append(int(entry))
+        if len(fields) > 1:
+            yield int(entry), fields
+
+
+def below(stats: Iterable[tuple[int, list[bytes]]], root: int) -> list[int]:
+    """The pids below `root` in one snapshot of `process_stats`, each once."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats:
+        children.setdefault(int(fields[1]), []).append(pid)
+    found: list[int] = []
+    stack = list(children.get(root, ()))
+    seen = set(stack)
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        for child in children.get(pid, ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
     return found
 
 
 def descendants_of(root: int) -> list[int]:
-    result: list[int] = []
-    stack = [root]
-    while stack:
-        for child in _children_of(stack.pop()):
-            result.append(child)
-            stack.append(child)
-    return result
+    return below(process_stats(), root)
 
 
 def kill_tree(init_pid: int, nested: bool) -> None:
