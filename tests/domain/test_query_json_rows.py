@@ -316,9 +316,9 @@ async def test_prebuilt_reads_take_each_statements_own_values(
             assert await read_text(conn, statement) == expected
     # The text, boolean and time shapes run on the driver; a list expanded at execution
     # (`in_` of values) goes through SQLAlchemy.
-    assert driver_reads._prepare(statements[0], dialect) is not None
-    assert driver_reads._prepare(statements[5], dialect) is not None
-    assert driver_reads._prepare(statements[3], dialect) is None
+    assert driver_reads._prepared(statements[0], dialect) is not None
+    assert driver_reads._prepared(statements[5], dialect) is not None
+    assert driver_reads._prepared(statements[3], dialect) is None
     # Other tests' teams have projects of the same titles.
     answers = [set((await _read(hub, s) or "").split(",")) - {""} for s in statements[:3]]
     assert team["named"] in answers[0] and team["named"] not in answers[1] and not answers[2]

@@ -34,52 +34,39 @@ _DRIVERS = frozenset({"sqlite", "postgresql"})
 
 async def read_text(conn: AsyncConnection, statement: Select[Any]) -> str | None:
     """The first column of the statement's first row (None when it has no row)."""
-    dialect = conn.dialect
-    found = _prepare(statement, dialect)
+    found = _prepared(statement, conn.dialect)
     if found is None:
         value = (await conn.execute(statement)).scalar()
-        return None if value is None else str(value)
-    sql, values = found
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    if dialect.name == "sqlite":
-        # aiosqlite: execute and fetch in one hop to its thread.
-        rows = list(await driver.execute_fetchall(sql, values))
-        first: str | None = rows[0][0] if rows else None
-        return first
-    value = await driver.fetchval(sql, *values)
+    else:
+        rows = await _driver_rows(conn, *found)
+        value = rows[0][0] if rows else None
     return None if value is None else str(value)
 
 
 async def read_rows(conn: AsyncConnection, statement: Select[Any]) -> list[Any]:
     """The statement's rows, each with its columns as attributes holding what SQLAlchemy
     would have given (calchub/db/prepared.py)."""
-    dialect = conn.dialect
-    found = _prepared(statement, dialect)
+    found = _prepared(statement, conn.dialect)
     if found is None:
         return list(await conn.execute(statement))
-    prepared, key = found
+    prepared = found[0]
+    return [prepared.make_row(row, _no_plain_names) for row in await _driver_rows(conn, *found)]
+
+
+async def _driver_rows(conn: AsyncConnection, prepared: Prepared, key: CacheKey) -> list[Any]:
+    """The raw rows of a prepared statement, its values taken from `key`, run on the
+    connection's own driver."""
     values = prepared.arguments_of(key)
     driver: Any = (await conn.get_raw_connection()).driver_connection
-    if dialect.name == "sqlite":
-        raw: Any = await driver.execute_fetchall(prepared.sql, values)
-    else:
-        raw = await driver.fetch(prepared.sql, *values)
-    return [prepared.make_row(row, _no_plain_names) for row in raw]
+    if conn.dialect.name == "sqlite":
+        # aiosqlite: execute and fetch in one hop to its thread.
+        return list(await driver.execute_fetchall(prepared.sql, values))
+    return list(await driver.fetch(prepared.sql, *values))
 
 
 def _no_plain_names() -> list[str]:
     # Only statements built from tables come here: their columns are always known.
     raise TypeError("read_rows takes statements with typed columns")
-
-
-def _prepare(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]] | None:
-    """The statement's SQL text and its parameter values in order, or None when
-    SQLAlchemy must run it."""
-    found = _prepared(statement, dialect)
-    if found is None:
-        return None
-    prepared, key = found
-    return prepared.sql, prepared.arguments_of(key)
 
 
 def _prepared(statement: Select[Any], dialect: Dialect) -> tuple[Prepared, CacheKey] | None:
