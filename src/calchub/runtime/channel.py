@@ -301,10 +301,7 @@ async def _unix_request(
             await loop.sock_sendall(sock, payload)
         head = await received.exactly(FRAME.size)
         replied = True
-        (length,) = FRAME.unpack(head)
-        if length > MAX_REPLY_HEADER:
-            raise RuntimeFailure("the project sent an oversized reply")
-        reply = _decode(await received.exactly(length))
+        reply, length = await _reply_header(received, head)
         if on_event is not None:
             reply = await _events(received, reply, length, on_event)
         fds = received.take_fds()
@@ -336,11 +333,16 @@ async def _events(
             close_all(fds)
             raise malformed()
         on_event(reply, length)
-        (length,) = FRAME.unpack(await received.exactly(FRAME.size))
-        if length > MAX_REPLY_HEADER:
-            raise RuntimeFailure("the project sent an oversized reply")
-        reply = _decode(await received.exactly(length))
+        reply, length = await _reply_header(received, await received.exactly(FRAME.size))
     return reply
+
+
+async def _reply_header(received: _Received, head: bytes) -> tuple[dict[str, Any], int]:
+    """The header that frame `head` announces, and its size in bytes."""
+    (length,) = FRAME.unpack(head)
+    if length > MAX_REPLY_HEADER:
+        raise RuntimeFailure("the project sent an oversized reply")
+    return _decode(await received.exactly(length)), length
 
 
 async def _kept_unix_exchange(
