@@ -92,6 +92,18 @@ def _to_sign_in(request: Request) -> Response:
     return redirect(request, "/app/sign-in?next=" + quote(here, safe="/"))
 
 
+async def _signed_in_post(request: Request) -> tuple[Session, dict[str, str]] | Response:
+    """The signed-in caller and their form, or the response that turns them away: to sign
+    in first (before the body is read), or the page that refuses the form."""
+    session = await current_session(request)
+    if session is None:
+        return _to_sign_in(request)
+    form = await _posted(request, session)
+    if isinstance(form, Response):
+        return form
+    return session, form
+
+
 def _safe_next(value: str) -> str:
     """Only a path of this site (no other host, no scheme) is followed after signing in."""
     if value.startswith("/") and not value.startswith("//") and "\\" not in value:
@@ -209,12 +221,10 @@ async def keys_page(request: Request) -> Response:
 
 
 async def keys_create(request: Request) -> Response:
-    session = await current_session(request)
-    if session is None:
-        return _to_sign_in(request)
-    form = await _posted(request, session)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_in_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, form = posted
     entered = {
         "name": form.get("name", "")[:200],
         "expire_days": form.get("expire_days", ""),
@@ -240,12 +250,10 @@ async def keys_create(request: Request) -> Response:
 
 
 async def keys_revoke(request: Request) -> Response:
-    session = await current_session(request)
-    if session is None:
-        return _to_sign_in(request)
-    form = await _posted(request, session)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_in_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, form = posted
     raw = request.path_params["key_id"]
     if not raw.isdigit() or len(raw) > 18:
         return await _keys_page(request, session, status=404, error="There is no such key.")
@@ -288,12 +296,10 @@ async def sessions_page(request: Request) -> Response:
 
 async def sessions_end(request: Request) -> Response:
     """End one of the account's sessions; ending this browser's own is signing out."""
-    session = await current_session(request)
-    if session is None:
-        return _to_sign_in(request)
-    form = await _posted(request, session)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_in_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, _ = posted
     hub = _hub(request)
     raw = request.path_params["session_id"]
     if raw == session.id:
@@ -311,12 +317,10 @@ async def sessions_end(request: Request) -> Response:
 
 
 async def sessions_end_others(request: Request) -> Response:
-    session = await current_session(request)
-    if session is None:
-        return _to_sign_in(request)
-    form = await _posted(request, session)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_in_post(request)
+    if isinstance(posted, Response):
+        return posted
+    session, _ = posted
     ended = await end_other_sessions(_hub(request), session.account_id, session.id)
     notice = (
         "Every other browser is signed out." if ended else "You were not signed in anywhere else."
