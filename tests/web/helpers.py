@@ -128,6 +128,14 @@ def link_in(received: Any, pattern: str) -> str:
     return match.group(0)
 
 
+def welcome_link(server: Server, smtp: SmtpSink, email: str) -> tuple[Any, str]:
+    """The one welcome email sent to `email`, and its verification link as a path on the
+    server."""
+    (welcome,) = mail_to(smtp, email)
+    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+")
+    return welcome, link.removeprefix(server.url)
+
+
 @dataclass(frozen=True)
 class SignedUp:
     account_id: str

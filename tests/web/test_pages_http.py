@@ -28,6 +28,7 @@ from tests.web.helpers import (
     set_challenge_time,
     sign_in,
     sign_up,
+    welcome_link,
 )
 
 
@@ -281,8 +282,7 @@ def test_verification_link_asks_and_its_button_verifies(
     server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
 ) -> None:
     account = sign_up(api, admin_key)
-    (welcome,) = mail_to(smtp, account.email)
-    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    _, link = welcome_link(server, smtp, account.email)
     token = parse_qs(urlsplit(link).query)["token"][0]
     with browser_client(server) as client:
         # Opening the link (as often as a mail gateway likes) only asks.
@@ -319,8 +319,7 @@ def test_verification_form_needs_its_csrf_token_and_the_right_token(
     server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
 ) -> None:
     account = sign_up(api, admin_key)
-    (welcome,) = mail_to(smtp, account.email)
-    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    _, link = welcome_link(server, smtp, account.email)
     with browser_client(server) as client:
         fields = form_to(client.get(link).text, "/auth/verify").fields
         for sent in ("", "x" * 32):
@@ -356,8 +355,7 @@ def test_verification_refuses_oversized_and_odd_input(
     server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
 ) -> None:
     account = sign_up(api, admin_key)
-    (welcome,) = mail_to(smtp, account.email)
-    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
+    _, link = welcome_link(server, smtp, account.email)
     token = parse_qs(urlsplit(link).query)["token"][0]
     with browser_client(server) as client:
         fields = form_to(client.get(link).text, "/auth/verify").fields
@@ -385,9 +383,8 @@ def test_verification_links_expire(
     server: Server, api: ApiClient, admin_key: str, smtp: SmtpSink, db: Database
 ) -> None:
     account = sign_up(api, admin_key)
-    (welcome,) = mail_to(smtp, account.email)
+    welcome, link = welcome_link(server, smtp, account.email)
     assert "valid for 24 hours" in str(welcome.message.get_body(("plain",)).get_content())
-    link = link_in(welcome, re.escape(server.url) + r"/auth/verify\?\S+").removeprefix(server.url)
     now = utcnow()
     with browser_client(server) as client:
         fields = form_to(client.get(link).text, "/auth/verify").fields
