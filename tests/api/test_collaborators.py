@@ -48,6 +48,23 @@ def _members(db: Database, project_id: str) -> dict[str, str]:
     return {row.account_id: row.group for row in rows}
 
 
+def _verified(db: Database, account_id: str) -> dict[str, str]:
+    (row,) = db.execute(
+        select(accounts.c.email_address_verified).where(accounts.c.account_id == account_id)
+    )
+    return dict(row.email_address_verified or {})
+
+
+def _assert_invitation_pending(db: Database, project_id: str, account_id: str, email: str) -> None:
+    """The invitation to `email` waits: its account is not verified, nor a member yet."""
+    assert _verified(db, account_id) == {}
+    assert account_id not in _members(db, project_id)
+    pending = db.execute(
+        select(account_creation_actions).where(account_creation_actions.c.email_address == email)
+    )
+    assert len(pending) == 1
+
+
 def _set_member(db: Database, project_id: str, account_id: str, group: str) -> None:
     db.execute(
         insert(project_users).values(
@@ -841,26 +858,11 @@ def test_opening_the_verification_link_alone_changes_nothing(
             assert scanner.request(method, link).status_code == 200
         page = scanner.get(link, headers={"Accept": "text/html"})
     assert f">{address}</strong>" in page.text and "Verify this address" in page.text
-    (row,) = db.execute(
-        select(accounts.c.email_address_verified).where(
-            accounts.c.account_id == newcomer.account_id
-        )
-    )
-    assert row.email_address_verified in (None, {})
-    assert newcomer.account_id not in _members(db, project)
-    pending = db.execute(
-        select(account_creation_actions).where(account_creation_actions.c.email_address == address)
-    )
-    assert len(pending) == 1
+    _assert_invitation_pending(db, project, newcomer.account_id, address)
     # The button does it, once.
     verify_address(smtp, address)
     assert _members(db, project)[newcomer.account_id] == "collaborator"
-    (row,) = db.execute(
-        select(accounts.c.email_address_verified).where(
-            accounts.c.account_id == newcomer.account_id
-        )
-    )
-    assert set(row.email_address_verified) == {address}
+    assert set(_verified(db, newcomer.account_id)) == {address}
     assert verify_through(link).status_code == 400
 
 
@@ -885,17 +887,7 @@ def test_an_expired_verification_link_leaves_invitations_pending(
     )
     refused = verify_through(link)
     assert refused.status_code == 400 and "This link does not work" in refused.text
-    (row,) = db.execute(
-        select(accounts.c.email_address_verified).where(
-            accounts.c.account_id == newcomer.account_id
-        )
-    )
-    assert row.email_address_verified in (None, {})
-    assert newcomer.account_id not in _members(db, project)
-    pending = db.execute(
-        select(account_creation_actions).where(account_creation_actions.c.email_address == address)
-    )
-    assert len(pending) == 1
+    _assert_invitation_pending(db, project, newcomer.account_id, address)
     # A new verification email, and its link works.
     assert ok(server, newcomer.api_key, "accounts/send-verification-email", {}) == {
         "status": "success"
