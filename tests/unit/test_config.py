@@ -36,7 +36,7 @@ def test_unknown_key_in_file(tmp_path: Path) -> None:
 
 
 def test_database_urls() -> None:
-    assert async_url("sqlite:////x/y.db") == "sqlite+aiosqlite:////x/y.db"
+    assert async_url("sqlite:////x/y.db") == "sqlite+calchub_aiosqlite:////x/y.db"
     assert async_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
     with pytest.raises(ValueError, match="unsupported database URL"):
         async_url("mysql://h/db")

@@ -13,6 +13,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from calchub.db import sqlite_dialect
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # Any constant works; it only has to be the same for every hub sharing one database.
@@ -24,7 +26,7 @@ def async_url(url: str) -> str:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return str(parsed.set(drivername="sqlite+aiosqlite"))
+        return str(parsed.set(drivername=f"sqlite+{sqlite_dialect.DRIVER_NAME}"))
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(
