@@ -7,11 +7,13 @@ clients expect (those texts differ between CoCalc's endpoints and are part of th
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.actor import Actor
 from calchub.db.json_sql import sql_text
@@ -96,6 +98,30 @@ def member_projects(account_id: str, groups: Collection[str] = GROUPS_THAT_READ)
     return select(project_users.c.project_id).where(
         project_users.c.account_id == account_id, project_users.c.group.in_(named)
     )
+
+
+# Made once, as the conditions that never change: an alias builds a proxy of every column,
+# and each condition is an expression to build (about 0.1 ms per listing in all).
+_MEMBER = project_users.alias("member")
+
+
+@functools.cache
+def _member_group_in(groups: tuple[str, ...]) -> ColumnElement[bool]:
+    return _MEMBER.c.group.in_([sql_text(group) for group in groups])
+
+
+def membership_of(
+    project_id: ColumnElement[Any], account_id: str, groups: Collection[str] = GROUPS_THAT_READ
+) -> list[ColumnElement[bool]]:
+    """member_projects as conditions that join the account's membership rows to the rows of
+    `project_id` (there is one per project, so no row comes twice). SQLite's planner then
+    walks the memberships and looks each row up, where for `IN` it first copies the ids
+    into a temporary index: about a fifth less work for a long listing."""
+    return [
+        _MEMBER.c.project_id == project_id,
+        _MEMBER.c.account_id == account_id,
+        _member_group_in(tuple(sorted(groups))),
+    ]
 
 
 def may_act_for_account(actor: Actor, account_id: str) -> bool:

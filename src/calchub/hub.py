@@ -28,6 +28,7 @@ from calchub.projects.edits import ProjectEdits
 from calchub.projects.quota_inputs import QuotaInputsStore
 from calchub.runtime import ProjectRuntime, RuntimeOptions, build_runtime
 from calchub.site import SiteSettings
+from calchub.userquery.rendered_rows import RenderedRows
 
 log = logging.getLogger("calchub")
 
@@ -65,6 +66,8 @@ class Hub:
     loop_reads: LoopReads = field(init=False)
     # Projects' `last_edited`, written at most every 30 s per project by this hub.
     edits: ProjectEdits = field(init=False)
+    # Rows listings wrote, reused while their versions are unchanged.
+    rendered_rows: RenderedRows = field(default_factory=RenderedRows)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -53,6 +53,15 @@ async def read_rows(conn: AsyncConnection, statement: Select[Any]) -> list[Any]:
     return [prepared.make_row(row, _no_plain_names) for row in await _driver_rows(conn, *found)]
 
 
+async def read_plain_rows(conn: AsyncConnection, statement: Select[Any]) -> list[Any]:
+    """The statement's rows as the driver gives them, unconverted: for columns the driver
+    already gives as SQLAlchemy would (text, integers). Indexable by position only."""
+    found = _prepared(statement, conn.dialect)
+    if found is None:
+        return list(await conn.execute(statement))
+    return await _driver_rows(conn, *found)
+
+
 async def _driver_rows(conn: AsyncConnection, prepared: Prepared, key: CacheKey) -> list[Any]:
     """The raw rows of a prepared statement, its values taken from `key`, run on the
     connection's own driver."""

@@ -332,10 +332,16 @@ projects = Table(
     # the version whenever one of those rows changes (see projects/quota_inputs.py).
     Column("quota_version", Integer, nullable=False, default=0, server_default="0"),
     Column("quota_inputs", Json, nullable=True),
+    # Moved by a trigger at every change to a column a get can show, including the
+    # quota_version a membership change moves (migration 0026): listings reuse a row the
+    # database wrote while its version is the same (userquery/rendered_rows.py).
+    Column("row_version", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_projects_run_state_last_activity", "run_state", "last_activity"),
     Index("ix_projects_action_state", "action_state"),
     # The running-projects limit counts an owner's running projects at every start.
     Index("ix_projects_owner_run_state", "owner_id", "run_state"),
+    # A listing reads each project's version from the index alone.
+    Index("ix_projects_row_versions", "project_id", "row_version"),
 )
 Index(
     "ix_projects_owner_name",

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import JSON, Column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from calchub.access import member_projects
+from calchub.access import member_projects, membership_of
 from calchub.db import json_sql
 from calchub.db.driver_reads import read_rows, read_text
 from calchub.db.tables import project_users, public_paths
 from calchub.json_text import JsonText
+from calchub.userquery import rendered_rows
 from calchub.userquery.access import check_read
 from calchub.userquery.context import Caller
 from calchub.userquery.errors import QueryError, admin_only, field_not_gettable, get_not_allowed
@@ -90,7 +91,7 @@ async def _scope(conn: AsyncConnection, caller: Caller, spec: TableSpec, q: dict
             project_id = await check_read(conn, caller, q["project_id"], groups)
             where.append(table.c.project_id == project_id)
         else:
-            where.append(table.c.project_id.in_(member_projects(caller.account_id, groups)))
+            where.extend(membership_of(table.c.project_id, caller.account_id, groups))
     elif spec.scope is Scope.PROJECT_MEMBER:
         where.append(table.c.project_id == await check_read(conn, caller, _project(q), groups))
     elif spec.scope is Scope.PROJECT_ANY:
@@ -201,6 +202,12 @@ async def run_get(
     order = _order(spec, opts)
     if json_text and query.multi and not python_filters:
         row = row_json(spec, list(wanted), conn.dialect)
+        if row is not None and rendered_rows.reusable(spec):
+            store = caller.hub.rendered_rows
+            written_rows = await rendered_rows.listing(
+                conn, store, spec, tuple(wanted), row, [*where, *sql_filters], order, limit
+            )
+            return {spec.name: written_rows}
         if row is not None:
             written = select(row.label("row")).select_from(spec.storage)
             written = written.where(*where, *sql_filters)
