@@ -654,7 +654,13 @@ def test_exec_starts_a_stopped_project(
 
 
 def _state_files(server: Server, project_id: str) -> list[Path]:
-    return list(Path(server.env["CALCHUB_RUNTIME_ROOT"]).glob(f"**/{project_id}/state.json"))
+    # os.walk passes over a folder that goes away while it walks (the hub cleaning up after
+    # a project), where Path.glob raises.
+    return [
+        Path(folder, "state.json")
+        for folder, _, files in os.walk(server.env["CALCHUB_RUNTIME_ROOT"])
+        if Path(folder).name == project_id and "state.json" in files
+    ]
 
 
 def _sandbox_of(server: Server, project_id: str) -> tuple[int, int]:
