@@ -97,6 +97,19 @@ class RenderedRows:
                 self._bytes -= len(rows.texts.pop((row_id, version))) + ENTRY_OVERHEAD
 
 
+# Per table: always true (versions start at 0 and only grow), it leads SQLite, which keeps
+# no statistics, to the index of ids and versions instead of reading each row. Built once:
+# building a condition costs more than looking it up.
+_ANY_VERSION: dict[str, ColumnElement[bool]] = {}
+
+
+def _any_version(version: Column[Any]) -> ColumnElement[bool]:
+    found = _ANY_VERSION.get(version.table.name)
+    if found is None:
+        found = _ANY_VERSION[version.table.name] = version >= 0
+    return found
+
+
 def reusable(spec: TableSpec) -> bool:
     """Whether the table's rows carry a version (and one id) to reuse them by."""
     return VERSION_COLUMN in spec.storage.c and len(spec.primary_key) == 1
@@ -117,9 +130,7 @@ async def listing(
     table = spec.storage
     row_id: Column[Any] = table.c[spec.primary_key[0]]
     version: Column[Any] = table.c[VERSION_COLUMN]
-    # Always true (versions start at 0 and only grow): it leads SQLite, which has no
-    # statistics, to the index of ids and versions instead of reading each row.
-    ids = select(row_id, version).where(*where, version >= 0)
+    ids = select(row_id, version).where(*where, _any_version(version))
     if order is not None:
         ids = ids.order_by(order)
     if limit is not None:
