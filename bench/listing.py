@@ -10,7 +10,8 @@ admin key there) and bench/bare_app.py. The projects (owned by the admin) and th
 are loaded straight into the database in one transaction: executemany on SQLite, COPY on
 PostgreSQL (followed by VACUUM ANALYZE, as autovacuum would do). Then, sequentially on one
 keep-alive connection per server, it times: ping on the bare server, ping on calchub, a
-`projects_all` get of every project (title, users, last_edited), user_search for name
+`projects_all` get of every project (title, users, last_edited), the same with `--changed`
+projects renamed straight in the database before each call, user_search for name
 prefixes (each call a different prefix) and for email addresses (each a different account).
 A call's time runs until its whole reply has arrived; every reply is then parsed and checked
 (each listing: all the projects, each row with the fields asked for) with the clock stopped,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import re
 import shutil
@@ -178,13 +180,19 @@ Check = Callable[[dict[str, Any]], None]
 
 
 def timed(
-    client: httpx.Client, bodies: list[tuple[str, dict[str, Any]]], check: Check | None = None
+    client: httpx.Client,
+    bodies: list[tuple[str, dict[str, Any]]],
+    check: Check | None = None,
+    before: Callable[[], None] | None = None,
 ) -> list[float]:
     """Each call's latency: until the whole reply has arrived (httpx reads the body before
     `post` returns). Parsing and checking a reply happen after its clock stops, for ping and
-    listings alike, so that the client's JSON decoder is not charged to the server."""
+    listings alike, so that the client's JSON decoder is not charged to the server; so does
+    `before`, run before each call."""
     samples = []
     for event, body in bodies:
+        if before is not None:
+            before()
         started = time.perf_counter()
         response = client.post(f"/api/v1/{event}", json=body)
         samples.append(time.perf_counter() - started)
@@ -194,6 +202,50 @@ def timed(
         if check is not None:
             check(reply)
     return samples
+
+
+class ProjectChanger:
+    """Renames `count` of the loaded projects straight in the database, as other clients'
+    writes would between two listings of the owner: each listing then has that many rows
+    the database must write again."""
+
+    def __init__(self, data: Path, url: str, count: int) -> None:
+        self._count = count
+        self._rng = random.Random(4)
+        self._n = 0
+        self._sqlite: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pg: Any = None
+        if url:
+            self._loop = asyncio.new_event_loop()
+            dsn = re.sub(r"^postgresql\+\w+:", "postgresql:", url)
+            self._pg = self._loop.run_until_complete(asyncpg.connect(dsn))
+            found = self._loop.run_until_complete(self._pg.fetch("SELECT project_id FROM projects"))
+            self._ids = [row[0] for row in found]
+        else:
+            self._sqlite = sqlite3.connect(data / "calchub.db", timeout=60)
+            self._ids = [row[0] for row in self._sqlite.execute("SELECT project_id FROM projects")]
+
+    def __call__(self) -> None:
+        self._n += 1
+        title = f"Bench project, renamed {self._n}"
+        ids = self._rng.sample(self._ids, self._count)
+        if self._loop is not None:
+            statement = "UPDATE projects SET title = $1 WHERE project_id = ANY($2::text[])"
+            self._loop.run_until_complete(self._pg.execute(statement, title, ids))
+        elif self._sqlite is not None:
+            marks = ",".join("?" * len(ids))
+            with self._sqlite:
+                self._sqlite.execute(
+                    f"UPDATE projects SET title = ? WHERE project_id IN ({marks})", [title, *ids]
+                )
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._pg.close())
+            self._loop.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
 
 
 def listing_check(projects: int, fields: list[str]) -> Check:
@@ -228,6 +280,9 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=200, help="calls per figure (200)")
+    parser.add_argument(
+        "--changed", type=int, default=10, help="projects renamed before each listing (10)"
+    )
     parser.add_argument("--database-url", default="", help="an empty PostgreSQL database")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="calchub-bench-"))
@@ -258,7 +313,9 @@ def main() -> int:
             ("user_search", {"query": f"user{rng.randrange(args.accounts)}@example.com"})
             for _ in range(calls)
         ]
+        changer = ProjectChanger(data, args.database_url, args.changed)
         with (
+            contextlib.closing(changer),
             httpx.Client(base_url=bare.url, timeout=60) as bare_client,
             httpx.Client(base_url=calchub.url, auth=(key, ""), timeout=60) as client,
         ):
@@ -273,6 +330,9 @@ def main() -> int:
                 "bare ping": percentiles(timed(bare_client, ping)),
                 "ping": percentiles(timed(client, ping)),
                 f"projects_all ({args.projects})": percentiles(timed(client, lists, listed)),
+                f"  {args.changed} changed before each": percentiles(
+                    timed(client, lists, listed, changer)
+                ),
                 "user_search name prefix": percentiles(timed(client, names)),
                 "user_search email": percentiles(timed(client, emails)),
             }
