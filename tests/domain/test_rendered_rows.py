@@ -113,7 +113,7 @@ def _poison(hub: Hub, project_id: str, table: str = "projects_all") -> None:
     """Replace the kept text of a row by a marker, at the version it was kept at: if a
     listing shows the marker, it reused the kept row."""
     kept = _kept(hub, table)
-    version = kept.versions[project_id]
+    version = int(kept.keys[project_id].rpartition(":")[2])
     marker = json.dumps({"project_id": project_id, "title": "kept text"})
     hub.rendered_rows.keep(kept, project_id, version, marker)
 
@@ -214,6 +214,11 @@ async def test_membership_changes_move_the_version(
         assert await _version(hub, project_id) > before, change
 
 
+async def _rename(hub: Hub, project_id: str, title: str) -> None:
+    """Plain SQL, as an operator or another program would write it."""
+    await _sql(hub, update(projects).where(projects.c.project_id == project_id).values(title=title))
+
+
 async def test_a_listing_reuses_a_kept_row_until_its_version_moves(
     hub: Hub, person: Person, make_project: MakeProject
 ) -> None:
@@ -222,21 +227,40 @@ async def test_a_listing_reuses_a_kept_row_until_its_version_moves(
     listed = _by_id(await _listing(hub, person))
     assert listed[first]["title"] == "first" and listed[second]["title"] == "second"
     _poison(hub, first)
-    assert _by_id(await _listing(hub, person))[first] == {
-        "project_id": first,
-        "title": "kept text",
-    }
-    # Plain SQL, as an operator or another program would write it.
-    await _sql(hub, update(projects).where(projects.c.project_id == first).values(title="new"))
+    # Another row changes, so the listing as a whole is new: the first row is reused.
+    await _rename(hub, second, "second, renamed")
+    again = _by_id(await _listing(hub, person))
+    assert again[first] == {"project_id": first, "title": "kept text"}
+    assert again[second]["title"] == "second, renamed"
+    await _rename(hub, first, "new")
     again = _by_id(await _listing(hub, person))
     assert again[first]["title"] == "new"
     assert again == _by_id(await _general(hub, person))
+
+
+async def test_a_listing_of_the_same_rows_at_the_same_versions_is_sent_again_whole(
+    hub: Hub, person: Person, make_project: MakeProject
+) -> None:
+    first = await make_project(person, "whole")
+    second = await make_project(person, "whole too")
+    listed = await _listing(hub, person)
+    _poison(hub, first)
+    # Nothing changed: the listing kept whole, which was made before the poisoning.
+    assert await _listing(hub, person) == listed
+    await _rename(hub, second, "changed")
+    changed = _by_id(await _listing(hub, person))
+    assert changed[first]["title"] == "kept text" and changed[second]["title"] == "changed"
+    # An ordered listing is not kept whole: each row is looked up.
+    options = [{"order_by": "title"}]
+    ordered = _by_id(await _listing(hub, person, "projects_all", options))
+    assert ordered[first]["title"] == "kept text"
 
 
 async def test_idle_bookkeeping_keeps_the_kept_row(
     hub: Hub, person: Person, make_project: MakeProject
 ) -> None:
     project_id = await make_project(person, "idle")
+    other = await make_project(person, "other")
     await _listing(hub, person)
     _poison(hub, project_id)
     later = datetime.now(UTC) + timedelta(minutes=5)
@@ -244,6 +268,7 @@ async def test_idle_bookkeeping_keeps_the_kept_row(
         hub,
         update(projects).where(projects.c.project_id == project_id).values(last_activity=later),
     )
+    await _rename(hub, other, "other, renamed")
     assert _by_id(await _listing(hub, person))[project_id]["title"] == "kept text"
 
 
@@ -331,7 +356,7 @@ async def test_a_few_changed_rows_are_written_again_by_id(hub: Hub, person: Pers
     await _listing(hub, person)
     for project_id in made[1:]:
         _poison(hub, project_id)
-    await _sql(hub, update(projects).where(projects.c.project_id == made[0]).values(title="one"))
+    await _rename(hub, made[0], "one")
     listed = _by_id(await _listing(hub, person))
     assert listed[made[0]]["title"] == "one"
     assert all(listed[project_id]["title"] == "kept text" for project_id in made[1:])
@@ -343,13 +368,24 @@ def test_the_kept_texts_stay_within_their_bound() -> None:
     for n in range(200):
         store.keep(rows, f"id-{n}", 1, "x" * 100)
     assert 0 < store.size <= 10_000
-    assert len(rows.texts) == len(rows.versions) < 200
-    assert "id-199" in rows.versions and "id-0" not in rows.versions
+    assert len(rows.texts) == len(rows.keys) < 200
+    assert "id-199" in rows.keys and "id-0" not in rows.keys
     # A newer version replaces the older text; its bytes are counted once.
     size = store.size
     store.keep(rows, "id-199", 2, "y" * 100)
     assert store.size == size
-    assert rows.texts[("id-199", 2)] == "y" * 100 and ("id-199", 1) not in rows.texts
+    assert rows.texts["id-199:2"] == "y" * 100 and "id-199:1" not in rows.texts
+
+
+def test_whole_listings_stay_within_their_bound() -> None:
+    store = RenderedRows(max_listing_bytes=1_000)
+    for n in range(5):
+        store.keep_listing("projects_all", ("title",), f"keys-{n}", b"x" * 200)
+    assert store.listing("projects_all", ("title",), "keys-0") is None
+    assert store.listing("projects_all", ("title",), "keys-4") == b"x" * 200
+    assert store.listing("projects_all", ("other",), "keys-4") is None
+    store.keep_listing("projects_all", ("title",), "too big", b"x" * 1_000)
+    assert store.listing("projects_all", ("title",), "too big") is None
 
 
 def test_field_lists_beyond_the_bound_start_afresh() -> None:
