@@ -20,6 +20,8 @@ from sqlalchemy import delete, insert, select, text, update
 
 from calchub.api.responses import json_bytes
 from calchub.config import Settings
+from calchub.db.driver_reads import read_plain_rows
+from calchub.db.json_ops import one_of_json
 from calchub.db.tables import project_users, projects
 from calchub.hub import Hub
 from calchub.json_text import JsonText
@@ -396,3 +398,20 @@ def test_field_lists_beyond_the_bound_start_afresh() -> None:
         store.rows("projects_all", (f"f{n}",))
     assert store.rows("projects_all", ("f0",)) is not first
     assert store.size == 0
+
+
+async def test_one_of_json_finds_exactly_the_given_ids(hub: Hub, person: Person) -> None:
+    """The condition the rows written again by id are found with: one text parameter, a
+    JSON array of ids, whatever their number (db/json_ops.py)."""
+    made = await _bulk_projects(hub, person, 4)
+    ids = projects.c.project_id
+    asked = [made[0], made[2], "not-an-id", 'it\'s "quoted" ✓']
+
+    async def found(values: list[str]) -> set[str]:
+        condition = one_of_json(ids, json.dumps(values), hub.engine.dialect.name)
+        async with hub.engine.connect() as conn:
+            return {row[0] for row in await read_plain_rows(conn, select(ids).where(condition))}
+
+    assert await found(asked) == {made[0], made[2]}
+    assert await found([]) == set()
+    assert await found(made) == set(made)

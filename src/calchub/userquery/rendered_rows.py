@@ -21,6 +21,7 @@ contents of a row.
 
 from __future__ import annotations
 
+import json
 import typing
 from typing import Any
 
@@ -30,13 +31,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.db import json_sql
 from calchub.db.driver_reads import read_plain_rows, read_text
+from calchub.db.json_ops import one_of_json
 from calchub.json_text import JsonText
 from calchub.userquery.json_rows import json_array
 from calchub.userquery.schema import TableSpec
 
 VERSION_COLUMN = "row_version"
 # Rows written again by their ids: up to this many. Beyond it, the whole listing is written
-# again in one statement (a list of ids costs more, and a new statement for each length).
+# again in one statement.
 FEW_MISSING = 64
 # What the texts may take, counted by their length plus a dict entry's own cost; when full,
 # the oldest half goes. 1,000 projects of a listing of four fields take about 0.3 MB.
@@ -205,7 +207,7 @@ async def listing(
             store.keep(kept, key, at, text)
         return JsonText(json_array([text for _, _, text in rows]))
     ids = [keys[place].rpartition(":")[0] for place in missing]
-    written = written.where(row_id.in_(ids))
+    written = written.where(one_of_json(row_id, json.dumps(ids), conn.dialect.name))
     fresh = {key: (at, text) for key, at, text in await read_plain_rows(conn, written)}
     for key, (at, text) in fresh.items():
         store.keep(kept, key, at, text)
