@@ -161,6 +161,18 @@ def _row_key_sql(row_id: Column[Any], version: Column[Any]) -> ColumnElement[Any
     return found
 
 
+_JOINED_KEYS_SQL: dict[tuple[str, str], ColumnElement[Any]] = {}
+
+
+def _joined_keys_sql(row_id: Column[Any], version: Column[Any], dialect: str) -> ColumnElement[Any]:
+    """The rows' row_keys joined by commas, built once per table and dialect."""
+    index = (row_id.table.name, dialect)
+    found = _JOINED_KEYS_SQL.get(index)
+    if found is None:
+        found = _JOINED_KEYS_SQL[index] = json_sql.joined(_row_key_sql(row_id, version), dialect)
+    return found
+
+
 def reusable(spec: TableSpec) -> bool:
     """Whether the table's rows carry a version (and one id) to reuse them by."""
     return VERSION_COLUMN in spec.storage.c and len(spec.primary_key) == 1
@@ -244,7 +256,7 @@ async def _listed_keys(
         return None, [row_key(key, at) for key, at in await read_plain_rows(conn, ids)]
     key = _row_key_sql(row_id, version)
     if limit is None:
-        keys = select(json_sql.joined(key, conn.dialect.name))
+        keys = select(_joined_keys_sql(row_id, version, conn.dialect.name))
         text = await read_text(conn, keys.where(*where, _any_version(version)))
     else:
         inner = select(key.label("key")).where(*where, _any_version(version)).limit(limit)
