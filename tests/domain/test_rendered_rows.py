@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import random
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +23,7 @@ from calchub.db.json_ops import one_of_json
 from calchub.db.tables import project_users, projects
 from calchub.hub import Hub
 from calchub.json_text import JsonText
+from calchub.projects.store import insert_project
 from calchub.userquery import rendered_rows
 from calchub.userquery.engine import run_query
 from calchub.userquery.rendered_rows import RenderedRows
@@ -121,38 +120,36 @@ def _poison(hub: Hub, project_id: str, table: str = "projects_all") -> None:
 
 
 async def _bulk_projects(hub: Hub, person: Person, count: int) -> list[str]:
-    """Projects of `person` inserted straight into the database (creating this many through
-    the domain would meet its rate limit); removed after the test."""
-    now = datetime.now(UTC)
-    made = [str(uuid.uuid4()) for _ in range(count)]
-    uids = random.Random().sample(range(700_000_000, 800_000_000), count)
+    """Projects of `person` inserted as the domain inserts them, without its rate limit
+    (creating this many through the domain would meet it); removed after the test."""
     async with hub.engine.begin() as conn:
-        for project_id, uid in zip(made, uids, strict=True):
-            await conn.execute(
-                insert(projects).values(
-                    project_id=project_id,
-                    title="bulk",
-                    description="",
-                    compute_image="default",
-                    created=now,
-                    last_edited=now,
-                    deleted=False,
-                    uid=uid,
-                    run_state="opened",
-                    run_state_time=now,
-                )
+        made = [
+            await insert_project(
+                conn,
+                owner=person.actor.account_id,
+                title="bulk",
+                description="",
+                compute_image="default",
+                site_license=None,
             )
-            await conn.execute(
-                insert(project_users).values(
-                    project_id=project_id,
-                    account_id=person.actor.account_id,
-                    group="owner",
-                    hide=False,
-                    added=now,
-                )
-            )
+            for _ in range(count)
+        ]
     _BULK.extend(made)
     return made
+
+
+async def _add_member(hub: Hub, project_id: str, person: Person) -> None:
+    """Plain SQL, as an operator or another program would write it."""
+    await _sql(
+        hub,
+        insert(project_users).values(
+            project_id=project_id,
+            account_id=person.actor.account_id,
+            group="collaborator",
+            hide=False,
+            added=datetime.now(UTC),
+        ),
+    )
 
 
 _BULK: list[str] = []
@@ -198,14 +195,10 @@ async def test_membership_changes_move_the_version(
     helper = await make_person()
     mine = project_users.c.project_id == project_id
     theirs = mine & (project_users.c.account_id == helper.actor.account_id)
+    before = await _version(hub, project_id)
+    await _add_member(hub, project_id, helper)
+    assert await _version(hub, project_id) > before
     changes = [
-        insert(project_users).values(
-            project_id=project_id,
-            account_id=helper.actor.account_id,
-            group="collaborator",
-            hide=False,
-            added=datetime.now(UTC),
-        ),
         update(project_users).where(theirs).values(hide=True),
         update(project_users).where(theirs).values(upgrades={"cores": 1}),
         delete(project_users).where(theirs),
@@ -288,16 +281,7 @@ async def test_changes_made_on_another_hub_show_on_the_next_listing(
         await _listing(each, person)
         await _listing(each, helper)
     # Membership added on the other hub: the helper sees the project on this one.
-    await _sql(
-        other_hub,
-        insert(project_users).values(
-            project_id=shared,
-            account_id=helper.actor.account_id,
-            group="collaborator",
-            hide=False,
-            added=datetime.now(UTC),
-        ),
-    )
+    await _add_member(other_hub, shared, helper)
     seen = _by_id(await _listing(hub, helper))
     assert set(seen) == {shared}
     assert helper.actor.account_id in seen[shared]["users"]
