@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -82,6 +83,39 @@ def test_a_collaborator_removed_on_one_hub_is_refused_on_the_other(
     assert refused.event == "error"
     assert "does not have write access" in refused["error"]
     assert _echo(hubs[1], owner.api_key, project_id)["stdout"] == "hi\n"
+
+
+def _listed(hub: ApiClient, key: str) -> dict[str, dict[str, Any]]:
+    """The caller's projects_all, by project id, with their titles and users."""
+    query = {"query": {"projects_all": [{"project_id": None, "title": None, "users": None}]}}
+    reply = hub.call("query", key, query)
+    assert reply.event == "query", reply.body
+    return {str(row["project_id"]): row for row in reply["query"]["projects_all"]}
+
+
+def test_listings_on_every_hub_follow_changes_made_on_another(
+    hubs: list[ApiClient], project: tuple[str, User], make_user: Callable[..., User], db: Database
+) -> None:
+    """Each hub reuses the rows it listed before while their versions hold: a membership
+    added or removed, or a title changed on one hub or in plain SQL, shows in the next
+    listing on every hub."""
+    project_id, owner = project
+    helper = make_user()
+    for hub in hubs:
+        assert project_id in _listed(hub, owner.api_key)
+        assert project_id not in _listed(hub, helper.api_key)
+    body = {"project_id": project_id, "account_id": helper.account_id}
+    assert hubs[0].call("add_collaborator", owner.api_key, body).event == "success"
+    for hub in reversed(hubs):
+        assert helper.account_id in _listed(hub, owner.api_key)[project_id]["users"]
+        assert project_id in _listed(hub, helper.api_key)
+    db.execute(update(projects).where(projects.c.project_id == project_id).values(title="renamed"))
+    for hub in hubs:
+        assert _listed(hub, helper.api_key)[project_id]["title"] == "renamed"
+    assert hubs[1].call("remove_collaborator", owner.api_key, body).event == "success"
+    for hub in hubs:
+        assert project_id not in _listed(hub, helper.api_key)
+        assert helper.account_id not in _listed(hub, owner.api_key)[project_id]["users"]
 
 
 def test_a_project_deleted_on_one_hub_is_refused_on_the_other(
