@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import typing
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Column, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,8 +53,8 @@ MAX_LISTING_BYTES = 16 * 2**20
 
 
 def row_key(row_id: str, version: int) -> str:
-    """`id:version`, as the database writes it for a listing (`_keys_text`): the key a text
-    is kept by. Ids are uuids, so neither `:` nor `,` occurs in them."""
+    """`id:version`, as the database writes it for a listing (`_VersionSql.row_key`): the
+    key a text is kept by. Ids are uuids, so neither `:` nor `,` occurs in them."""
     return f"{row_id}:{version}"
 
 
@@ -136,40 +136,27 @@ class RenderedRows:
                 self._bytes -= len(rows.texts.pop(rows.keys.pop(row_id))) + ENTRY_OVERHEAD
 
 
-# Per table: always true (versions start at 0 and only grow), it leads SQLite, which keeps
-# no statistics, to the index of ids and versions instead of reading each row. Built once:
-# building a condition costs more than looking it up.
-_ANY_VERSION: dict[str, ColumnElement[bool]] = {}
+class _VersionSql(NamedTuple):
+    """The parts of a listing's statements that depend only on the table and the dialect,
+    built once: building an expression costs more than the rest of the statement."""
+
+    # Always true (versions start at 0 and only grow): it leads SQLite, which keeps no
+    # statistics, to the index of ids and versions instead of reading each row.
+    any_version: ColumnElement[bool]
+    # row_key in SQL, and the rows' keys joined by commas.
+    row_key: ColumnElement[Any]
+    joined_keys: ColumnElement[Any]
 
 
-def _any_version(version: Column[Any]) -> ColumnElement[bool]:
-    found = _ANY_VERSION.get(version.table.name)
-    if found is None:
-        found = _ANY_VERSION[version.table.name] = version >= 0
-    return found
+_VERSION_SQL: dict[tuple[str, str], _VersionSql] = {}
 
 
-_ROW_KEY_SQL: dict[str, ColumnElement[Any]] = {}
-
-
-def _row_key_sql(row_id: Column[Any], version: Column[Any]) -> ColumnElement[Any]:
-    """row_key in SQL, built once per table."""
-    found = _ROW_KEY_SQL.get(row_id.table.name)
+def _version_sql(row_id: Column[Any], version: Column[Any], dialect: str) -> _VersionSql:
+    index = (row_id.table.name, dialect)
+    found = _VERSION_SQL.get(index)
     if found is None:
         key = json_sql.concat(row_id, json_sql.sql_text(":"), cast(version, Text))
-        found = _ROW_KEY_SQL[row_id.table.name] = key
-    return found
-
-
-_JOINED_KEYS_SQL: dict[tuple[str, str], ColumnElement[Any]] = {}
-
-
-def _joined_keys_sql(row_id: Column[Any], version: Column[Any], dialect: str) -> ColumnElement[Any]:
-    """The rows' row_keys joined by commas, built once per table and dialect."""
-    index = (row_id.table.name, dialect)
-    found = _JOINED_KEYS_SQL.get(index)
-    if found is None:
-        found = _JOINED_KEYS_SQL[index] = json_sql.joined(_row_key_sql(row_id, version), dialect)
+        found = _VERSION_SQL[index] = _VersionSql(version >= 0, key, json_sql.joined(key, dialect))
     return found
 
 
@@ -193,12 +180,16 @@ async def listing(
     table = spec.storage
     row_id: Column[Any] = table.c[spec.primary_key[0]]
     version: Column[Any] = table.c[VERSION_COLUMN]
-    joined, keys = await _listed_keys(conn, row_id, version, where, order, limit)
-    if joined is not None:
+    parts = _version_sql(row_id, version, conn.dialect.name)
+    joined: str | None = None
+    if order is None:
+        joined = await _joined_keys(conn, parts, where, limit)
         body = store.listing(spec.name, fields, joined)
         if body is not None:
             return JsonText(body)
         keys = joined.split(",") if joined else []
+    else:
+        keys = await _ordered_keys(conn, row_id, version, parts, where, order, limit)
     kept = store.rows(spec.name, fields)
     texts = list(map(kept.texts.get, keys))
     missing = [place for place, text in enumerate(texts) if text is None]
@@ -237,29 +228,31 @@ async def listing(
     return JsonText(body)
 
 
-async def _listed_keys(
+async def _joined_keys(
+    conn: AsyncConnection, parts: _VersionSql, where: list[Any], limit: int | None
+) -> str:
+    """The row_keys of the listing's rows (no order asked), joined by the database into one
+    text: one value to fetch instead of a row for each."""
+    if limit is None:
+        keys = select(parts.joined_keys).where(*where, parts.any_version)
+    else:
+        inner = select(parts.row_key.label("key")).where(*where, parts.any_version).limit(limit)
+        keys = select(json_sql.joined(inner.subquery().c.key, conn.dialect.name))
+    return await read_text(conn, keys) or ""
+
+
+async def _ordered_keys(
     conn: AsyncConnection,
     row_id: Column[Any],
     version: Column[Any],
+    parts: _VersionSql,
     where: list[Any],
     order: Any,
     limit: int | None,
-) -> tuple[str | None, list[str]]:
-    """The row_key of each row of the listing, in its order. Without an order, the database
-    joins them into one text (one value to fetch instead of a row for each), given instead
-    of the list; with one, the rows come one by one, as neither backend promises an
-    aggregate its input's order, and the text is None."""
-    if order is not None:
-        ids = select(row_id, version).where(*where, _any_version(version)).order_by(order)
-        if limit is not None:
-            ids = ids.limit(limit)
-        return None, [row_key(key, at) for key, at in await read_plain_rows(conn, ids)]
-    key = _row_key_sql(row_id, version)
-    if limit is None:
-        keys = select(_joined_keys_sql(row_id, version, conn.dialect.name))
-        text = await read_text(conn, keys.where(*where, _any_version(version)))
-    else:
-        inner = select(key.label("key")).where(*where, _any_version(version)).limit(limit)
-        pairs = inner.subquery()
-        text = await read_text(conn, select(json_sql.joined(pairs.c.key, conn.dialect.name)))
-    return text or "", []
+) -> list[str]:
+    """The row_keys of the listing's rows in `order`, read row by row: neither backend
+    promises an aggregate its input's order."""
+    ids = select(row_id, version).where(*where, parts.any_version).order_by(order)
+    if limit is not None:
+        ids = ids.limit(limit)
+    return [row_key(key, at) for key, at in await read_plain_rows(conn, ids)]
