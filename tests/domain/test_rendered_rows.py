@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import typing
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import delete, insert, select, text, update
 
+from calchub.access import membership_of
 from calchub.api.responses import json_bytes
 from calchub.config import Settings
 from calchub.db.driver_reads import read_plain_rows
@@ -26,6 +28,8 @@ from calchub.json_text import JsonText
 from calchub.projects.store import insert_project
 from calchub.userquery import rendered_rows
 from calchub.userquery.engine import run_query
+from calchub.userquery.json_rows import row_json
+from calchub.userquery.registry import TABLES
 from calchub.userquery.rendered_rows import RenderedRows
 from tests.domain.conftest import MakePerson, MakeProject, Person
 from tests.scratch import scratch_folder
@@ -346,6 +350,77 @@ async def test_a_few_changed_rows_are_written_again_by_id(hub: Hub, person: Pers
     listed = _by_id(await _listing(hub, person))
     assert listed[made[0]]["title"] == "one"
     assert all(listed[project_id]["title"] == "kept text" for project_id in made[1:])
+
+
+async def test_a_membership_listing_keeps_its_statements_but_reads_the_rows_each_time(
+    hub: Hub, person: Person, make_person: MakePerson, make_project: MakeProject
+) -> None:
+    """The statements of a listing of the caller's projects are kept by caller, fields and
+    options (RenderedRows.plan); which rows it gives is still read at every listing."""
+    mine = await make_project(person, "mine")
+    stranger = await make_person()
+    theirs = await make_project(stranger, "theirs")
+    orders = [None, [{"order_by": "title"}], [{"order_by": "-last_edited"}, {"limit": 1}]]
+    for _ in range(2):  # the first builds the plans, the second uses them
+        for options in orders:
+            for who, own, other in ((person, mine, theirs), (stranger, theirs, mine)):
+                listed = await _listing(hub, who, options=options)
+                assert listed == await _general(hub, who, options=options)
+                assert other not in _by_id(listed)
+                if options is None:
+                    assert own in _by_id(listed)
+    # A kept plan holds no rows: the stranger joins and leaves the project, and each of
+    # their next listings shows it.
+    await _add_member(hub, mine, stranger)
+    assert set(_by_id(await _listing(hub, stranger))) == {mine, theirs}
+    await _sql(
+        hub,
+        delete(project_users).where(
+            (project_users.c.project_id == mine)
+            & (project_users.c.account_id == stranger.actor.account_id)
+        ),
+    )
+    assert set(_by_id(await _listing(hub, stranger))) == {theirs}
+
+
+@pytest.mark.parametrize("limit", [None, 4])
+async def test_the_joined_ids_and_versions_pair_each_row_with_its_version(
+    hub: Hub, person: Person, limit: int | None
+) -> None:
+    """Without an order the ids and the versions come as two joined texts (within a limit,
+    from a subquery): the n-th version must be the n-th row's."""
+    made = await _bulk_projects(hub, person, 6)
+    for n, project_id in enumerate(made):
+        for _ in range(n):  # a different version for each
+            await _rename(hub, project_id, f"renamed {n}")
+    spec = TABLES["projects_all"]
+    dialect = hub.engine.dialect
+    row = row_json(spec, FIELDS, dialect)
+    assert row is not None
+    where = membership_of(projects.c.project_id, person.actor.account_id)
+    plan = rendered_rows.plan_listing(spec, tuple(FIELDS), row, where, None, limit, dialect.name)
+    async with hub.engine.connect() as conn:
+        ids, versions = (await read_plain_rows(conn, plan.keys))[0]
+    pairs = list(zip(ids.split(","), versions.split(","), strict=True))
+    assert len(pairs) == (limit or len(made))
+    assert len(set(ids.split(","))) == len(pairs)
+    for project_id, version in pairs:
+        assert int(version) == await _version(hub, project_id)
+    listed = await _listing(hub, person, options=None if limit is None else [{"limit": limit}])
+    everything = _by_id(await _general(hub, person))
+    assert all(row == everything[row["project_id"]] for row in listed)
+
+
+def test_kept_plans_stay_within_their_bound() -> None:
+    store = RenderedRows()
+    plans = [typing.cast(rendered_rows.ListingPlan, object()) for _ in range(3)]
+    store.keep_plan("first", plans[0])
+    for n in range(rendered_rows.MAX_PLANS):
+        store.keep_plan(n, plans[1])
+    assert store.plan("first") is None
+    assert store.plan(rendered_rows.MAX_PLANS - 1) is plans[1]
+    store.keep_plan("last", plans[2])
+    assert store.plan("last") is plans[2] and store.plan(0) is None
 
 
 def test_the_kept_texts_stay_within_their_bound() -> None:

@@ -192,6 +192,10 @@ async def run_get(
         raise admin_only()
     if spec.instead_of_get is not None:
         return await spec.instead_of_get(GetContext(conn, caller, spec, query, entries))
+    if json_text and query.multi and _lists_memberships(spec, q):
+        listed = await _membership_listing(conn, caller, spec, q, entries)
+        if listed is not None:
+            return listed
     where = await _scope(conn, caller, spec, q)
     wanted = {name: value for name, value in q.items() if name not in spec.remove_from_query}
     sql_filters, python_filters = _filters(spec, wanted)
@@ -203,11 +207,10 @@ async def run_get(
     if json_text and query.multi and not python_filters:
         row = row_json(spec, list(wanted), conn.dialect)
         if row is not None and rendered_rows.reusable(spec):
-            store = caller.hub.rendered_rows
-            written_rows = await rendered_rows.listing(
-                conn, store, spec, tuple(wanted), row, [*where, *sql_filters], order, limit
+            plan = rendered_rows.plan_listing(
+                spec, tuple(wanted), row, [*where, *sql_filters], order, limit, conn.dialect.name
             )
-            return {spec.name: written_rows}
+            return {spec.name: await rendered_rows.listing(conn, caller.hub.rendered_rows, plan)}
         if row is not None:
             written = select(row.label("row")).select_from(spec.storage)
             written = written.where(*where, *sql_filters)
@@ -226,6 +229,48 @@ async def run_get(
     if limit is not None:
         rows = rows[:limit]
     return finish(spec, rows, query.multi)
+
+
+def _lists_memberships(spec: TableSpec, q: dict[str, Any]) -> bool:
+    """Whether the get lists the caller's projects' rows with no condition but membership:
+    its statements then follow from the caller, the fields and the options alone."""
+    return (
+        spec.scope is Scope.MEMBER_PROJECTS
+        and spec.recent is None
+        and spec.where is None
+        and spec.query_where is None
+        and all(value is None for value in q.values())
+        and rendered_rows.reusable(spec)
+    )
+
+
+async def _membership_listing(
+    conn: AsyncConnection,
+    caller: Caller,
+    spec: TableSpec,
+    q: dict[str, Any],
+    entries: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The answer of a get `_lists_memberships` holds, with its statements kept by the
+    caller, fields and options: building them costs as much as reading the rows' versions.
+    None when a field needs the general path."""
+    opts = get_options(with_defaults(entries, spec.default_options))
+    if opts.only_changes:
+        return {}
+    fields = tuple(name for name in q if name not in spec.remove_from_query)
+    dialect = conn.dialect
+    key = (spec.name, caller.account_id, fields, opts, dialect.name)
+    store = caller.hub.rendered_rows
+    plan = store.plan(key)
+    if plan is None:
+        row = row_json(spec, list(fields), dialect)
+        if row is None:
+            return None
+        where = membership_of(spec.storage.c.project_id, caller.account_id, spec.read_groups)
+        order = _order(spec, opts)
+        plan = rendered_rows.plan_listing(spec, fields, row, where, order, opts.limit, dialect.name)
+        store.keep_plan(key, plan)
+    return {spec.name: await rendered_rows.listing(conn, store, plan)}
 
 
 async def _json_rows(conn: AsyncConnection, rows: Any, order: Any, limit: int | None) -> JsonText:

@@ -10,8 +10,8 @@ the next listing; nothing is kept but the texts and their versions. A row is the
 every caller (json_rows.row_json takes the fields, not the caller): who may see which rows
 is decided by the listing's own conditions, which both statements apply.
 
-Without an order, the database gives the ids and versions as one text; a listing whose
-text is the same as an earlier one's (the same rows, at the same versions, in the same
+Without an order, the database gives the ids and the versions as two texts; a listing
+whose texts are the same as an earlier one's (the same rows, at the same versions, in the same
 order) is the same JSON, kept whole and sent again as it is.
 
 Gets run on a connection of their own that writes nothing (userquery/engine.py), so every
@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Text, cast, select
+from sqlalchemy import Column, Select, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from calchub.db import json_sql
-from calchub.db.driver_reads import read_plain_rows, read_text
+from calchub.db.driver_reads import read_plain_rows
 from calchub.db.json_ops import one_of_json
 from calchub.json_text import JsonText
 from calchub.userquery.json_rows import json_array
@@ -46,15 +47,16 @@ MAX_BYTES = 64 * 2**20
 ENTRY_OVERHEAD = 200
 # Field lists kept apart; a caller trying every order of every field only empties them.
 MAX_FIELD_LISTS = 64
+# Plans of listings kept (ListingPlan): each is a few statements, some kilobytes.
+MAX_PLANS = 512
 # Whole listings kept as sent, by the ids and versions of their rows: at most this many
 # bytes (their texts and keys), the oldest going first. A listing of 1,000 projects and
 # four fields takes about 0.23 MB.
 MAX_LISTING_BYTES = 16 * 2**20
 
 
-def row_key(row_id: str, version: int) -> str:
-    """`id:version`, as the database writes it for a listing (`_VersionSql.row_key`): the
-    key a text is kept by. Ids are uuids, so neither `:` nor `,` occurs in them."""
+def row_key(row_id: str, version: int | str) -> str:
+    """`id:version`: the key a text is kept by."""
     return f"{row_id}:{version}"
 
 
@@ -79,6 +81,7 @@ class RenderedRows:
         self._max_listing_bytes = max_listing_bytes
         self._listing_bytes = 0
         self._listings: dict[tuple[str, tuple[str, ...], str], bytes] = {}
+        self._plans: dict[Hashable, ListingPlan] = {}
 
     @property
     def size(self) -> int:
@@ -106,7 +109,7 @@ class RenderedRows:
 
     def listing(self, table: str, fields: tuple[str, ...], keys: str) -> bytes | None:
         """A whole listing kept by `keep_listing`: the JSON array of exactly the rows
-        whose row_keys, joined by commas in the listing's order, are `keys`."""
+        whose ids and versions are `keys` (`_listing_key`)."""
         return self._listings.get((table, fields, keys))
 
     def keep_listing(self, table: str, fields: tuple[str, ...], keys: str, body: bytes) -> None:
@@ -122,7 +125,17 @@ class RenderedRows:
         self._listings[(table, fields, keys)] = body
         self._listing_bytes += size
 
+    def plan(self, key: Hashable) -> ListingPlan | None:
+        """A plan kept by `keep_plan`: `key` must name everything the plan was built from."""
+        return self._plans.get(key)
+
+    def keep_plan(self, key: Hashable, plan: ListingPlan) -> None:
+        if len(self._plans) >= MAX_PLANS:
+            del self._plans[next(iter(self._plans))]
+        self._plans[key] = plan
+
     def clear(self) -> None:
+        self._plans.clear()
         self._lists.clear()
         self._bytes = 0
         self._listings.clear()
@@ -143,9 +156,12 @@ class _VersionSql(NamedTuple):
     # Always true (versions start at 0 and only grow): it leads SQLite, which keeps no
     # statistics, to the index of ids and versions instead of reading each row.
     any_version: ColumnElement[bool]
-    # row_key in SQL, and the rows' keys joined by commas.
-    row_key: ColumnElement[Any]
-    joined_keys: ColumnElement[Any]
+    # The rows' ids, and their versions, each joined by commas. Two aggregates of one
+    # select take the same rows in the same order (both backends feed every aggregate of a
+    # group in one pass); joining them apart spares the database a text per row, about a
+    # third of the statement.
+    joined_ids: ColumnElement[Any]
+    joined_versions: ColumnElement[Any]
 
 
 _VERSION_SQL: dict[tuple[str, str], _VersionSql] = {}
@@ -155,8 +171,11 @@ def _version_sql(row_id: Column[Any], version: Column[Any], dialect: str) -> _Ve
     index = (row_id.table.name, dialect)
     found = _VERSION_SQL.get(index)
     if found is None:
-        key = json_sql.concat(row_id, json_sql.sql_text(":"), cast(version, Text))
-        found = _VERSION_SQL[index] = _VersionSql(version >= 0, key, json_sql.joined(key, dialect))
+        found = _VERSION_SQL[index] = _VersionSql(
+            version >= 0,
+            json_sql.joined(row_id, dialect),
+            json_sql.joined(cast(version, Text), dialect),
+        )
     return found
 
 
@@ -165,58 +184,109 @@ def reusable(spec: TableSpec) -> bool:
     return VERSION_COLUMN in spec.storage.c and len(spec.primary_key) == 1
 
 
-async def listing(
-    conn: AsyncConnection,
-    store: RenderedRows,
+class ListingPlan(NamedTuple):
+    """A listing's statements: what the rows are (conditions, order, limit) and how each is
+    written (`row`), without anything the database holds. Built by `plan_listing`; one plan
+    serves every listing of the same inputs."""
+
+    table: str
+    fields: tuple[str, ...]
+    dialect: str
+    row_id: Column[Any]
+    # Without an order: the ids and the versions, each joined into one text. With one: the
+    # ids and versions row by row.
+    keys: Select[Any]
+    ordered: bool
+    # The rows written with their ids and versions; `whole` in order and within the limit.
+    written: Select[Any]
+    whole: Select[Any]
+
+
+def plan_listing(
     spec: TableSpec,
     fields: tuple[str, ...],
     row: ColumnElement[Any],
     where: list[Any],
-    order: Any,
+    order: ColumnElement[Any] | None,
     limit: int | None,
-) -> JsonText:
-    """The JSON array of the rows `where` selects, in `order` (when given), each written as
-    `row` (json_rows.row_json of `fields`)."""
+    dialect: str,
+) -> ListingPlan:
+    """The plan of a listing of the rows `where` selects, in `order` (when given), each
+    written as `row` (json_rows.row_json of `fields`)."""
     table = spec.storage
     row_id: Column[Any] = table.c[spec.primary_key[0]]
     version: Column[Any] = table.c[VERSION_COLUMN]
-    parts = _version_sql(row_id, version, conn.dialect.name)
-    joined: str | None = None
+    parts = _version_sql(row_id, version, dialect)
+    keys: Select[Any]
     if order is None:
-        joined = await _joined_keys(conn, parts, where, limit)
-        body = store.listing(spec.name, fields, joined)
+        keys = _joined_keys(row_id, version, parts, where, limit, dialect)
+    else:
+        # Row by row: neither backend promises an aggregate its input's order.
+        in_order: Select[Any] = (
+            select(row_id, version).where(*where, parts.any_version).order_by(order)
+        )
+        keys = in_order if limit is None else in_order.limit(limit)
+    written = select(row_id, version, row.label("row")).where(*where)
+    whole = written if order is None else written.order_by(order)
+    if limit is not None:
+        whole = whole.limit(limit)
+    return ListingPlan(spec.name, fields, dialect, row_id, keys, order is not None, written, whole)
+
+
+def _joined_keys(
+    row_id: Column[Any],
+    version: Column[Any],
+    parts: _VersionSql,
+    where: list[Any],
+    limit: int | None,
+    dialect: str,
+) -> Select[Any]:
+    """The ids of the listing's rows (no order asked) and their versions, each joined by
+    the database into one text: two values to fetch instead of a row for each."""
+    if limit is None:
+        return select(parts.joined_ids, parts.joined_versions).where(*where, parts.any_version)
+    inner = select(row_id, version).where(*where, parts.any_version).limit(limit).subquery()
+    return select(
+        json_sql.joined(inner.c[row_id.name], dialect),
+        json_sql.joined(cast(inner.c[version.name], Text), dialect),
+    )
+
+
+async def listing(conn: AsyncConnection, store: RenderedRows, plan: ListingPlan) -> JsonText:
+    """The JSON array of the plan's rows as they are now."""
+    table, fields = plan.table, plan.fields
+    joined: str | None = None
+    if plan.ordered:
+        keys = [row_key(key, at) for key, at in await read_plain_rows(conn, plan.keys)]
+    else:
+        ids, versions = (await read_plain_rows(conn, plan.keys))[0]
+        joined = _listing_key(ids or "", versions or "")
+        body = store.listing(table, fields, joined)
         if body is not None:
             return JsonText(body)
-        keys = joined.split(",") if joined else []
-    else:
-        keys = await _ordered_keys(conn, row_id, version, parts, where, order, limit)
-    kept = store.rows(spec.name, fields)
+        keys = list(map(row_key, ids.split(","), versions.split(","))) if ids else []
+    kept = store.rows(table, fields)
     texts = list(map(kept.texts.get, keys))
     missing = [place for place, text in enumerate(texts) if text is None]
     if not missing:
         body = json_array(typing.cast(list[str], texts))
         if joined is not None:
-            store.keep_listing(spec.name, fields, joined, body)
+            store.keep_listing(table, fields, joined, body)
         return JsonText(body)
-    written = select(row_id, version, row.label("row")).where(*where)
     if len(missing) > FEW_MISSING:
         # Mostly new rows: the whole listing written again, as it is now, in one statement.
-        if order is not None:
-            written = written.order_by(order)
-        if limit is not None:
-            written = written.limit(limit)
-        rows = await read_plain_rows(conn, written)
+        rows = await read_plain_rows(conn, plan.whole)
         for key, at, text in rows:
             store.keep(kept, key, at, text)
         return JsonText(json_array([text for _, _, text in rows]))
-    ids = [keys[place].rpartition(":")[0] for place in missing]
-    written = written.where(one_of_json(row_id, json.dumps(ids), conn.dialect.name))
+    ids_missing = [keys[place].rpartition(":")[0] for place in missing]
+    written = plan.written.where(one_of_json(plan.row_id, json.dumps(ids_missing), plan.dialect))
     fresh = {key: (at, text) for key, at, text in await read_plain_rows(conn, written)}
     for key, (at, text) in fresh.items():
         store.keep(kept, key, at, text)
     # Whether the answer holds exactly the rows of `keys`: none gone, none newer than read.
     exact = True
-    for place, key in zip(missing, ids, strict=True):
+    for place, key in zip(missing, ids_missing, strict=True):
         # A row gone since the ids were read (deleted, or no longer the caller's) is left
         # out; one changed since is given as it is now.
         now = fresh.get(key)
@@ -224,35 +294,11 @@ async def listing(
         exact = exact and now is not None and row_key(key, now[0]) == keys[place]
     body = json_array([text for text in texts if text is not None])
     if joined is not None and exact:
-        store.keep_listing(spec.name, fields, joined, body)
+        store.keep_listing(table, fields, joined, body)
     return JsonText(body)
 
 
-async def _joined_keys(
-    conn: AsyncConnection, parts: _VersionSql, where: list[Any], limit: int | None
-) -> str:
-    """The row_keys of the listing's rows (no order asked), joined by the database into one
-    text: one value to fetch instead of a row for each."""
-    if limit is None:
-        keys = select(parts.joined_keys).where(*where, parts.any_version)
-    else:
-        inner = select(parts.row_key.label("key")).where(*where, parts.any_version).limit(limit)
-        keys = select(json_sql.joined(inner.subquery().c.key, conn.dialect.name))
-    return await read_text(conn, keys) or ""
-
-
-async def _ordered_keys(
-    conn: AsyncConnection,
-    row_id: Column[Any],
-    version: Column[Any],
-    parts: _VersionSql,
-    where: list[Any],
-    order: Any,
-    limit: int | None,
-) -> list[str]:
-    """The row_keys of the listing's rows in `order`, read row by row: neither backend
-    promises an aggregate its input's order."""
-    ids = select(row_id, version).where(*where, parts.any_version).order_by(order)
-    if limit is not None:
-        ids = ids.limit(limit)
-    return [row_key(key, at) for key, at in await read_plain_rows(conn, ids)]
+def _listing_key(ids: str, versions: str) -> str:
+    """The ids and versions of a listing's rows, each joined by commas in its order, as one
+    key. Ids are uuids: none holds a comma or a slash."""
+    return f"{ids}/{versions}"
