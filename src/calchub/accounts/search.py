@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, LargeBinary, and_, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from calchub.accounts.store import is_valid_email
@@ -116,9 +116,28 @@ def _prefix_range(term: str, column: Any, dialect: str) -> ColumnElement[bool]:
     return lowered >= term if after is None else and_(lowered >= term, lowered < after)
 
 
-def _term_match(term: str, columns: list[Any], *, substring: bool) -> ColumnElement[bool]:
+def _term_match(
+    term: str, columns: list[Any], dialect: str, *, substring: bool
+) -> ColumnElement[bool]:
     pattern = ("%" if substring else "") + _like_escape(term) + "%"
-    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
+    return or_(*(_lower_like(column, pattern, dialect, term.isascii()) for column in columns))
+
+
+def _lower_like(
+    column: Any, pattern: str, dialect: str, ascii_pattern: bool
+) -> ColumnElement[bool]:
+    """lower(column) LIKE pattern. On SQLite, lower() is a Python function (db/engine.py:
+    SQLite's own folds ASCII only), called for each row a search reads: most of the cost of
+    a search that reads thousands. SQLite's LIKE folds ASCII itself, so for a pattern of
+    ASCII it gives the same answer for any name that is ASCII too (Python lowers ASCII as
+    SQLite does, and only a name with other characters can lower into an ASCII match, as
+    the Kelvin sign does into `k`); lower() is left for names with other characters, those
+    whose length in characters and in bytes differ."""
+    lowered = func.lower(column).like(pattern, escape="\\")
+    if dialect != "sqlite" or not ascii_pattern:
+        return lowered
+    not_ascii = func.length(column) != func.length(cast(column, LargeBinary))
+    return or_(column.like(pattern, escape="\\"), and_(not_ascii, lowered))
 
 
 def _term_range(term: str, columns: list[Any], dialect: str) -> ColumnElement[bool]:
@@ -167,7 +186,8 @@ async def _prefix_clauses(
         return [and_(*(_term_range(term, columns, dialect) for term in item)) for item in items]
     # SQLite keeps no statistics: calchub counts, and gives each item one range at most.
     likes = [
-        and_(*(_term_match(term, columns, substring=False) for term in item)) for item in items
+        and_(*(_term_match(term, columns, dialect, substring=False) for term in item))
+        for item in items
     ]
     rarest = await _rarest_terms(conn, items, columns)
     if rarest is None:
@@ -300,9 +320,11 @@ async def _name_search(
     if not items or limit <= 0:
         return
     items = [terms for terms in items if terms]
+    dialect = conn.dialect.name
     if substring:
         item_clauses = [
-            and_(*(_term_match(term, columns, substring=True) for term in terms)) for terms in items
+            and_(*(_term_match(term, columns, dialect, substring=True) for term in terms))
+            for terms in items
         ]
     else:
         item_clauses = await _prefix_clauses(conn, items, columns)

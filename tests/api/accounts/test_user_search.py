@@ -477,6 +477,31 @@ def test_user_search_non_ascii_names(api: ApiClient, make_user: MakeUser) -> Non
         assert ids(search(api, caller.api_key, query)) == [target.account_id], query
 
 
+def test_user_search_ascii_queries_find_names_that_only_lower_into_them(
+    api: ApiClient, make_user: MakeUser, admin_key: str
+) -> None:
+    """On SQLite an ASCII query is compared by SQLite's own LIKE, which folds ASCII only,
+    and names with other characters are lowered by Python (accounts/search.py): a name
+    whose lowercase only Unicode knows (the Kelvin sign lowers to `k`) is found all the
+    same, as is one whose other characters come after the query."""
+    t = tag()
+    kelvin = make_user(first_name=f"\u212aelvin{t}", last_name="Sign")
+    later = make_user(first_name=f"Mar{t}\u00eda", last_name="Later")
+    upper = make_user(first_name=f"MAR{t}", last_name="Upper")
+    caller = make_user()
+    assert ids(search(api, caller.api_key, f"kelvin{t}")) == [kelvin.account_id]
+    assert ids(search(api, caller.api_key, f"KELVIN{t}")) == [kelvin.account_id]
+    assert sorted(ids(search(api, caller.api_key, f"mar{t}"))) == sorted(
+        [later.account_id, upper.account_id]
+    )
+    assert ids(search(api, caller.api_key, f"mar{t}\u00ed")) == [later.account_id]
+    assert ids(search(api, admin_key, f"elvin{t}", admin=True)) == [kelvin.account_id]
+    assert ids(search(api, admin_key, f"kelvin{t}", admin=True)) == [kelvin.account_id]
+    assert sorted(ids(search(api, admin_key, f"ar{t}", admin=True))) == sorted(
+        [later.account_id, upper.account_id]
+    )
+
+
 def test_user_search_nul_characters(api: ApiClient, user: User, admin_key: str) -> None:
     for query in ["\x00", f"{user.first_name}\x00", f"a\x00b@example.com, {user.first_name}"]:
         for key, admin in [(user.api_key, False), (admin_key, True)]:
