@@ -179,6 +179,11 @@ async def _prefix_clauses(
     """One condition per item: all its terms match as name prefixes, written so that the
     database can use the name indexes where they help."""
     dialect = conn.dialect.name
+    # A term that another term of its item starts with is matched wherever that one is:
+    # "danto dan" asks no more than "danto", and is searched as the single term it is.
+    items = [
+        [t for t in item if not any(o != t and o.startswith(t) for o in item)] for item in items
+    ]
     if dialect == "postgresql":
         # Ranges in place of the LIKEs they equal: PostgreSQL estimates each range from its
         # statistics and picks ranges, their intersection or the recency index; a LIKE
@@ -192,10 +197,32 @@ async def _prefix_clauses(
     rarest = await _rarest_terms(conn, items, columns)
     if rarest is None:
         return likes
-    return [
-        and_(_term_range(term, columns, dialect), like)
-        for term, like in zip(rarest, likes, strict=True)
-    ]
+    return [_ranged_item(item, term, columns) for item, term in zip(items, rarest, strict=True)]
+
+
+def _ranged_item(item: list[str], rarest: str, columns: list[Any]) -> ColumnElement[bool]:
+    """On SQLite, all of the item's terms as prefixes of the two names, through the range of
+    its rarest term in each name's index, which holds the other name (migration 0027).
+
+    When the rarest term starts one name, a term it starts with is matched already, and any
+    other term must start the other name: two prefixes of one name start each other. Only
+    a term that extends the rarest may start either (none does as chosen: it would be as
+    rare and longer). So each range's condition reads the index alone, and the table is
+    read only for the accounts that match: for a first name and the start of a last name,
+    a few hundred rows where a range of the first name alone read ten thousand."""
+    ranges = []
+    for ranged, other in (columns, columns[::-1]):
+        conditions = [_prefix_range(rarest, ranged, "sqlite")]
+        for term in item:
+            if rarest.startswith(term):
+                continue
+            pattern = _like_escape(term) + "%"
+            on_other = _lower_like(other, pattern, "sqlite", term.isascii())
+            if term.startswith(rarest):
+                on_other = or_(on_other, _lower_like(ranged, pattern, "sqlite", term.isascii()))
+            conditions.append(on_other)
+        ranges.append(and_(*conditions))
+    return or_(*ranges)
 
 
 _PUBLIC = [

@@ -88,10 +88,11 @@ accounts = Table(
     Index("ix_accounts_created_by_created", "created_by", "created"),
     Index("ix_accounts_last_active", "last_active"),
 )
-# user_search's name prefixes (accounts/search.py); on PostgreSQL the migration builds them
-# with COLLATE "C" so that prefix ranges compare bytes there as on SQLite.
-Index("ix_accounts_first_name_lower", func.lower(accounts.c.first_name))
-Index("ix_accounts_last_name_lower", func.lower(accounts.c.last_name))
+# user_search's name prefixes (accounts/search.py), each with the other name, which a search
+# for both names checks in the index; on PostgreSQL the migrations build them with COLLATE
+# "C" so that prefix ranges compare bytes there as on SQLite.
+Index("ix_accounts_name_first", func.lower(accounts.c.first_name), accounts.c.last_name)
+Index("ix_accounts_name_last", func.lower(accounts.c.last_name), accounts.c.first_name)
 # Newest first, never active last (NULLS LAST on PostgreSQL, SQLite's own order): the order
 # of user_search's results; with the columns it filters on and answers with, so that reading
 # along it never visits the table (migration 0022).
