@@ -14,6 +14,7 @@ import pytest_asyncio
 from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from calchub.accounts import search
 from calchub.accounts.search import _prefix_clauses, _ranged_item
 from calchub.db.engine import create_engine, migrate
 from calchub.db.tables import accounts
@@ -101,3 +102,15 @@ async def test_an_item_searched_as_a_whole_finds_the_same_accounts(
     async with engine.connect() as conn:
         (condition,) = await _prefix_clauses(conn, [item], COLUMNS)
     assert await found(engine, condition) == expected(item)
+
+
+@pytest.mark.parametrize("term", ["ada", "love", "kelvin", "élodie", "mar%_", "l", "zzz"])
+async def test_a_common_single_term_read_along_recency_finds_the_same_accounts(
+    engine: AsyncEngine, term: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A term that DENSE_PREFIX accounts or more start is matched by LIKE alone (the search
+    then reads along the recency index); here every term counts as that common."""
+    monkeypatch.setattr(search, "DENSE_PREFIX", 1)
+    async with engine.connect() as conn:
+        (condition,) = await _prefix_clauses(conn, [[term]], COLUMNS)
+    assert await found(engine, condition) == expected([term])

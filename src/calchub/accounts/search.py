@@ -190,13 +190,10 @@ async def _prefix_clauses(
         # beside its own range would count twice and make a common prefix look rare.
         return [and_(*(_term_range(term, columns, dialect) for term in item)) for item in items]
     # SQLite keeps no statistics: calchub counts, and gives each item one range at most.
-    likes = [
-        and_(*(_term_match(term, columns, dialect, substring=False) for term in item))
-        for item in items
-    ]
     rarest = await _rarest_terms(conn, items, columns)
     if rarest is None:
-        return likes
+        # Every item one common term: read along the recency index.
+        return [_term_match(term, columns, dialect, substring=False) for (term,) in items]
     return [_ranged_item(item, term, columns) for item, term in zip(items, rarest, strict=True)]
 
 
